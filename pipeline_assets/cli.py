@@ -1,0 +1,120 @@
+"""The `redset` command: everything that is not a Dagster job.
+
+    redset generate --rows N --seed S --out PATH
+    redset kafka start|stop|status|fetch
+    redset produce --source PATH|URL [--speed FACTOR|max]
+    redset demo
+
+Each subcommand imports its module lazily, so `redset kafka status` does not pay for pandas.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+
+from pipeline_assets import settings
+
+
+def _speed(value: str) -> float | None:
+    if value == "max":
+        return None
+    speed = float(value)
+    if speed <= 0:
+        raise argparse.ArgumentTypeError("speed must be > 0, or 'max'")
+    return speed
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from pipeline_assets.source import generator
+
+    table = generator.generate(
+        rows=args.rows, seed=args.seed, deployment=args.deployment, start=args.start, days=args.days
+    )
+    generator.write(table, args.out)
+    print(generator.summary(table, args.out))
+    return 0
+
+
+def cmd_kafka(args: argparse.Namespace) -> int:
+    from pipeline_assets.kafka import broker
+
+    action = {
+        "fetch": lambda: broker.fetch_jars(),
+        "start": lambda: broker.start(port=args.port),
+        "stop": lambda: broker.stop(),
+        "status": lambda: broker.status(),
+    }[args.action]
+    return action() or 0
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from pipeline_assets.kafka import producer
+
+    stats = producer.produce(
+        source=args.source,
+        topic=args.topic,
+        batch_size=args.batch_size,
+        speed=args.speed,
+        limit=args.limit,
+        partitions=args.partitions,
+        full_speed_hours=args.full_speed_hours,
+    )
+    return 0 if stats.errors == 0 else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline_assets import demo
+
+    return demo.run(source=args.source, rows=args.rows, speed=args.speed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="redset", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write seeded synthetic Redset rows to a parquet file")
+    gen.add_argument("--rows", type=int, default=1_000_000)
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--out", default=str(settings.data_dir() / "synthetic.parquet"))
+    gen.add_argument("--deployment", choices=["provisioned", "serverless", "both"], default="both")
+    gen.add_argument("--start", type=date.fromisoformat, default=date(2024, 3, 1))
+    gen.add_argument("--days", type=int, default=91)
+    gen.set_defaults(func=cmd_generate)
+
+    kafka = sub.add_parser("kafka", help="run the local single-node KRaft broker")
+    kafka.add_argument("action", choices=["start", "stop", "status", "fetch"])
+    kafka.add_argument("--port", type=int, default=None, help="listener port (default 9092 or REDSET_KAFKA_PORT)")
+    kafka.set_defaults(func=cmd_kafka)
+
+    prod = sub.add_parser("produce", help="replay a Redset file into Kafka in arrival order")
+    prod.add_argument("--source", required=True, help="parquet path or https URL of Redset or generated data")
+    prod.add_argument("--topic", default=settings.topic())
+    prod.add_argument("--batch-size", type=int, default=10_000)
+    prod.add_argument("--speed", type=_speed, default=None, help="time-scale factor, or 'max' (default)")
+    prod.add_argument("--limit", type=int, default=None)
+    prod.add_argument("--partitions", type=int, default=3)
+    prod.add_argument(
+        "--full-speed-hours", type=float, default=0.0, help="replay the first H hours of data without pacing"
+    )
+    prod.set_defaults(func=cmd_produce)
+
+    demo = sub.add_parser("demo", help="broker, Dagster, replay, dashboards and docs, all on 127.0.0.1")
+    demo.add_argument("--source", default=None, help="Redset parquet path or URL (default: generated rows)")
+    demo.add_argument("--rows", type=int, default=1_000_000)
+    demo.add_argument("--speed", type=_speed, default=6480.0)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""Client configuration from the environment.
+
+`KAFKA_BOOTSTRAP_SERVERS` names the brokers (default 127.0.0.1:9092). Every other `KAFKA_*`
+variable is handed to librdkafka with the prefix dropped, lower-cased and `_` turned into `.`:
+`KAFKA_SECURITY_PROTOCOL=SASL_SSL` becomes `security.protocol=SASL_SSL`, so the same code talks
+to a secured cluster.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+
+def client_config(env: Mapping[str, str] | None = None, **overrides: object) -> dict[str, object]:
+    env = os.environ if env is None else env
+    config: dict[str, object] = {"bootstrap.servers": env.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP}
+    for name, value in env.items():
+        if name.startswith("KAFKA_") and name != "KAFKA_BOOTSTRAP_SERVERS" and value != "":
+            config[name[len("KAFKA_"):].lower().replace("_", ".")] = value
+    config.update(overrides)
+    return config

@@ -1,0 +1,86 @@
+"""Paths, topic names and intervals, read from the environment with defaults, in one place.
+
+Every setting is read when it is used (functions, not module constants), so tests can point
+a run at a temporary folder with `monkeypatch.setenv`.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def _path(name: str, default: Path) -> Path:
+    return Path(_env(name, str(default))).expanduser().resolve()
+
+
+def data_dir() -> Path:
+    return _path("REDSET_DATA_DIR", PROJECT_ROOT / "data")
+
+
+def raw_dir() -> Path:
+    """Append-only raw zone: Parquet, Hive-partitioned by arrival_date."""
+    return _path("REDSET_RAW_DIR", data_dir() / "raw")
+
+
+def dead_letter_dir() -> Path:
+    return _path("REDSET_DEAD_LETTER_DIR", data_dir() / "dead_letters")
+
+
+def landing_dir() -> Path:
+    return _path("REDSET_LANDING_DIR", data_dir() / "landing")
+
+
+def warehouse_path() -> Path:
+    """dbt-duckdb's database file. One writing process at a time."""
+    return _path("REDSET_WAREHOUSE", data_dir() / "warehouse.duckdb")
+
+
+def serving_dir() -> Path:
+    """Read-only Parquet exports that the dashboards read (never the warehouse file)."""
+    return _path("REDSET_SERVING_DIR", data_dir() / "serving")
+
+
+def alert_log_path() -> Path:
+    return _path("REDSET_ALERT_LOG", data_dir() / "alerts.log")
+
+
+def kafka_home() -> Path:
+    """Where the local broker keeps its jars, storage and logs (ignored by git)."""
+    return _path("REDSET_KAFKA_HOME", PROJECT_ROOT / ".kafka")
+
+
+def topic() -> str:
+    return _env("REDSET_TOPIC", "redset.queries")
+
+
+def consumer_group() -> str:
+    return _env("REDSET_CONSUMER_GROUP", "redset-raw-dump")
+
+
+def raw_max_messages() -> int:
+    """Upper bound of messages one raw-dump run consumes."""
+    return int(_env("REDSET_RAW_MAX_MESSAGES", "5000000"))
+
+
+def sensor_interval_seconds() -> int:
+    return int(_env("REDSET_SENSOR_INTERVAL", "30"))
+
+
+def span_start() -> date:
+    """First day of the data's span (daily partitions start here)."""
+    return date.fromisoformat(_env("REDSET_SPAN_START", "2024-02-29"))
+
+
+def span_end() -> date:
+    """First day after the data's span."""
+    return date.fromisoformat(_env("REDSET_SPAN_END", "2024-06-01"))
