@@ -40,27 +40,38 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_kafka(args: argparse.Namespace) -> int:
     from pipeline_assets.kafka import broker
 
-    action = {
-        "fetch": lambda: broker.fetch_jars(),
-        "start": lambda: broker.start(port=args.port),
-        "stop": lambda: broker.stop(),
-        "status": lambda: broker.status(),
-    }[args.action]
-    return action() or 0
+    try:
+        if args.action == "fetch":
+            broker.fetch_jars()
+        elif args.action == "start":
+            broker.start(port=args.port)
+        elif args.action == "stop":
+            broker.stop()
+        else:
+            return 0 if broker.status() else 3  # 3: not running, as service managers say
+    except broker.BrokerError as exc:
+        print(f"redset kafka {args.action}: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
     from pipeline_assets.kafka import producer
+    from pipeline_assets.source.reader import SchemaError
 
-    stats = producer.produce(
-        source=args.source,
-        topic=args.topic,
-        batch_size=args.batch_size,
-        speed=args.speed,
-        limit=args.limit,
-        partitions=args.partitions,
-        full_speed_hours=args.full_speed_hours,
-    )
+    try:
+        stats = producer.produce(
+            source=args.source,
+            topic=args.topic,
+            batch_size=args.batch_size,
+            speed=args.speed,
+            limit=args.limit,
+            partitions=args.partitions,
+            full_speed_hours=args.full_speed_hours,
+        )
+    except (producer.ProduceError, SchemaError, FileNotFoundError) as exc:
+        print(f"redset produce: {exc}", file=sys.stderr)
+        return 1
     return 0 if stats.errors == 0 else 1
 
 

@@ -1,0 +1,78 @@
+"""Shared fixtures.
+
+Kafka: tests talk to a real Apache Kafka broker, started through the project's own
+pipeline_assets.kafka.broker on free ports with its own temporary storage and logs (the jar
+cache under settings.kafka_home()/jars is shared and fetched once). Several people run the
+suite at the same time, so nothing here uses the fixed port 9092.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from pipeline_assets.kafka import broker
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct TCP ports that are free on 127.0.0.1 right now."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def start_test_broker(home: os.PathLike[str] | str) -> broker.Broker:
+    """A broker in `home` on free ports; retried, since another process may grab a port first."""
+    error: Exception | None = None
+    for _ in range(3):
+        port, controller_port = free_ports(2)
+        try:
+            return broker.start(port=port, controller_port=controller_port, home=home, quiet=True)
+        except broker.BrokerError as exc:
+            error = exc
+    pytest.fail(f"could not start a test Kafka broker in {home}: {error}")
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap address ("127.0.0.1:<port>") of a real broker that lives for the test session.
+
+    KAFKA_BOOTSTRAP_SERVERS points at it while the session runs, so code that reads the client
+    config from the environment (client_config()) talks to it too.
+    """
+    home = tmp_path_factory.mktemp("kafka")
+    running = start_test_broker(home)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KAFKA_BOOTSTRAP_SERVERS", running.bootstrap)
+        try:
+            yield running.bootstrap
+        finally:
+            broker.stop(home, quiet=True)
+
+
+@pytest.fixture
+def kafka_topic(kafka_broker: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A new topic with 3 partitions, named after the test; deleted afterwards."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    name = "test." + re.sub(r"[^a-zA-Z0-9._-]", "_", request.node.name)[:150] + "." + uuid.uuid4().hex[:8]
+    admin = AdminClient({"bootstrap.servers": kafka_broker})
+    admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)])[name].result(timeout=30)
+    yield name
+    try:
+        admin.delete_topics([name])[name].result(timeout=30)
+    except KafkaException:
+        pass  # the broker and its storage go away at the end of the session anyway

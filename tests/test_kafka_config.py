@@ -1,0 +1,75 @@
+"""Client settings from KAFKA_* variables (pure: no broker)."""
+
+from __future__ import annotations
+
+import pytest
+from confluent_kafka import KafkaException, Producer
+
+from pipeline_assets.kafka.config import DEFAULT_BOOTSTRAP, client_config
+
+
+def test_default_bootstrap_is_the_local_broker() -> None:
+    assert client_config({}) == {"bootstrap.servers": DEFAULT_BOOTSTRAP}
+    assert DEFAULT_BOOTSTRAP == "127.0.0.1:9092"
+
+
+def test_kafka_variables_become_librdkafka_settings() -> None:
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": "broker-1:9093,broker-2:9093",
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "KAFKA_SASL_USERNAME": "alice",
+        "KAFKA_SASL_PASSWORD": "s3cr=t",
+        "KAFKA_SSL_CA_LOCATION": "/etc/ssl/ca.pem",
+        "PATH": "/usr/bin",  # not ours
+        "MY_KAFKA_THING": "x",  # not a KAFKA_ prefix
+    }
+    assert client_config(env) == {
+        "bootstrap.servers": "broker-1:9093,broker-2:9093",
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "alice",
+        "sasl.password": "s3cr=t",
+        "ssl.ca.location": "/etc/ssl/ca.pem",
+    }
+
+
+def test_empty_values_and_kafka_script_variables_are_skipped() -> None:
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": "",
+        "KAFKA_CLIENT_ID": "",
+        "KAFKA_HOME": "/opt/kafka",
+        "KAFKA_OPTS": "-Dx=y",
+        "KAFKA_HEAP_OPTS": "-Xmx1G",
+        "KAFKA_JMX_OPTS": "-Dcom.sun.management.jmxremote",
+    }
+    assert client_config(env) == {"bootstrap.servers": DEFAULT_BOOTSTRAP}
+
+
+def test_overrides_win_over_the_environment() -> None:
+    env = {"KAFKA_BOOTSTRAP_SERVERS": "a:1", "KAFKA_CLIENT_ID": "from-env"}
+    config = client_config(env, **{"bootstrap.servers": "b:2", "client.id": "explicit"})
+    assert config == {"bootstrap.servers": "b:2", "client.id": "explicit"}
+
+
+def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "10.0.0.7:9092")
+    monkeypatch.setenv("KAFKA_LINGER_MS", "5")
+    config = client_config()
+    assert config["bootstrap.servers"] == "10.0.0.7:9092"
+    assert config["linger.ms"] == "5"
+
+
+def test_librdkafka_accepts_the_translated_names() -> None:
+    """The names we make are real librdkafka properties (it rejects unknown ones)."""
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "KAFKA_SASL_MECHANISM": "PLAIN",
+        "KAFKA_SASL_USERNAME": "alice",
+        "KAFKA_SASL_PASSWORD": "secret",
+        "KAFKA_MESSAGE_TIMEOUT_MS": "1000",
+    }
+    Producer(client_config(env)).flush(0)  # builds the client; nothing is sent
+    with pytest.raises(KafkaException, match="No such configuration property"):
+        Producer(client_config({"KAFKA_NOT_A_SETTING": "1"}))
