@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install kafka-jars dbt-parse browser test demo docs clean kafka-start kafka-stop
+.PHONY: install kafka-jars dbt-parse browser test demo docs dagster-home clean kafka-start kafka-stop
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,22 @@ kafka-stop: install
 
 dbt-parse: install
 	cd dbt_project && ../$(BIN)/dbt parse --profiles-dir . --project-dir . --quiet
+
+# The dbt docs site: every model and column described, lineage sources -> staging -> marts.
+# Writes dbt_project/target/index.html and static_index.html (one self-contained file to share),
+# then serves them on http://127.0.0.1:8080 (DOCS_PORT=... to change). The catalog (column types)
+# comes from the warehouse, data/warehouse.duckdb unless REDSET_WAREHOUSE says otherwise.
+DOCS_PORT ?= 8080
+docs: dbt-parse
+	mkdir -p "$$(dirname "$${REDSET_WAREHOUSE:-$${REDSET_DATA_DIR:-data}/warehouse.duckdb}")"
+	cd dbt_project && ../$(BIN)/dbt docs generate --profiles-dir . --project-dir . --static --quiet
+	cd dbt_project && ../$(BIN)/dbt docs serve --profiles-dir . --project-dir . --host 127.0.0.1 --port $(DOCS_PORT) --no-browser
+
+# A Dagster instance for running `dagster dev` by hand (DAGSTER_HOME=$$PWD/.dagster_home), with the
+# `duckdb` concurrency pool limited to 1 (scripts/dagster.yaml). `make demo` makes its own.
+dagster-home:
+	mkdir -p .dagster_home
+	test -f .dagster_home/dagster.yaml || cp scripts/dagster.yaml .dagster_home/dagster.yaml
 
 # Headless Chromium for tests/test_browser.py, from Debian's packages (sudo unless root).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

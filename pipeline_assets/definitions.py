@@ -2,13 +2,41 @@
 
 import dagster as dg
 
+from pipeline_assets import dbt as dbt_stage
+from pipeline_assets.checks import raw_offsets_contiguous, raw_rows_match_offsets
+from pipeline_assets.raw.kafka_dump import dump_kafka_job, raw_queries
+from pipeline_assets.raw.landing import ingest_landing_file_job, landing_queries
+from pipeline_assets.resources import KafkaResource
+from pipeline_assets.schedules import daily_marts_schedule
+from pipeline_assets.sensors import (
+    alert_on_run_failure,
+    all_time_marts_automation,
+    build_marts_on_new_raw_batches,
+    kafka_lag_sensor,
+    landing_file_sensor,
+    serving_snapshot_automation,
+)
+from pipeline_assets.serving.snapshot import serving_job, serving_snapshot
+
 # Each stage registers its pieces below: source -> kafka -> raw -> dbt -> serving.
-assets: list = []
+assets: list = [dbt_stage.dbt_daily_models, dbt_stage.dbt_all_time_models, serving_snapshot]
 asset_checks: list = []
-sensors: list = []
-schedules: list = []
-jobs: list = []
-resources: dict = {}
+sensors: list = [
+    build_marts_on_new_raw_batches,
+    all_time_marts_automation,
+    alert_on_run_failure,
+    serving_snapshot_automation,
+]
+schedules: list = [daily_marts_schedule]
+jobs: list = [dbt_stage.daily_models_job, serving_job]
+resources: dict = {"dbt": dbt_stage.dbt_resource}
+
+# raw: the Kafka dump and the landing folder, the sensors that start them, their checks.
+assets += [raw_queries, landing_queries]
+asset_checks += [raw_offsets_contiguous, raw_rows_match_offsets]
+sensors += [kafka_lag_sensor, landing_file_sensor]
+jobs += [dump_kafka_job, ingest_landing_file_job]
+resources["kafka"] = KafkaResource()
 
 defs = dg.Definitions(
     assets=assets,

@@ -1,0 +1,337 @@
+"""Transform benchmark: the dbt build through Dagster against a plain DuckDB SQL reference.
+
+    python bench/transform.py                   # 10M generated rows in a temporary raw zone
+    python bench/transform.py --rows 2000000
+
+In one run, on the same raw zone (generated rows written as the raw dump writes them):
+  (a) reference    bench/reference_marts.sql: every mart in one DuckDB process, no dbt;
+  (b) dbt          the dbt assets through Dagster, as the sensors run them for a first load: the
+                   daily models for the whole span in one range run, then the all-time marts;
+  (c) incremental  1% more rows for one new day appended to the raw zone, then what the sensors
+                   run for it: the daily partition of that day, then the all-time marts.
+Targets: b/a <= 2.0, c/b <= 0.10, and (a) and (b) give the same leaderboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import string
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import _common  # noqa: F401  (puts the project on sys.path)
+from _common import Results, Stopwatch, data_env, environment, scratch_dir
+
+DEFAULT_ROWS = 10_000_000
+SEED = 42
+START = date(2024, 3, 1)
+DAYS = 91  # 2024-03-01 .. 2024-05-30; the appended day is 2024-05-31, still inside the span
+APPEND_SHARE = 0.01
+# Appended rows get query ids far above the generator's, so they are new queries, not duplicates.
+APPEND_QUERY_ID_OFFSET = 10**12
+WRITE_SLICE_ROWS = 1_000_000
+PARTITIONS = 3
+REFERENCE_SQL = Path(__file__).with_name("reference_marts.sql")
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+# Marts both (a) and (b) build; compared row for row (doubles as FLOAT, ~7 significant digits).
+MARTS = (
+    "clean_queries",
+    "quarantine_queries",
+    "query_metrics",
+    "compile_metrics",
+    "leaderboard",
+    "flattened_table_access",
+    "table_ingest_gaps",
+    "table_workload",
+    "stress_index",
+)
+
+
+# --- the raw zone ----------------------------------------------------------------------------------
+
+
+class RawZoneFiller:
+    """Writes generated rows into the raw zone exactly as the raw dump would: Kafka provenance,
+    offsets continuing per partition, files named <topic>-p<partition>-o<first>-<last>.parquet."""
+
+    def __init__(self, raw_dir: Path, topic: str) -> None:
+        self.raw_dir = raw_dir
+        self.topic = topic
+        self.next_offset = [0] * PARTITIONS
+
+    def write(self, table, batch_id: str) -> None:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from pipeline_assets import schema
+        from pipeline_assets.raw import zone
+
+        writer = zone.RawZoneWriter(self.raw_dir, lambda info: f"{info.group}-o{info.first_offset}-{info.last_offset}.parquet")
+        now = pa.scalar(time.time_ns() // 1000, pa.int64()).cast(schema.TIMESTAMP)
+        for start in range(0, table.num_rows, WRITE_SLICE_ROWS):
+            rows = table.slice(start, WRITE_SLICE_ROWS)
+            n = rows.num_rows
+            # Keys stay in one partition, like the producer's keyed messages (instance id decides).
+            partition = (rows.column("instance_id").to_numpy() % PARTITIONS).astype(np.int32)
+            offsets = np.empty(n, np.int64)
+            for p in range(PARTITIONS):
+                mine = np.flatnonzero(partition == p)
+                offsets[mine] = self.next_offset[p] + np.arange(mine.size)
+                self.next_offset[p] += mine.size
+            instance = pc.cast(rows.column("instance_id"), pa.string())
+            provenance = {
+                "kafka_topic": pa.array(np.full(n, self.topic, object), pa.string()),
+                "kafka_partition": pa.array(partition),
+                "kafka_offset": pa.array(offsets),
+                "kafka_timestamp": pa.array(np.full(n, now.value), schema.TIMESTAMP),
+                "kafka_key": pc.binary_join_element_wise(rows.column("deployment"), instance, ":"),
+                "batch_id": pa.array(np.full(n, batch_id, object), pa.string()),
+                "ingested_at": pa.array(np.full(n, now.value), schema.TIMESTAMP),
+            }
+            raw = zone.to_raw_table(rows, provenance)
+            for p in range(PARTITIONS):
+                writer.write(raw.filter(pa.array(partition == p)), f"{self.topic}-p{p}")
+        writer.publish()
+
+
+def generate(rows: int, seed: int, start: date, days: int, instances: int | None = None):
+    from pipeline_assets.source import generator
+
+    return generator.generate(rows, seed=seed, start=start, days=days, instances=instances)
+
+
+def appended_day(rows: int):
+    """1% more rows on the day after the data: the same instances, new query ids."""
+    import pyarrow.compute as pc
+
+    from pipeline_assets.source import generator
+
+    # Same seed and instance count: the generator draws the same instance ids first.
+    table = generate(max(1, int(rows * APPEND_SHARE)), SEED, START + timedelta(days=DAYS), 1,
+                     instances=generator.default_instances(rows))  # fmt: skip
+    shifted = pc.add(table.column("query_id"), APPEND_QUERY_ID_OFFSET)
+    cached_source = pc.add(table.column("cache_source_query_id"), APPEND_QUERY_ID_OFFSET)
+    table = table.set_column(table.schema.get_field_index("query_id"), "query_id", shifted)
+    return table.set_column(table.schema.get_field_index("cache_source_query_id"), "cache_source_query_id", cached_source)
+
+
+# --- (a) the reference -------------------------------------------------------------------------
+
+
+def reference_sql(raw_dir: Path) -> str:
+    from pipeline_assets import schema, settings
+
+    def sql_list(values: tuple[str, ...]) -> str:
+        return ", ".join(f"'{v}'" for v in values)
+
+    return string.Template(REFERENCE_SQL.read_text()).substitute(
+        raw_glob=f"{raw_dir}/arrival_date=*/[!._]*.parquet",
+        span_start=settings.span_start().isoformat(),
+        span_end=settings.span_end().isoformat(),
+        query_types=sql_list(schema.QUERY_TYPES),
+        ingest_query_types=sql_list(schema.INGEST_QUERY_TYPES),
+        abort_rate_min_queries=os.environ.get("REDSET_ABORT_RATE_MIN_QUERIES", "100"),
+        type_counts=",\n    ".join(f"count(*) FILTER (WHERE query_type = '{t}') AS n_{t}" for t in schema.QUERY_TYPES),
+    )
+
+
+def run_reference(raw_dir: Path, database: Path) -> dict[str, Any]:
+    import duckdb
+
+    database.unlink(missing_ok=True)
+    sql = reference_sql(raw_dir)
+    with Stopwatch() as watch:
+        with duckdb.connect(str(database)) as con:
+            con.execute(sql)
+            con.execute("CHECKPOINT")  # like dbt's: the tables are on disk when it returns
+    return watch.figures()
+
+
+# --- (b), (c) dbt through Dagster ----------------------------------------------------------------
+
+
+def run_dbt_assets(instance, assets, **kwargs) -> dict[str, Any]:
+    """dg.materialize the dbt assets; seconds and per-model / per-test execution durations."""
+    import dagster as dg
+
+    from pipeline_assets.dbt import dbt_resource
+
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # Dagster logs every test at DEBUG
+    with Stopwatch() as watch:
+        result = dg.materialize(assets, resources={"dbt": dbt_resource}, instance=instance, run_config=quiet, **kwargs)
+    if not result.success:
+        raise RuntimeError("dbt run through Dagster failed; see the log above")
+    models = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        models[materialization.asset_key.to_user_string()] = _duration(materialization.metadata)
+    tests = {
+        f"{e.asset_key.to_user_string()}:{e.check_name}": _duration(e.metadata) for e in result.get_asset_check_evaluations()
+    }
+    return {**watch.figures(), "models": models, "tests": tests,
+            "model_seconds": sum(models.values()), "test_seconds": sum(tests.values())}  # fmt: skip
+
+
+def _duration(metadata) -> float:
+    entry = metadata.get("Execution Duration")
+    return float(getattr(entry, "value", entry) or 0.0)
+
+
+def full_build(instance) -> dict[str, Any]:
+    """What a first load runs: every daily partition in one range run, then the all-time marts."""
+    from pipeline_assets import dbt as dbt_stage
+    from pipeline_assets import settings
+
+    first, last = settings.span_start(), settings.span_end() - timedelta(days=1)
+    daily = run_dbt_assets(instance, [dbt_stage.dbt_daily_models],
+                           tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()})  # fmt: skip
+    all_time = run_dbt_assets(instance, [dbt_stage.dbt_all_time_models])
+    return _combine(daily, all_time)
+
+
+def incremental_build(instance, day: date) -> dict[str, Any]:
+    """What the sensors run after a raw batch of one day: that partition, then the all-time marts."""
+    from pipeline_assets import dbt as dbt_stage
+
+    daily = run_dbt_assets(instance, [dbt_stage.dbt_daily_models], partition_key=day.isoformat())
+    all_time = run_dbt_assets(instance, [dbt_stage.dbt_all_time_models])
+    return _combine(daily, all_time)
+
+
+def _combine(daily: dict[str, Any], all_time: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "seconds": daily["seconds"] + all_time["seconds"],
+        "cpu_seconds": daily["cpu_seconds"] + all_time["cpu_seconds"],  # this process only, not dbt's
+        "daily": daily,
+        "all_time": all_time,
+    }
+
+
+# --- comparing (a) and (b) -----------------------------------------------------------------------
+
+
+def compare(reference: Path, warehouse: Path) -> dict[str, Any]:
+    """Leaderboards matched on (board, period, rank, entity) with values within 1e-9 relative;
+    every mart also compared row for row."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        con.execute(f"ATTACH '{reference}' AS ref (READ_ONLY)")
+        con.execute(f"ATTACH '{warehouse}' AS dbt (READ_ONLY)")
+        only_ref, only_dbt, value_diff = con.execute(
+            """
+            SELECT count(*) FILTER (WHERE d.board IS NULL), count(*) FILTER (WHERE r.board IS NULL),
+                   count(*) FILTER (WHERE r.board IS NOT NULL AND d.board IS NOT NULL AND (
+                       abs(r.value - d.value) > 1e-9 * greatest(abs(r.value), 1)
+                       OR r.deployment IS DISTINCT FROM d.deployment OR r.instance_id IS DISTINCT FROM d.instance_id
+                       OR r.user_id IS DISTINCT FROM d.user_id OR r.query_id IS DISTINCT FROM d.query_id))
+            FROM ref.main.leaderboard r
+            FULL OUTER JOIN dbt.main.leaderboard d USING (board, period, rank, entity)
+            """
+        ).fetchone()
+        leaderboard_rows = con.execute("SELECT count(*) FROM ref.main.leaderboard").fetchone()[0]
+        marts = {name: _compare_table(con, name) for name in MARTS}
+    return {
+        "leaderboard_rows": leaderboard_rows,
+        "leaderboard_only_in_reference": only_ref,
+        "leaderboard_only_in_dbt": only_dbt,
+        "leaderboard_value_differences": value_diff,
+        "leaderboard_equal": only_ref == only_dbt == value_diff == 0,
+        "marts": marts,
+    }
+
+
+def _compare_table(con, name: str) -> dict[str, int]:
+    columns = [(c, t) for c, t, *_ in con.execute(f"DESCRIBE dbt.main.{name}").fetchall()]
+    select = ", ".join(f'CAST("{c}" AS FLOAT) AS "{c}"' if t == "DOUBLE" else f'"{c}"' for c, t in columns)
+    names = ", ".join(f'"{c}"' for c, _ in columns)
+
+    def differing(left: str, right: str) -> int:
+        sql = f"SELECT count(*) FROM (SELECT {select} FROM {left}.main.{name} EXCEPT ALL SELECT {select} FROM (SELECT {names} FROM {right}.main.{name}))"
+        return con.execute(sql).fetchone()[0]
+
+    count = lambda db: con.execute(f"SELECT count(*) FROM {db}.main.{name}").fetchone()[0]  # noqa: E731
+    return {"rows_reference": count("ref"), "rows_dbt": count("dbt"),
+            "only_reference": differing("ref", "dbt"), "only_dbt": differing("dbt", "ref")}  # fmt: skip
+
+
+# --- the bench -----------------------------------------------------------------------------------
+
+
+def run(rows: int, keep: bool, verify_incremental: bool) -> Results:
+    results = Results("transform", {"rows": rows, "append_rows": max(1, int(rows * APPEND_SHARE))})
+    with scratch_dir("transform", keep) as root, environment(data_env(root)):
+        import dagster as dg
+
+        from pipeline_assets import settings
+
+        raw_dir = settings.raw_dir()
+        filler = RawZoneFiller(raw_dir, settings.topic())
+        with Stopwatch() as made:
+            table = generate(rows, SEED, START, DAYS)
+            filler.write(table, "bench-initial")
+            del table
+        print(f"generated {rows:,} rows into {raw_dir} in {made.seconds:.0f}s", flush=True)
+
+        print("\n== (a) reference SQL", flush=True)
+        ref = run_reference(raw_dir, root / "reference.duckdb")
+        print(f"   {ref['seconds']:.1f}s", flush=True)
+        print("\n== (b) dbt build through Dagster", flush=True)
+        instance = dg.DagsterInstance.ephemeral()
+        full = full_build(instance)
+        print(f"   {full['seconds']:.1f}s", flush=True)
+        check = compare(root / "reference.duckdb", settings.warehouse_path())
+
+        print("\n== (c) incremental: one new day appended", flush=True)
+        new_day = START + timedelta(days=DAYS)
+        filler.write(appended_day(rows), "bench-append")
+        inc = incremental_build(instance, new_day)
+        print(f"   {inc['seconds']:.1f}s", flush=True)
+        after = None
+        if verify_incremental:
+            print("\n== checking the incremental result against the reference on the appended raw zone", flush=True)
+            again = run_reference(raw_dir, root / "reference-after.duckdb")
+            after = compare(root / "reference-after.duckdb", settings.warehouse_path())
+            after["reference_seconds"] = again["seconds"]
+
+        results.add("(a) reference SQL, one DuckDB process", round(ref["seconds"], 1), "s")
+        results.add("(b) dbt build through Dagster", round(full["seconds"], 1), "s")
+        results.add("    daily models, whole span (range run)", round(full["daily"]["seconds"], 1), "s")
+        results.add("    all-time marts", round(full["all_time"]["seconds"], 1), "s")
+        results.add("    of which dbt models / dbt tests", f"{full['daily']['model_seconds'] + full['all_time']['model_seconds']:.1f} / "
+                    f"{full['daily']['test_seconds'] + full['all_time']['test_seconds']:.1f}", "s")  # fmt: skip
+        results.add(f"(c) incremental, +{int(rows * APPEND_SHARE):,} rows on {new_day}", round(inc["seconds"], 1), "s")
+        results.add("    daily partition run", round(inc["daily"]["seconds"], 1), "s")
+        results.add("    all-time marts", round(inc["all_time"]["seconds"], 1), "s")
+        results.ratio("b / a", full["seconds"], ref["seconds"], "<= 2.0")
+        results.ratio("c / b", inc["seconds"], full["seconds"], "<= 0.10")
+        results.add("leaderboard of (a) == (b)", "yes" if check["leaderboard_equal"] else "NO", "", "equal", check["leaderboard_equal"])
+        other = sum(m["only_reference"] + m["only_dbt"] for m in check["marts"].values())
+        results.add("rows differing, all marts (a) vs (b)", other, "rows")
+        if after is not None:
+            results.add("leaderboard after (c) == reference", "yes" if after["leaderboard_equal"] else "NO", "", "equal",
+                        after["leaderboard_equal"])  # fmt: skip
+        results.details |= {"reference": ref, "full_build": full, "compare": check, "incremental": inc,
+                            "compare_after_incremental": after}  # fmt: skip
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="generated rows in the raw zone")
+    parser.add_argument("--no-verify-incremental", dest="verify_incremental", action="store_false",
+                        help="skip re-running the reference after (c) to check the incremental leaderboard")  # fmt: skip
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (raw zone, warehouses)")
+    args = parser.parse_args()
+    results = run(args.rows, args.keep, args.verify_incremental)
+    results.print_table()
+    results.save()
+
+
+if __name__ == "__main__":
+    main()

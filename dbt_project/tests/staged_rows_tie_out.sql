@@ -1,0 +1,103 @@
+{{ config(meta={
+    'dagster': {'ref': {'name': 'clean_queries'}},
+    'description': 'Every staged row is accounted for: staged = clean + quarantined + duplicates removed, per arrival date.',
+}) }}
+-- Returns the arrival dates (of the partition window) where
+--   staged rows != clean rows + quarantined rows + duplicate copies removed,
+-- counting from stg_queries and the deliveries view, not from clean_queries' logic: the check
+-- catches rows an incremental run lost or kept twice. A duplicate is a valid copy of a query that
+-- is not its earliest delivery, wherever (on whichever arrival date) the earliest one is.
+
+with staged as (
+
+    select *, {{ quarantine_reason() }} as reason
+    from {{ ref('stg_queries') }}
+    where {{ partition_window('arrival_date') }}
+
+),
+
+valid as (
+
+    select * from staged where reason is null
+
+),
+
+copies as (
+
+    -- Every valid delivery of the window's queries, on any date (re-deliveries on other dates
+    -- only repeat a copy and never change which one is earliest).
+    select valid.* exclude (reason), true as in_window from valid
+    union all by name
+    select deliveries.*, false as in_window
+    from {{ ref('stg_query_deliveries') }} as deliveries
+    semi join valid using (deployment, instance_id, query_id)
+    where not ({{ partition_window('deliveries.arrival_date') }})
+      and {{ quarantine_reason() }} is null
+
+),
+
+ranked as (
+
+    select
+        arrival_date,
+        in_window,
+        row_number() over (
+            partition by deployment, instance_id, query_id
+            order by {{ delivery_order() }}
+        ) > 1 as is_duplicate
+    from copies
+
+),
+
+staged_counts as (
+
+    select arrival_date, count(*) as staged
+    from staged
+    group by arrival_date
+
+),
+
+duplicate_counts as (
+
+    select arrival_date, count(*) filter (where is_duplicate) as duplicates
+    from ranked
+    where in_window
+    group by arrival_date
+
+),
+
+clean_counts as (
+
+    select arrival_date, count(*) as clean
+    from {{ ref('clean_queries') }}
+    where {{ partition_window('arrival_date') }}
+    group by arrival_date
+
+),
+
+quarantine_counts as (
+
+    select arrival_date, count(*) as quarantined
+    from {{ ref('quarantine_queries') }}
+    where {{ partition_window('arrival_date') }}
+    group by arrival_date
+
+),
+
+tie_out as (
+
+    select
+        arrival_date,
+        coalesce(staged, 0) as staged,
+        coalesce(clean, 0) as clean,
+        coalesce(quarantined, 0) as quarantined,
+        coalesce(duplicates, 0) as duplicates
+    from staged_counts
+    full outer join clean_counts using (arrival_date)
+    full outer join quarantine_counts using (arrival_date)
+    full outer join duplicate_counts using (arrival_date)
+
+)
+
+select * from tie_out
+where staged <> clean + quarantined + duplicates

@@ -1,0 +1,154 @@
+"""Asset checks of the raw zone (the dbt models carry their own tests).
+
+- raw_offsets_contiguous: per partition, the Kafka offsets in the raw zone plus the dead letters,
+  deduplicated, form one range with no gap, and no offset is both a row and a dead letter.
+  Re-deliveries after a crash (the same offset written twice) are expected and only counted.
+- raw_rows_match_offsets: the latest raw_queries run wrote exactly one row or one dead letter
+  per message it consumed (rows + dead letters = messages consumed).
+
+Both read only the Kafka columns of the Parquet files, with DuckDB.
+"""
+
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from pipeline_assets import schema, settings
+
+RAW_ASSET = dg.AssetKey("raw_queries")
+
+
+# DuckDB spills to disk instead of growing: a check over 10M offsets stays in a few hundred MB.
+DUCKDB_CONFIG = {"memory_limit": "256MB", "threads": 2, "preserve_insertion_order": False}
+_EMPTY = "SELECT NULL::VARCHAR AS kafka_topic, NULL::INTEGER AS kafka_partition, NULL::BIGINT AS kafka_offset, " \
+         "NULL::VARCHAR AS batch_id WHERE false"  # fmt: skip
+
+
+def _files(root: Path, pattern: str) -> list[str]:
+    return sorted(str(p) for p in root.glob(pattern) if not p.name.startswith((".", "_")))
+
+
+def _connect(raw_dir: Path, dead_dir: Path) -> duckdb.DuckDBPyConnection:
+    """A connection with two views of the Kafka columns: `raw` (raw zone) and `dead` (dead letters)."""
+    temp = settings.data_dir() / "cache" / "duckdb_tmp"
+    temp.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(config={**DUCKDB_CONFIG, "temp_directory": str(temp)})
+    con.execute("SET enable_progress_bar = false")
+    columns = "kafka_topic, kafka_partition, kafka_offset, batch_id"
+    for view, files in (
+        ("raw", _files(raw_dir, f"{schema.RAW_PARTITION_COLUMN}=*/*.parquet")),
+        ("dead", _files(dead_dir, "*.parquet")),
+    ):
+        # A view cannot take parameters: the file list goes in as a quoted SQL literal.
+        listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+        source = f"SELECT {columns} FROM read_parquet({listed}, hive_partitioning = false)" if files else _EMPTY
+        con.execute(f"CREATE VIEW {view} AS {source}")
+    return con
+
+
+def offset_coverage(raw_dir: Path, dead_dir: Path, topic: str) -> list[dict]:
+    """Per partition: first and last offset, distinct offsets, missing ones, re-deliveries, and
+    offsets that are both a row and a dead letter."""
+    sql = """
+        WITH everything AS (
+            SELECT kafka_partition, kafka_offset FROM raw WHERE kafka_topic = $topic
+            UNION ALL
+            SELECT kafka_partition, kafka_offset FROM dead WHERE kafka_topic = $topic
+        ),
+        both_ AS (
+            SELECT kafka_partition, count(*) AS n
+            FROM (SELECT DISTINCT kafka_partition, kafka_offset FROM dead WHERE kafka_topic = $topic) d
+            SEMI JOIN (SELECT kafka_partition, kafka_offset FROM raw WHERE kafka_topic = $topic) r
+                USING (kafka_partition, kafka_offset)
+            GROUP BY ALL
+        )
+        SELECT e.kafka_partition AS partition,
+               min(kafka_offset) AS first_offset,
+               max(kafka_offset) AS last_offset,
+               count(DISTINCT kafka_offset) AS distinct_offsets,
+               max(kafka_offset) - min(kafka_offset) + 1 - count(DISTINCT kafka_offset) AS missing_offsets,
+               count(*) - count(DISTINCT kafka_offset) AS redelivered,
+               coalesce(any_value(b.n), 0) AS row_and_dead_letter
+        FROM everything e LEFT JOIN both_ b USING (kafka_partition)
+        GROUP BY e.kafka_partition ORDER BY partition
+    """
+    with _connect(raw_dir, dead_dir) as con:
+        cursor = con.execute(sql, {"topic": topic})
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def batch_counts(raw_dir: Path, dead_dir: Path, batch_id: str) -> dict[str, int]:
+    """Raw rows and dead letters written by one batch (run), and its distinct offsets."""
+    sql = """
+        WITH mine AS (
+            SELECT 'raw' AS source, * FROM raw WHERE batch_id = $batch
+            UNION ALL
+            SELECT 'dead' AS source, * FROM dead WHERE batch_id = $batch
+        )
+        SELECT count(*) FILTER (WHERE source = 'raw'), count(*) FILTER (WHERE source = 'dead'),
+               count(DISTINCT (kafka_topic, kafka_partition, kafka_offset))
+        FROM mine
+    """
+    with _connect(raw_dir, dead_dir) as con:
+        rows, dead, distinct = con.execute(sql, {"batch": batch_id}).fetchone()
+    return {"rows": rows, "dead_letters": dead, "distinct_offsets": distinct}
+
+
+@dg.asset_check(
+    asset=RAW_ASSET,
+    name="raw_offsets_contiguous",
+    description="Per partition, raw rows + dead letters (deduplicated) cover one offset range with no gap; "
+    "no offset is both a row and a dead letter.",
+)
+def raw_offsets_contiguous() -> dg.AssetCheckResult:
+    coverage = offset_coverage(settings.raw_dir(), settings.dead_letter_dir(), settings.topic())
+    bad = [c for c in coverage if c["missing_offsets"] or c["row_and_dead_letter"]]
+    return dg.AssetCheckResult(
+        passed=not bad,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            "every partition is contiguous"
+            if not bad
+            else "; ".join(
+                f"partition {c['partition']}: {c['missing_offsets']} offsets missing between "
+                f"{c['first_offset']} and {c['last_offset']}, {c['row_and_dead_letter']} both row and dead letter"
+                for c in bad
+            )
+        ),
+        metadata={
+            "partitions": dg.MetadataValue.json([{k: int(v) for k, v in c.items()} for c in coverage]),
+            "redelivered_offsets": dg.MetadataValue.int(sum(int(c["redelivered"]) for c in coverage)),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=RAW_ASSET,
+    name="raw_rows_match_offsets",
+    description="The latest raw_queries run wrote one row or one dead letter per message it consumed.",
+)
+def raw_rows_match_offsets(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    event = context.instance.get_latest_materialization_event(RAW_ASSET)
+    if event is None or event.asset_materialization is None:
+        return dg.AssetCheckResult(passed=True, description="raw_queries has not been materialized yet")
+    metadata = event.asset_materialization.metadata
+    consumed = int(metadata["messages_consumed"].value)
+    batch_id = str(metadata["batch_id"].value)
+    counts = batch_counts(settings.raw_dir(), settings.dead_letter_dir(), batch_id)
+    found = counts["rows"] + counts["dead_letters"]
+    return dg.AssetCheckResult(
+        passed=found == consumed and counts["distinct_offsets"] == consumed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"run {batch_id}: {counts['rows']:,} rows + {counts['dead_letters']:,} dead letters "
+        f"= {found:,}; messages consumed {consumed:,}",
+        metadata={
+            "messages_consumed": dg.MetadataValue.int(consumed),
+            "rows": dg.MetadataValue.int(counts["rows"]),
+            "dead_letters": dg.MetadataValue.int(counts["dead_letters"]),
+            "distinct_offsets": dg.MetadataValue.int(counts["distinct_offsets"]),
+            "batch_id": dg.MetadataValue.text(batch_id),
+        },
+    )

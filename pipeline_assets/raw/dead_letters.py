@@ -1,0 +1,83 @@
+"""The dead-letter dataset: messages and landing rows that could not be parsed or typed.
+
+    <settings.dead_letter_dir()>/<topic>-p<partition>-o<first>-<last>.parquet   (Kafka)
+    <settings.dead_letter_dir()>/landing-<stem>-<sha8>.parquet                   (landing files)
+
+One row per rejected message with its raw bytes, where it came from and a reason that starts
+with its kind (see parse.py) and names the field. Files are written atomically like the raw
+zone's, and a re-delivery after a crash can write the same (topic, partition, offset) twice:
+readers dedupe on it, as for raw rows.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline_assets import schema
+from pipeline_assets.raw.zone import write_table_atomically
+
+DEAD_LETTER_SCHEMA = pa.schema(
+    [
+        pa.field("kafka_topic", pa.string()),
+        pa.field("kafka_partition", pa.int32()),
+        pa.field("kafka_offset", pa.int64()),
+        pa.field("kafka_timestamp", schema.TIMESTAMP),
+        pa.field("kafka_key", pa.string()),
+        pa.field("raw_value", pa.binary()),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("field", pa.string()),
+        pa.field("source_file", pa.string()),
+        pa.field("batch_id", pa.string(), nullable=False),
+        pa.field("ingested_at", schema.TIMESTAMP, nullable=False),
+    ]
+)
+
+
+def dead_letter_table(
+    *,
+    raw_values: Sequence[bytes | None],
+    reasons: Sequence[str],
+    fields: Sequence[str | None],
+    batch_id: str,
+    ingested_at: datetime,
+    kafka: pa.Table | None = None,
+    source_file: str | None = None,
+) -> pa.Table:
+    """Rows of DEAD_LETTER_SCHEMA. `kafka` holds the kafka_* columns of the same messages."""
+    n = len(raw_values)
+    columns: dict[str, pa.Array] = {
+        "raw_value": pa.array(raw_values, pa.binary()),
+        "reason": pa.array(reasons, pa.string()),
+        "field": pa.array(fields, pa.string()),
+        "source_file": pa.array([source_file] * n, pa.string()),
+        "batch_id": pa.array([batch_id] * n, pa.string()),
+        "ingested_at": pa.array([ingested_at] * n, schema.TIMESTAMP),
+    }
+    for f in DEAD_LETTER_SCHEMA:
+        if f.name.startswith("kafka_"):
+            columns[f.name] = kafka.column(f.name) if kafka is not None else pa.nulls(n, f.type)
+    return pa.table([columns[f.name] for f in DEAD_LETTER_SCHEMA], schema=DEAD_LETTER_SCHEMA)
+
+
+def write(table: pa.Table, directory: Path, name: str) -> int:
+    """Write one dead-letter file atomically; returns its size in bytes."""
+    return write_table_atomically(table, Path(directory) / name)
+
+
+def kinds(table: pa.Table) -> dict[str, int]:
+    """Count of dead letters per kind (the reason up to its first colon)."""
+    return dict(Counter(r.split(":", 1)[0] for r in table.column("reason").to_pylist()))
+
+
+def read_dead_letters(directory: Path, columns: list[str] | None = None) -> pa.Table:
+    """Every published dead letter (tests and checks)."""
+    files = sorted(f for f in Path(directory).glob("*.parquet") if not f.name.startswith((".", "_")))
+    if not files:
+        return DEAD_LETTER_SCHEMA.empty_table().select(columns or DEAD_LETTER_SCHEMA.names)
+    return pa.concat_tables(pq.read_table(f, columns=columns, schema=DEAD_LETTER_SCHEMA) for f in files)

@@ -1,0 +1,275 @@
+"""Sensors: they turn events (new raw batches, failed runs) into runs and alerts."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import dagster as dg
+import requests
+
+from pipeline_assets import settings
+from pipeline_assets.dbt import daily_models_job, dbt_all_time_models
+from pipeline_assets.partitions import DATE_FORMAT, partition_for
+from pipeline_assets.resources import KafkaResource
+from pipeline_assets.serving.snapshot import serving_snapshot
+
+# --- new raw batches -> the daily dbt partitions they touched ---------------------------------
+
+RAW_ASSET_KEYS = (dg.AssetKey("raw_queries"), dg.AssetKey("landing_queries"))
+RECORDS_PER_PAGE = 500
+
+
+def arrival_dates(record: dg.EventLogRecord, log: Any) -> set[date]:
+    """The `arrival_dates` a raw materialization reports; a malformed entry is logged and skipped."""
+    materialization = record.asset_materialization
+    entry = materialization.metadata.get("arrival_dates") if materialization else None
+    if entry is None:
+        return set()
+    values = getattr(entry, "value", entry)
+    if isinstance(values, str):
+        values = json.loads(values)
+    days = set()
+    for value in values or []:
+        try:
+            days.add(date.fromisoformat(str(value)))
+        except ValueError:
+            log.warning(
+                f"{materialization.asset_key.to_user_string()} (event {record.storage_id}): "
+                f"arrival_dates entry {value!r} is not a YYYY-MM-DD date; skipped"
+            )
+    return days
+
+
+def new_arrival_dates(
+    instance: dg.DagsterInstance, cursor: dict[str, int], log: Any
+) -> tuple[set[date], dict[str, int]]:
+    """Arrival dates of every raw materialization after the cursor, and the advanced cursor."""
+    days: set[date] = set()
+    cursor = dict(cursor)
+    for key in RAW_ASSET_KEYS:
+        name = key.to_user_string()
+        while True:
+            result = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key, after_storage_id=cursor.get(name)),
+                limit=RECORDS_PER_PAGE,
+                ascending=True,
+            )
+            for record in result.records:
+                days |= arrival_dates(record, log)
+                cursor[name] = record.storage_id
+            if not result.has_more:
+                break
+    return days, cursor
+
+
+# Tags that make one run cover a range of partitions (what a single-run backfill uses).
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def contiguous_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
+    """Sorted, distinct days grouped into runs of consecutive days: [(first, last), ...]."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if ranges and day == ranges[-1][1] + timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
+
+
+def daily_run_requests(days: Iterable[date], stamp: str) -> list[dg.RunRequest]:
+    """Runs for exactly the daily partitions touched: one per stretch of consecutive days (the
+    daily models take a range in one dbt invocation). `stamp` makes run keys unique to the tick."""
+    partitions = {date.fromisoformat(partition_for(day)) for day in days}
+    requests = []
+    for first, last in contiguous_ranges(partitions):
+        start, end = first.strftime(DATE_FORMAT), last.strftime(DATE_FORMAT)
+        run_key = f"{start}...{end}@{stamp}"
+        if first == last:
+            requests.append(dg.RunRequest(run_key=run_key, partition_key=start))
+        else:
+            requests.append(dg.RunRequest(run_key=run_key, tags={RANGE_START_TAG: start, RANGE_END_TAG: end}))
+    return requests
+
+
+@dg.sensor(
+    name="build_marts_on_new_raw_batches",
+    job=daily_models_job,
+    minimum_interval_seconds=settings.sensor_interval_seconds(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "When raw_queries or landing_queries materialise, requests the daily dbt partitions of "
+        "exactly the arrival dates they report (metadata `arrival_dates`), all in one tick: one "
+        "run per stretch of consecutive days."
+    ),
+)
+def build_marts_on_new_raw_batches(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    days, new_cursor = new_arrival_dates(context.instance, cursor, context.log)
+    if new_cursor == cursor:
+        return dg.SkipReason("no new raw batches")
+    stamp = "-".join(str(new_cursor[k]) for k in sorted(new_cursor))
+    return dg.SensorResult(run_requests=daily_run_requests(days, stamp), cursor=json.dumps(new_cursor))
+
+
+# --- run failures -> alert log and webhook -----------------------------------------------------
+
+
+def alert_payload(context: dg.RunFailureSensorContext) -> dict[str, Any]:
+    run = context.dagster_run
+    return {
+        "event": "run_failure",
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "job": run.job_name,
+        "run_id": run.run_id,
+        "partition": run.tags.get("dagster/partition"),
+        "message": context.failure_event.message or "",
+    }
+
+
+def send_alert(payload: dict[str, Any], log: Any) -> None:
+    """One line in settings.alert_log_path(); a JSON POST to ALERT_WEBHOOK_URL when it is set."""
+    path = settings.alert_log_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    message = " ".join(payload["message"].split())  # one line, whatever the error looked like
+    partition = f" partition={payload['partition']}" if payload["partition"] else ""
+    with path.open("a", encoding="utf-8") as out:
+        out.write(f"{payload['time']} RUN FAILED job={payload['job']} run={payload['run_id']}{partition}: {message}\n")
+    url = os.environ.get("ALERT_WEBHOOK_URL", "").strip()
+    if url:
+        try:
+            requests.post(url, json=payload, timeout=10).raise_for_status()
+        except requests.RequestException as exc:
+            log.warning(f"alert webhook {url} failed: {exc}")
+
+
+@dg.run_failure_sensor(
+    name="alert_on_run_failure",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Writes an alert line for every failed run and posts it to ALERT_WEBHOOK_URL if set.",
+)
+def alert_on_run_failure(context: dg.RunFailureSensorContext) -> None:
+    send_alert(alert_payload(context), context.log)
+
+
+# --- all-time marts follow the daily partitions ------------------------------------------------
+
+# Evaluates the automation condition the dbt translator gives the all-time models (leaderboard,
+# table_ingest_gaps, table_workload): rebuild once the daily runs that changed them are done.
+all_time_marts_automation = dg.AutomationConditionSensorDefinition(
+    name="all_time_marts_automation",
+    target=dg.AssetSelection.assets(dbt_all_time_models),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=settings.sensor_interval_seconds(),
+)
+
+
+# --- dbt builds -> the dashboards' serving snapshot ---------------------------------------------
+
+# Evaluates serving_snapshot's automation condition (snapshot.PUBLISH_AFTER_DBT): publish once a
+# dbt run has updated a served mart, one snapshot run at a time.
+serving_snapshot_automation = dg.AutomationConditionSensorDefinition(
+    name="serving_snapshot_automation",
+    target=dg.AssetSelection.assets(serving_snapshot),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=settings.sensor_interval_seconds(),
+)
+
+
+# --- Kafka lag -> raw dump; landing files -> landing ingest ------------------------------------
+
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def raw_dump_in_flight(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
+    """A queued or running run that materialises raw_queries (the sensor's job or a manual run)."""
+    from pipeline_assets.raw.kafka_dump import dump_kafka_job
+
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT), limit=100):
+        if run.job_name == dump_kafka_job.name or dg.AssetKey("raw_queries") in (run.asset_selection or ()):
+            return run
+    return None
+
+
+@dg.sensor(
+    name="kafka_lag_sensor",
+    job_name="dump_kafka_job",
+    minimum_interval_seconds=settings.sensor_interval_seconds(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Each tick reads the consumer group's committed offsets and the topic's high watermarks "
+        "(it never commits). Lag > 0 and no raw run in flight: requests dump_kafka_job with "
+        "run_key '<topic>:<partition>=<committed>-<high>,...' (the watermark tuple and where the "
+        "group stands; '#retry-n' when the last run for that range failed). Otherwise skips, naming the lag."
+    ),
+)
+def kafka_lag_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource) -> dg.RunRequest | dg.SkipReason:
+    from confluent_kafka import KafkaException
+
+    from pipeline_assets.raw import offsets
+
+    topic, group = settings.topic(), settings.consumer_group()
+    consumer = kafka.consumer(group)
+    try:
+        plan = offsets.partition_offsets(consumer, topic, timeout=10.0)
+    except offsets.TopicMissing as exc:
+        return dg.SkipReason(str(exc))
+    except KafkaException as exc:
+        return dg.SkipReason(f"cannot read offsets of {topic} for group {group}: {exc}")
+    finally:
+        consumer.close()  # auto-commit is off and nothing is assigned: closing commits nothing
+    lag = offsets.total_lag(plan)
+    previous = json.loads(context.cursor) if context.cursor else {}
+    cursor = {"watermarks": offsets.watermark_key(topic, plan), "lag": lag}
+    if lag == 0:
+        context.update_cursor(json.dumps(cursor))
+        return dg.SkipReason(f"lag 0: group {group} is caught up on {topic}")
+    running = raw_dump_in_flight(context.instance)
+    if running is not None:
+        context.update_cursor(json.dumps({**previous, **cursor}))
+        return dg.SkipReason(f"lag {lag:,} on {topic}, but raw run {running.run_id} is still in flight")
+    # The same range as the last request, and no run in flight: that run failed. Dagster
+    # drops a repeated run_key, so a retry gets a numbered one.
+    key = offsets.range_key(topic, plan)
+    retries = previous.get("retries", 0) + 1 if previous.get("requested") == key else 0
+    context.update_cursor(json.dumps({**cursor, "requested": key, "retries": retries}))
+    run_key = f"{key}#retry-{retries}" if retries else key
+    return dg.RunRequest(run_key=run_key, tags={"redset/lag": str(lag)})
+
+
+@dg.sensor(
+    name="landing_file_sensor",
+    job_name="ingest_landing_file_job",
+    minimum_interval_seconds=settings.sensor_interval_seconds(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Requests one ingest_landing_file_job run per new file in the landing folder "
+        "(run_key: name, size and mtime; the cursor remembers them for the files still there)."
+    ),
+)
+def landing_file_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    from pipeline_assets.raw import landing
+
+    folder = settings.landing_dir()
+    seen: dict[str, list[int]] = json.loads(context.cursor) if context.cursor else {}
+    current = {p.name: p for p in landing.waiting_files(folder, settle_seconds=landing.SETTLE_SECONDS)}
+    state = {name: list(landing.file_state(path)) for name, path in current.items()}
+    new = [current[name] for name in state if seen.get(name) != state[name]]
+    # Files that left the folder (processed or rejected) drop out of the cursor.
+    cursor = json.dumps(state, sort_keys=True)
+    if not new:
+        context.update_cursor(cursor)
+        return dg.SkipReason(f"no new files in {folder}")
+    requests_ = [dg.RunRequest(run_key=landing.run_key(p), run_config=landing.run_config(p)) for p in new]
+    return dg.SensorResult(run_requests=requests_, cursor=cursor)

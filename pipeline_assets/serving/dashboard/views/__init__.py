@@ -1,0 +1,1 @@
+"""The two dashboard pages, run by app.py through st.navigation (scripts, never imported)."""

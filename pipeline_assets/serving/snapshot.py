@@ -1,0 +1,244 @@
+"""Publishes the dbt marts as Parquet files for the dashboards: the `serving_snapshot` asset.
+
+Dashboards never open the DuckDB file dbt writes: another process's lock makes that fail at
+once. Instead, after each successful dbt build this asset opens the warehouse read-only,
+exports every served mart to `settings.serving_dir()/<model>.parquet`, adds `kpis.parquet`
+(the fleet KPI cards, per deployment and day) and finally `_published.json`.
+
+Every file is written under a temporary dot-name in the same folder and renamed over the old
+one, so a reader sees either the previous file or the new one, never half a file. The asset
+shares the Dagster pool `duckdb` with dbt, so it never reads while dbt writes.
+"""
+
+# No `from __future__ import annotations` here: Dagster inspects the asset's `context` annotation.
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from pipeline_assets import settings
+
+# dbt marts the dashboards read. clean_queries and quarantine_queries are row-level tables the
+# dashboards do not need, so they stay in the warehouse.
+SERVED_MODELS: tuple[str, ...] = (
+    "query_metrics",
+    "compile_metrics",
+    "leaderboard",
+    "flattened_table_access",
+    "table_ingest_gaps",
+    "table_workload",
+    "stress_index",
+)
+KPIS = "kpis"
+MANIFEST = "_published.json"
+
+# The KPI cards: per (deployment, arrival_date) sums of query_metrics, so a dashboard filter on
+# dates and deployment is a cheap sum over a few hundred rows.
+KPI_COLUMNS: tuple[str, ...] = (
+    "queries",
+    "successful",
+    "aborted",
+    "cached",
+    "mbytes_scanned",
+    "mbytes_spilled",
+    "joins",
+    "aggregations",
+    "scans",
+)
+KPI_SQL = f"""
+    SELECT deployment, arrival_date, {", ".join(f"sum({c}) AS {c}" for c in KPI_COLUMNS)}
+    FROM main.query_metrics
+    GROUP BY deployment, arrival_date
+    ORDER BY deployment, arrival_date
+"""
+
+# Waiting for a lock held outside Dagster (a `dbt build` from a shell, say); inside Dagster the
+# `duckdb` pool already keeps dbt and this asset apart.
+LOCK_RETRY_SECONDS = 60.0
+
+
+@dataclass
+class Publication:
+    """What one publish wrote."""
+
+    published_at: str
+    serving_dir: Path
+    rows: dict[str, int] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def manifest(self, warehouse: Path) -> dict[str, object]:
+        return {
+            "published_at": self.published_at,
+            "warehouse": str(warehouse),
+            "tables": {name: {"file": f"{name}.parquet", "rows": n} for name, n in self.rows.items()},
+            "missing": self.missing,
+        }
+
+
+def read_manifest(serving_dir: Path) -> dict[str, object] | None:
+    """The last publication's manifest, or None when nothing was published yet."""
+    path = serving_dir / MANIFEST
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+@contextmanager
+def open_warehouse(path: Path, retry_seconds: float = LOCK_RETRY_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to dbt's DuckDB file, waiting out another process's write lock."""
+    if not path.exists():
+        raise FileNotFoundError(f"warehouse {path} does not exist yet: materialize the dbt models first")
+    deadline = time.monotonic() + retry_seconds
+    delay = 0.2
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()
+    return {r[0] for r in rows}
+
+
+def _select_for_export(con: duckdb.DuckDBPyConnection, query: str) -> str:
+    """`query` wrapped so that HUGEINT columns (DuckDB's sum of integers) come out as BIGINT.
+
+    Parquet has no 128-bit integer, so DuckDB would write those as DOUBLE; counts stay integers.
+    `query` is built from SERVED_MODELS and KPI_SQL, never from user input.
+    """
+    columns = con.execute(f"DESCRIBE {query}").fetchall()
+    exprs = [
+        f'CAST("{name}" AS BIGINT) AS "{name}"' if dtype in ("HUGEINT", "UHUGEINT") else f'"{name}"'
+        for name, dtype, *_ in columns
+    ]
+    return f"SELECT {', '.join(exprs)} FROM ({query}) AS q"
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _export(con: duckdb.DuckDBPyConnection, select_sql: str, target: Path) -> int:
+    """COPY a query to `target` via a temporary dot-file and an atomic rename; returns rows."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        con.execute(f"COPY ({select_sql}) TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
+        _fsync(tmp)
+        rows = con.execute("SELECT count(*) FROM read_parquet(?)", [str(tmp)]).fetchone()[0]
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return int(rows)
+
+
+def _sql_path(path: Path) -> str:
+    # COPY ... TO takes no prepared parameter; the path is ours (settings), quotes escaped anyway.
+    return str(path).replace("'", "''")
+
+
+def _write_json_atomically(payload: dict[str, object], target: Path) -> None:
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
+    _fsync(tmp)
+    os.replace(tmp, target)
+
+
+def publish(warehouse: Path | None = None, serving_dir: Path | None = None) -> Publication:
+    """Export the served marts and the KPIs from `warehouse` into `serving_dir`.
+
+    Models not built yet are listed in `missing` and keep their previous file, if any; the
+    dashboards show what exists. Publishing with no served model at all is an error.
+    """
+    warehouse = warehouse or settings.warehouse_path()
+    serving_dir = serving_dir or settings.serving_dir()
+    serving_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    pub = Publication(published_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"), serving_dir=serving_dir)
+
+    with open_warehouse(warehouse) as con:
+        existing = _existing_tables(con)
+        pub.missing = [m for m in SERVED_MODELS if m not in existing]
+        if len(pub.missing) == len(SERVED_MODELS):
+            raise RuntimeError(
+                f"none of the served marts {', '.join(SERVED_MODELS)} exists in {warehouse}: "
+                "materialize the dbt models first"
+            )
+        for model in SERVED_MODELS:
+            if model in existing:
+                query = _select_for_export(con, f'SELECT * FROM main."{model}"')
+                pub.rows[model] = _export(con, query, serving_dir / f"{model}.parquet")
+        if "query_metrics" in existing:
+            pub.rows[KPIS] = _export(con, _select_for_export(con, KPI_SQL), serving_dir / f"{KPIS}.parquet")
+
+    # The manifest goes last: once it names a publication, every file of it is in place.
+    _write_json_atomically(pub.manifest(warehouse), serving_dir / MANIFEST)
+    pub.seconds = time.monotonic() - started
+    return pub
+
+
+# Publish once dbt has updated any served mart since the last snapshot was requested, with at
+# most one snapshot run at a time (so a burst of dbt runs coalesces into few snapshots). It does
+# not wait for dbt runs still in progress: during a replay one almost always is, and the `duckdb`
+# pool already keeps the snapshot from reading while dbt writes. Evaluated by the sensor
+# `serving_snapshot_automation` (sensors.py). Not eager(): that waits for every daily partition
+# to exist, and days without data never will.
+PUBLISH_AFTER_DBT = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled() & ~dg.AutomationCondition.in_progress()
+).with_label("publish after dbt")
+
+
+@dg.asset(
+    key="serving_snapshot",
+    group_name="serving",
+    pool="duckdb",
+    deps=[dg.AssetKey(model) for model in SERVED_MODELS],
+    kinds={"duckdb", "parquet"},
+    automation_condition=PUBLISH_AFTER_DBT,
+    description=(
+        "Read-only Parquet exports of the dbt marts plus fleet KPIs, published by atomic rename "
+        "into the serving folder. The dashboards read only these files."
+    ),
+)
+def serving_snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    pub = publish()
+    if pub.missing:
+        context.log.warning(f"marts not built yet, not published: {', '.join(pub.missing)}")
+    return dg.MaterializeResult(
+        metadata={
+            "serving_dir": dg.MetadataValue.path(str(pub.serving_dir)),
+            "published_at": pub.published_at,
+            "tables": dg.MetadataValue.json(pub.rows),
+            "missing": dg.MetadataValue.json(pub.missing),
+            "query_metrics_rows": pub.rows.get("query_metrics", 0),
+            "seconds": round(pub.seconds, 2),
+        }
+    )
+
+
+serving_job = dg.define_asset_job(
+    "serving_snapshot_job",
+    selection=[serving_snapshot],
+    description="Publish the serving snapshot the dashboards read.",
+)

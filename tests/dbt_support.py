@@ -1,0 +1,112 @@
+"""Helpers of the dbt tests: write raw-zone files, run the dbt assets through Dagster, read results.
+
+Each test points REDSET_RAW_DIR and REDSET_WAREHOUSE at its own temporary folder (see
+`dbt_paths`), so dbt never shares a DuckDB file with another test or another engineer's run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+import pytest
+
+from pipeline_assets import schema
+from pipeline_assets.raw import zone
+from pipeline_assets.sensors import RANGE_END_TAG, RANGE_START_TAG
+
+__all__ = ["RANGE_END_TAG", "RANGE_START_TAG"]  # re-exported for the tests
+
+
+@dataclass(frozen=True)
+class DbtPaths:
+    raw_dir: Path
+    warehouse: Path
+
+
+def dbt_paths(monkeypatch: pytest.MonkeyPatch, root: Path) -> DbtPaths:
+    """A private raw zone and warehouse under `root`, set in the environment for this test.
+
+    The warehouse file keeps the name warehouse.duckdb: DuckDB names the catalog after the file,
+    and the manifest's relation names (used for row counts) say "warehouse".
+    """
+    paths = DbtPaths(raw_dir=root / "raw", warehouse=root / "warehouse.duckdb")
+    paths.raw_dir.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("REDSET_DATA_DIR", str(root))
+    monkeypatch.setenv("REDSET_RAW_DIR", str(paths.raw_dir))
+    monkeypatch.setenv("REDSET_WAREHOUSE", str(paths.warehouse))
+    monkeypatch.setenv("REDSET_ALERT_LOG", str(root / "alerts.log"))
+    return paths
+
+
+# The raw-zone columns with every column nullable: the raw dump never writes a NULL key, but dbt
+# must still quarantine one (from any other writer), so tests need to be able to write it.
+NULLABLE_RAW_SCHEMA = pa.schema([field.with_nullable(True) for field in schema.RAW_SCHEMA])
+
+
+def raw_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """Rows (dicts with any subset of schema.RAW_SCHEMA's columns; the rest NULL) as a raw table."""
+    unknown = {name for row in rows for name in row} - set(schema.RAW_SCHEMA.names)
+    if unknown:
+        raise ValueError(f"not raw-zone columns: {sorted(unknown)}")
+    return pa.Table.from_pylist(
+        [{name: row.get(name) for name in schema.RAW_SCHEMA.names} for row in rows], schema=NULLABLE_RAW_SCHEMA
+    )
+
+
+def write_raw_file(raw_dir: Path, rows: Sequence[Mapping[str, Any]], name: str) -> list[Path]:
+    """Write rows as raw-zone Parquet: one file called `name` in each arrival_date folder touched."""
+    written = []
+    for day, part in zone.split_by_arrival_date(raw_table(rows)):
+        path = zone.date_dir(raw_dir, day) / name
+        zone.write_table_atomically(part, path)
+        written.append(path)
+    return written
+
+
+def materialize_dbt(
+    assets: Iterable[dg.AssetsDefinition],
+    *,
+    partition: str | None = None,
+    partition_range: tuple[str, str] | None = None,
+    full_refresh: bool = False,
+    instance: dg.DagsterInstance | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Materialise dbt assets in process, as a run for one partition or a range of partitions."""
+    from pipeline_assets.dbt import dbt_resource
+
+    assets = list(assets)
+    tags = {RANGE_START_TAG: partition_range[0], RANGE_END_TAG: partition_range[1]} if partition_range else None
+    config = {"ops": {a.op.name: {"config": {"full_refresh": full_refresh}} for a in assets}}
+    return dg.materialize(
+        assets,
+        partition_key=partition,
+        tags=tags,
+        run_config=config,
+        resources={"dbt": dbt_resource},
+        instance=instance,
+    )
+
+
+def query(warehouse: Path, sql: str) -> list[tuple]:
+    """Rows of a query against the warehouse, read-only (the connection is closed afterwards)."""
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def table(warehouse: Path, name: str, order_by: str | None = None) -> list[dict[str, Any]]:
+    """A whole table as dicts, in a stable order."""
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        cursor = connection.execute(f"select * from {name}" + (f" order by {order_by}" if order_by else " order by all"))
+        columns = [d[0] for d in cursor.description]
+        return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+def ts(text: str) -> datetime:
+    return datetime.fromisoformat(text)

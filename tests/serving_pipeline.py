@@ -1,0 +1,139 @@
+"""A small serving folder built by the real pipeline, shared by the serving, dashboard and browser tests.
+
+    generator -> raw-zone Parquet (landing-style rows) -> dbt (CLI) -> serving_snapshot (Dagster)
+
+Kafka is left out on purpose: the raw dump has its own tests, and these tests are about what
+happens after the raw zone. The folder is built once per pytest process (the first test that
+asks) under a session temp dir; every test module reaches it through `build()`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from pipeline_assets import settings
+from pipeline_assets.raw import zone
+from pipeline_assets.serving.snapshot import serving_snapshot
+from pipeline_assets.source import generator
+
+ROWS = 20_000
+DAYS = 3
+SEED = 11
+START = date(2024, 3, 1)
+
+
+@dataclass(frozen=True)
+class Built:
+    root: Path
+    source: pa.Table = field(repr=False)  # the generated rows, as the generator made them
+    raw_dir: Path
+    warehouse: Path
+    serving_dir: Path
+
+    def env(self) -> dict[str, str]:
+        """The variables that point settings (and dbt) at this build."""
+        return {
+            "REDSET_DATA_DIR": str(self.root / "data"),
+            "REDSET_RAW_DIR": str(self.raw_dir),
+            "REDSET_WAREHOUSE": str(self.warehouse),
+            "REDSET_SERVING_DIR": str(self.serving_dir),
+        }
+
+
+_built: Built | None = None
+
+
+def build(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    global _built
+    if _built is None:
+        root = tmp_path_factory.mktemp("serving-pipeline")
+        built = Built(
+            root=root,
+            source=generator.generate(rows=ROWS, seed=SEED, start=START, days=DAYS),
+            raw_dir=root / "data" / "raw",
+            warehouse=root / "data" / "warehouse.duckdb",
+            serving_dir=root / "data" / "serving",
+        )
+        write_raw_zone(built.source, built.raw_dir, "synthetic.parquet")
+        run_dbt(built, "build")
+        materialize_snapshot(built)
+        _built = built
+    return _built
+
+
+def write_raw_zone(table: pa.Table, raw_dir: Path, source_file: str) -> None:
+    """Rows as the landing ingest writes them: kafka_* NULL, source_file/source_row set."""
+    n = table.num_rows
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    provenance = {
+        "source_file": pa.array([source_file] * n, pa.string()),
+        "source_row": pa.array(np.arange(n, dtype=np.int64)),
+        "batch_id": pa.array(["serving-tests"] * n, pa.string()),
+        "ingested_at": pa.array([now] * n, pa.timestamp("us")),
+    }
+    sha8 = hashlib.sha256(source_file.encode()).hexdigest()[:8]
+    stem = Path(source_file).stem
+    writer = zone.RawZoneWriter(raw_dir, lambda info: f"landing-{stem}-{sha8}-{info.seq}.parquet")
+    writer.write(zone.to_raw_table(table, provenance), group=f"landing-{stem}-{sha8}")
+    writer.publish()
+
+
+def dbt_command(built: Built, *args: str) -> list[str]:
+    dbt = Path(sys.executable).with_name("dbt")
+    project = settings.DBT_PROJECT_DIR
+    # Own target and log folders: other tests may run dbt in the same project at the same time.
+    return [
+        str(dbt if dbt.exists() else shutil.which("dbt")),
+        *args,
+        "--project-dir", str(project), "--profiles-dir", str(project),
+        "--target-path", str(built.root / "dbt-target"), "--log-path", str(built.root / "dbt-logs"),
+    ]  # fmt: skip
+
+
+def run_dbt(built: Built, command: str = "build") -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        dbt_command(built, command, "--quiet"),
+        env={**os.environ, **built.env()},
+        cwd=settings.DBT_PROJECT_DIR,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, f"dbt {command} failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
+    return result
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """os.environ with `values`, restored afterwards (settings read the environment when used)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def materialize_snapshot(built: Built) -> dg.MaterializeResult:
+    """The serving_snapshot asset through Dagster, as a sensor-launched run would execute it."""
+    with environment(built.env()):
+        result = dg.materialize([serving_snapshot])
+    assert result.success
+    return result

@@ -1,0 +1,155 @@
+"""The raw dump through Dagster: 200k good rows plus 1% bad messages of 10 kinds, interleaved.
+
+Exact counts of rows and dead letters, each dead letter's reason and field, the rows' values
+and Kafka metadata, the materialization metadata and both asset checks.
+"""
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from confluent_kafka import Producer
+from raw_support import (
+    assert_offsets_exactly_once,
+    dead_rows,
+    group_offsets,
+    high_watermarks,
+    raw_rows,
+    use_private_dirs,
+)
+
+from pipeline_assets import schema
+from pipeline_assets.checks import raw_offsets_contiguous, raw_rows_match_offsets
+from pipeline_assets.kafka import messages
+from pipeline_assets.raw.kafka_dump import raw_queries
+from pipeline_assets.resources import KafkaResource
+from pipeline_assets.source import generator
+
+ROWS = 200_000
+BAD_EVERY = 100  # one bad message after every 100 good ones: 1%
+
+
+def _edit(change: Callable[[dict], None]) -> Callable[[bytes], bytes]:
+    def apply(value: bytes) -> bytes:
+        row = json.loads(value)
+        change(row)
+        return json.dumps(row).encode()
+
+    return apply
+
+
+# kind -> (how to spoil a good message, the field the reason must name)
+SPOILERS: dict[str, tuple[Callable[[bytes], bytes], str | None]] = {
+    "bad_json": (lambda v: v[:-7], None),
+    "not_utf8": (lambda v: v.replace(b'"deployment":"', b'"deployment":"\xff\xfe', 1), None),
+    "not_object": (lambda v: b"[" + v + b"]", None),
+    "empty_message": (lambda v: b"", None),
+    "missing_field": (_edit(lambda r: r.pop("query_id")), "query_id"),
+    "null_field": (_edit(lambda r: r.update(instance_id=None)), "instance_id"),
+    "empty_field": (_edit(lambda r: r.update(query_type="")), "query_type"),
+    "wrong_type": (_edit(lambda r: r.update(instance_id=str(r["instance_id"]))), "instance_id"),
+    "bad_timestamp": (_edit(lambda r: r.update(arrival_timestamp="2024-13-45T99:00:00")), "arrival_timestamp"),
+    "out_of_range": (_edit(lambda r: r.update(query_id=2**70)), "query_id"),
+}
+
+
+def produce_with_bad_messages(bootstrap: str, topic: str, table: pa.Table) -> Counter:
+    """Good rows encoded by the project's message encoder, a bad one after every BAD_EVERY."""
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20, "partitioner": "murmur2_random"}
+    )
+    kinds = list(SPOILERS)
+    produced: Counter = Counter()
+    n = 0
+    for batch in table.to_batches(max_chunksize=20_000):
+        keys, values = messages.encode(batch)
+        for key, value in zip(keys.to_pylist(), values.to_pylist(), strict=True):
+            producer.produce(topic, value.encode(), key.encode())
+            n += 1
+            if n % BAD_EVERY == 0:
+                kind = kinds[(n // BAD_EVERY) % len(kinds)]
+                producer.produce(topic, SPOILERS[kind][0](value.encode()), key.encode())
+                produced[kind] += 1
+            producer.poll(0)
+    assert producer.flush(60) == 0
+    return produced
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_bad_messages_go_to_dead_letters_with_their_reason(
+    kafka_broker: str, kafka_topic: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = use_private_dirs(monkeypatch, tmp_path, kafka_topic)
+    table = generator.generate(ROWS, seed=21)
+    produced = produce_with_bad_messages(kafka_broker, kafka_topic, table)
+    bad = sum(produced.values())
+    assert bad == ROWS // BAD_EVERY and len(produced) == 10
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [raw_queries, raw_offsets_contiguous, raw_rows_match_offsets],
+        resources={"kafka": KafkaResource()},
+        run_config={"ops": {"raw_queries": {"config": {"chunk_size": 20_000, "commit_every": 60_000}}}},
+        instance=instance,
+    )
+    assert result.success
+
+    # Metadata of the materialization.
+    [materialization] = result.asset_materializations_for_node("raw_queries")
+    meta = {k: v.value for k, v in materialization.metadata.items()}
+    assert meta["rows_written"] == ROWS
+    assert meta["dead_letters"] == bad
+    assert meta["dead_letters_by_kind"] == dict(sorted(produced.items()))
+    assert meta["messages_consumed"] == ROWS + bad
+    assert meta["lag_after"] == 0
+    highs = high_watermarks(kafka_broker, kafka_topic)
+    assert meta["offsets_consumed"] == {str(p): {"from": 0, "to": h - 1} for p, h in highs.items()}
+    days = pc.unique(pc.cast(table.column("arrival_timestamp"), pa.date32())).to_pylist()
+    assert meta["arrival_dates"] == sorted(d.isoformat() for d in days)
+    assert meta["bytes_written"] > 0 and meta["rows_per_second"] > 0
+    assert "| deployment |" in meta["preview"]
+
+    # Both checks ran and passed.
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(checks) == {"raw_offsets_contiguous", "raw_rows_match_offsets"}
+    assert all(e.passed for e in checks.values()), {n: e.description for n, e in checks.items()}
+
+    # The rows: exactly the generated ones, typed, with their Kafka metadata.
+    rows = raw_rows()
+    assert rows.num_rows == ROWS
+    order = [("deployment", "ascending"), ("instance_id", "ascending"), ("query_id", "ascending")]
+    got = rows.select(schema.COLUMN_NAMES).sort_by(order)
+    assert got.equals(table.cast(schema.ARROW_SCHEMA).sort_by(order))
+    assert pc.all(pc.equal(rows.column("kafka_topic"), kafka_topic)).as_py()
+    expected_keys = pc.binary_join_element_wise(rows["deployment"], pc.cast(rows["instance_id"], pa.string()), ":")
+    assert pc.all(pc.equal(rows.column("kafka_key"), expected_keys)).as_py()
+    assert rows.column("kafka_timestamp").null_count == 0
+    assert set(rows.column("batch_id").to_pylist()) == {result.run_id}
+    assert rows.column("source_file").null_count == ROWS
+
+    # The dead letters: one per bad message, the reason's kind and the field it names.
+    dead = dead_rows()
+    assert dead.num_rows == bad
+    assert Counter(r.split(":", 1)[0] for r in dead.column("reason").to_pylist()) == produced
+    for row in dead.to_pylist():
+        kind = row["reason"].split(":", 1)[0]
+        field = SPOILERS[kind][1]
+        assert row["field"] == field, row
+        if field is not None:
+            assert f"'{field}'" in row["reason"]
+        assert row["kafka_topic"] == kafka_topic and row["batch_id"] == result.run_id
+    spoiled = [v for v in dead.column("raw_value").to_pylist() if v.startswith(b"[")]
+    assert len(spoiled) == produced["not_object"]  # the raw bytes are kept as they came
+
+    # Every offset once, in the rows or the dead letters; the group committed them all.
+    everything = pa.concat_tables(
+        [rows.select(["kafka_partition", "kafka_offset"]), dead.select(["kafka_partition", "kafka_offset"])]
+    )
+    assert assert_offsets_exactly_once(everything, highs) == 0
+    assert {o.partition: o.committed for o in group_offsets(kafka_broker, kafka_topic, group)} == highs

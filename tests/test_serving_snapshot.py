@@ -1,0 +1,178 @@
+"""serving_snapshot: every served mart lands in the serving folder, KPIs tie out with the source.
+
+The folder comes from the real pipeline (tests/serving_pipeline.py): generated rows -> raw zone
+-> dbt build -> serving_snapshot materialized through Dagster.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+import serving_pipeline
+from serving_pipeline import Built
+
+from pipeline_assets.serving import snapshot
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    return serving_pipeline.build(tmp_path_factory)
+
+
+def read(path: Path) -> pd.DataFrame:
+    return duckdb.execute("SELECT * FROM read_parquet(?)", [str(path)]).df()
+
+
+def expected_kpis(source: pd.DataFrame) -> pd.DataFrame:
+    """KPIs per (deployment, arrival date) straight from the generated rows, with pandas."""
+    df = source.assign(arrival_date=source["arrival_timestamp"].dt.date)
+    aborted = df["was_aborted"].fillna(False).astype(bool)
+    df = df.assign(
+        queries=1,
+        successful=(~aborted).astype(int),
+        aborted=aborted.astype(int),
+        cached=df["was_cached"].fillna(False).astype(int),
+    )
+    sums = {
+        "queries": "sum", "successful": "sum", "aborted": "sum", "cached": "sum",
+        "mbytes_scanned": "sum", "mbytes_spilled": "sum",
+        "num_joins": "sum", "num_aggregations": "sum", "num_scans": "sum",
+    }  # fmt: skip
+    out = df.groupby(["deployment", "arrival_date"], as_index=False).agg(sums)
+    return out.rename(columns={"num_joins": "joins", "num_aggregations": "aggregations", "num_scans": "scans"})
+
+
+def test_every_served_mart_is_exported_whole(built: Built) -> None:
+    manifest = snapshot.read_manifest(built.serving_dir)
+    assert manifest is not None and manifest["missing"] == []
+    con = duckdb.connect(str(built.warehouse), read_only=True)
+    try:
+        for model in snapshot.SERVED_MODELS:
+            in_warehouse = con.execute(f'SELECT count(*) FROM main."{model}"').fetchone()[0]
+            exported = read(built.serving_dir / f"{model}.parquet")
+            assert len(exported) == in_warehouse == manifest["tables"][model]["rows"], model
+            assert in_warehouse > 0, f"{model} is empty: the test data should fill every mart"
+        # Row-level tables stay in the warehouse.
+        assert not (built.serving_dir / "clean_queries.parquet").exists()
+        assert not (built.serving_dir / "quarantine_queries.parquet").exists()
+    finally:
+        con.close()
+    # Nothing half-written is left behind.
+    assert sorted(p.name for p in built.serving_dir.iterdir()) == sorted(
+        [f"{m}.parquet" for m in snapshot.SERVED_MODELS] + ["kpis.parquet", "_published.json"]
+    )
+
+
+def test_kpis_match_an_independent_pandas_computation(built: Built) -> None:
+    source = built.source.to_pandas()
+    expected = expected_kpis(source).sort_values(["deployment", "arrival_date"]).reset_index(drop=True)
+    kpis = read(built.serving_dir / "kpis.parquet")
+    kpis["arrival_date"] = pd.to_datetime(kpis["arrival_date"]).dt.date
+    kpis = kpis.sort_values(["deployment", "arrival_date"]).reset_index(drop=True)
+    assert len(kpis) == len(expected) == 2 * serving_pipeline.DAYS
+    assert kpis["queries"].sum() == serving_pipeline.ROWS
+    for column in ("queries", "successful", "aborted", "cached", "joins", "aggregations", "scans"):
+        assert kpis[column].tolist() == expected[column].astype(int).tolist(), column
+        assert str(kpis[column].dtype) == "int64", f"{column} should stay an integer count"
+    for column in ("mbytes_scanned", "mbytes_spilled"):
+        assert kpis[column].to_numpy() == pytest.approx(expected[column].to_numpy(), rel=1e-9), column
+
+
+def test_query_metrics_export_keeps_the_marts_values(built: Built) -> None:
+    """Spot-check a served mart against pandas: queries per (deployment, instance, hour)."""
+    source = built.source.to_pandas()
+    expected = (
+        source.assign(hour=source["arrival_timestamp"].dt.floor("h"))
+        .groupby(["deployment", "instance_id", "hour"])
+        .size()
+        .sort_index()
+    )
+    served = read(built.serving_dir / "query_metrics.parquet")
+    got = served.set_index(["deployment", "instance_id", "hour"])["queries"].sort_index()
+    assert got.index.tolist() == expected.index.tolist()
+    assert got.tolist() == expected.tolist()
+
+
+def test_republishing_replaces_files_and_a_failed_publish_keeps_the_last_one(built: Built, tmp_path: Path) -> None:
+    serving = tmp_path / "serving"
+    first = snapshot.publish(built.warehouse, serving)
+    second = snapshot.publish(built.warehouse, serving)
+    assert second.rows == first.rows
+    assert snapshot.read_manifest(serving)["published_at"] == second.published_at
+
+    with pytest.raises(FileNotFoundError, match="nowhere.duckdb"):
+        snapshot.publish(tmp_path / "nowhere.duckdb", serving)
+    assert snapshot.read_manifest(serving)["published_at"] == second.published_at
+    assert not [p for p in serving.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+
+def test_marts_not_built_yet_are_listed_and_an_empty_warehouse_is_an_error(tmp_path: Path) -> None:
+    warehouse = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(warehouse))
+    con.execute("CREATE TABLE stress_index AS SELECT 'serverless' AS deployment, 1 AS instance_id")
+    con.close()
+    pub = snapshot.publish(warehouse, tmp_path / "serving")
+    assert pub.rows == {"stress_index": 1}
+    assert pub.missing == [m for m in snapshot.SERVED_MODELS if m != "stress_index"]
+    assert json.loads((tmp_path / "serving" / "_published.json").read_text())["missing"] == pub.missing
+
+    empty = tmp_path / "empty.duckdb"
+    duckdb.connect(str(empty)).close()
+    with pytest.raises(RuntimeError, match="materialize the dbt models first"):
+        snapshot.publish(empty, tmp_path / "serving2")
+
+
+def test_publish_waits_for_another_processs_write_lock(built: Built, tmp_path: Path) -> None:
+    """dbt run outside Dagster holds the write lock: the snapshot waits instead of failing."""
+    warehouse = tmp_path / "w.duckdb"
+    warehouse.write_bytes(built.warehouse.read_bytes())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import duckdb, sys, time\n"
+            f"con = duckdb.connect({str(warehouse)!r})\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(3)\n"
+            "con.close()\n"
+        )],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(duckdb.IOException, match="lock"):
+            duckdb.connect(str(warehouse), read_only=True)  # what a dashboard on the warehouse would get
+        pub = snapshot.publish(warehouse, tmp_path / "serving")
+        assert pub.rows["query_metrics"] > 0
+    finally:
+        holder.wait(30)
+
+
+def test_snapshot_is_requested_after_dbt_updates_a_mart_and_only_once() -> None:
+    """The automation condition its sensor evaluates: no dbt run, no snapshot; one per update."""
+    import dagster as dg
+
+    from pipeline_assets.definitions import defs
+    from pipeline_assets.sensors import serving_snapshot_automation
+
+    assert serving_snapshot_automation.default_status == dg.DefaultSensorStatus.RUNNING
+    instance = dg.DagsterInstance.ephemeral()
+    selection = dg.AssetSelection.assets(snapshot.serving_snapshot)
+
+    def tick(cursor=None):
+        return dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection, cursor=cursor)
+
+    result = tick()
+    assert result.total_requested == 0, "nothing built yet: nothing to publish"
+    instance.report_runless_asset_event(dg.AssetMaterialization("query_metrics", partition="2024-03-01"))
+    result = tick(result.cursor)
+    assert result.total_requested == 1
+    result = tick(result.cursor)
+    assert result.total_requested == 0, "the update was handled by the requested run"
+    instance.report_runless_asset_event(dg.AssetMaterialization("leaderboard"))
+    assert tick(result.cursor).total_requested == 1
