@@ -12,6 +12,7 @@ run in the `duckdb` pool (limit 1), because DuckDB allows one writing process pe
 
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -30,8 +31,9 @@ DAILY_SELECT = "tag:daily"
 POOL = "duckdb"
 
 dbt_project = DbtProject(project_dir=settings.DBT_PROJECT_DIR, profiles_dir=settings.DBT_PROJECT_DIR)
-# `dagster dev` re-parses the project on start; elsewhere `make dbt-parse` has built the manifest.
-dbt_project.prepare_if_dev()
+# `make dbt-parse` (a dependency of `make test` and `make demo`) builds the manifest. Not
+# prepare_if_dev(): under `dagster dev` every run worker would re-parse at once and time out on
+# dbt's manifest lock.
 if not dbt_project.manifest_path.exists():
     # A fresh clone without `make dbt-parse` (e.g. a bare `pytest`): parse once, now.
     dbt_project.preparer.prepare(dbt_project)
@@ -140,6 +142,9 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBui
             yield from invocation.stream().fetch_row_counts().fetch_column_metadata(with_column_lineage=False)
         finally:
             release_warehouse(invocation)
+    # Every invocation writes its own folder under dbt_project/target (about 4 MB): keep it only
+    # when the run failed, for its dbt.log and compiled SQL.
+    shutil.rmtree(invocation.target_path, ignore_errors=True)
 
 
 def release_warehouse(invocation: DbtCliInvocation) -> None:

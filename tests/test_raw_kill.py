@@ -1,9 +1,11 @@
 """Exactly once in effect: the raw dump SIGKILLed at three random moments, then left to finish.
 
-The dump runs as `dagster asset materialize` in its own process group (the CLI runs the step in
-a child process; SIGKILL goes to both). Each kill waits until the group has committed past a
-random point, then a random fraction of a second more, so it lands anywhere in the next
-commit interval: mid-consume, mid-write, or between the files' rename and the commit.
+The killed runs materialize raw_queries with Dagster in a subprocess of their own (a small
+script: it starts faster than the CLI, which loads the whole code location); the final run is
+`dagster asset materialize -m pipeline_assets.definitions --select raw_queries`, checks included.
+Each kill waits until the group has committed past a random point, then a random fraction of a
+second more, so it lands anywhere in the next commit interval: mid-consume, mid-write, or
+between the files' rename and the commit. SIGKILL goes to the run's whole process group.
 """
 
 import json
@@ -39,6 +41,14 @@ ROWS = 1_000_000
 COMMIT_EVERY = 100_000
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 SEED = int(os.environ.get("RAW_KILL_SEED", random.randrange(1_000_000)))
+DUMP_SCRIPT = """
+import json, sys
+import dagster as dg
+from pipeline_assets.raw.kafka_dump import raw_queries
+from pipeline_assets.resources import KafkaResource
+result = dg.materialize([raw_queries], resources={"kafka": KafkaResource()}, run_config=json.loads(sys.argv[1]))
+sys.exit(0 if result.success else 1)
+"""
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +81,10 @@ def test_sigkill_three_times_then_finish_loses_and_doubles_nothing(
     }.items():
         monkeypatch.setenv(name, value)
     (tmp_path / "dagster_home").mkdir()
-    config = {
-        "ops": {"raw_queries": {"config": {"chunk_size": 20_000, "commit_every": COMMIT_EVERY}}},
-        "execution": {"config": {"in_process": {}}},  # one process: no second import of the code location
-    }
-    command = [DAGSTER, "asset", "materialize", "-m", "pipeline_assets.definitions", "--select", "raw_queries",
-               "--config-json", json.dumps(config)]  # fmt: skip
+    config = {"ops": {"raw_queries": {"config": {"commit_every": COMMIT_EVERY}}}}
+    killed_run = [sys.executable, "-c", DUMP_SCRIPT, json.dumps(config)]
+    final_run = [DAGSTER, "asset", "materialize", "-m", "pipeline_assets.definitions", "--select", "raw_queries",
+                 "--config-json", json.dumps(config)]  # fmt: skip
     rng = random.Random(SEED)
     print(f"RAW_KILL_SEED={SEED}")
 
@@ -84,7 +92,7 @@ def test_sigkill_three_times_then_finish_loses_and_doubles_nothing(
         start = committed(kafka_broker, topic, group)
         target = min(start + rng.randint(1, 3) * COMMIT_EVERY, ROWS - 2 * COMMIT_EVERY)
         log = open(tmp_path / f"run-{attempt}.log", "wb")
-        run = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        run = subprocess.Popen(killed_run, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 600
         while committed(kafka_broker, topic, group) < target:
             assert run.poll() is None, f"the dump ended before kill {attempt + 1}; see {log.name}"
@@ -97,7 +105,7 @@ def test_sigkill_three_times_then_finish_loses_and_doubles_nothing(
         log.close()
         print(f"kill {attempt + 1}: committed {committed(kafka_broker, topic, group):,} when killed")
 
-    final = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900)
+    final = subprocess.run(final_run, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900)
     assert final.returncode == 0, final.stdout.decode()[-5000:]
 
     highs = high_watermarks(kafka_broker, topic)
