@@ -11,12 +11,15 @@ call them directly.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline_assets import settings
 from pipeline_assets.schema import DEPLOYMENTS, QUERY_TYPES
@@ -65,7 +68,8 @@ class ServingData:
 
     serving_dir: Path = field(default_factory=settings.serving_dir)
     _con: duckdb.DuckDBPyConnection | None = field(default=None, init=False, repr=False)
-    _views: set[str] = field(default_factory=set, init=False, repr=False)
+    # name -> ((inode, mtime_ns, size), table): a file is read again only once it was replaced.
+    _loaded: dict[str, tuple[tuple[int, int, int], pa.Table]] = field(default_factory=dict, init=False, repr=False)
 
     # --- what is published -------------------------------------------------------------
 
@@ -91,18 +95,29 @@ class ServingData:
             return pd.DataFrame()
         if self._con is None:
             self._con = duckdb.connect(":memory:")
-        for name in available - self._views:
-            # A view over the file's path, read again by every query, so a snapshot published
-            # (renamed into place) after this point is what the next query sees. The view is
-            # built from a relation, not SQL text: the path never becomes part of a statement.
-            self._con.read_parquet(str(self.serving_dir / f"{name}.parquet")).create_view(name)
-            self._views.add(name)
+        for name in needs or tuple(available):
+            self._load(name)
         return self._con.execute(sql, params or {}).df()
+
+    def _load(self, name: str) -> None:
+        """Register the published file `name` as a table, re-reading it only after a publish.
+
+        The file is read through one open handle: DuckDB's scan opens a path several times,
+        and a snapshot renamed into place between two opens mixed two files' bytes.
+        """
+        with open(self.serving_dir / f"{name}.parquet", "rb") as handle:
+            stat = os.fstat(handle.fileno())
+            version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            if name in self._loaded and self._loaded[name][0] == version:
+                return
+            table = pq.read_table(handle)
+        self._loaded[name] = (version, table)
+        self._con.register(name, table)
 
     def close(self) -> None:
         if self._con is not None:
             self._con.close()
-            self._con, self._views = None, set()
+            self._con, self._loaded = None, {}
 
     # --- filter choices ----------------------------------------------------------------
 
