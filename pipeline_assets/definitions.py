@@ -18,31 +18,25 @@ from pipeline_assets.sensors import (
 )
 from pipeline_assets.serving.snapshot import serving_job, serving_snapshot
 
-# Each stage registers its pieces below: source -> kafka -> raw -> dbt -> serving.
-assets: list = [dbt_stage.dbt_daily_models, dbt_stage.dbt_all_time_models, serving_snapshot]
-asset_checks: list = []
-sensors: list = [
-    build_marts_on_new_raw_batches,
-    all_time_marts_automation,
-    alert_on_run_failure,
-    serving_snapshot_automation,
-]
-schedules: list = [daily_marts_schedule]
-jobs: list = [dbt_stage.daily_models_job, serving_job]
-resources: dict = {"dbt": dbt_stage.dbt_resource}
-
-# raw: the Kafka dump and the landing folder, the sensors that start them, their checks.
-assets += [raw_queries, landing_queries]
-asset_checks += [raw_offsets_contiguous, raw_rows_match_offsets]
-sensors += [kafka_lag_sensor, landing_file_sensor]
-jobs += [dump_kafka_job, ingest_landing_file_job]
-resources["kafka"] = KafkaResource()
-
+# In the pipeline's order: raw -> dbt -> serving.
 defs = dg.Definitions(
-    assets=assets,
-    asset_checks=asset_checks,
-    sensors=sensors,
-    schedules=schedules,
-    jobs=jobs,
-    resources=resources,
+    assets=[
+        raw_queries,
+        landing_queries,
+        dbt_stage.dbt_daily_models,
+        dbt_stage.dbt_all_time_models,
+        serving_snapshot,
+    ],
+    asset_checks=[raw_offsets_contiguous, raw_rows_match_offsets],
+    jobs=[dump_kafka_job, ingest_landing_file_job, dbt_stage.daily_models_job, serving_job],
+    sensors=[
+        kafka_lag_sensor,
+        landing_file_sensor,
+        build_marts_on_new_raw_batches,
+        all_time_marts_automation,
+        serving_snapshot_automation,
+        alert_on_run_failure,
+    ],
+    schedules=[daily_marts_schedule],
+    resources={"kafka": KafkaResource(), "dbt": dbt_stage.dbt_resource},
 )
