@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 
 from pipeline_assets import schema, settings
 from pipeline_assets.raw import dead_letters, parse, zone
+from pipeline_assets.durable import fsync_dir
 from pipeline_assets.raw.metadata import WriteSummary
 from pipeline_assets.source import reader
 
@@ -266,8 +267,8 @@ def _move(path: Path, folder: Path, sha8: str) -> Path:
         target = folder / f"{path.stem}-{sha8}{path.suffix}"
     if path.resolve() != target.resolve():
         shutil.move(str(path), target)
-    zone.fsync_dir(folder)
-    zone.fsync_dir(path.parent)
+    fsync_dir(folder)
+    fsync_dir(path.parent)
     return target
 
 

@@ -24,6 +24,7 @@ import dagster as dg
 import duckdb
 
 from pipeline_assets import settings
+from pipeline_assets.durable import fsync_path
 
 # dbt marts the dashboards read. clean_queries and quarantine_queries are row-level tables the
 # dashboards do not need, so they stay in the warehouse.
@@ -132,20 +133,12 @@ def _select_for_export(con: duckdb.DuckDBPyConnection, query: str) -> str:
     return f"SELECT {', '.join(exprs)} FROM ({query}) AS q"
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _export(con: duckdb.DuckDBPyConnection, select_sql: str, target: Path) -> int:
     """COPY a query to `target` via a temporary dot-file and an atomic rename; returns rows."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         con.execute(f"COPY ({select_sql}) TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
-        _fsync(tmp)
+        fsync_path(tmp)
         rows = con.execute("SELECT count(*) FROM read_parquet(?)", [str(tmp)]).fetchone()[0]
         os.replace(tmp, target)
     finally:
@@ -161,7 +154,7 @@ def _sql_path(path: Path) -> str:
 def _write_json_atomically(payload: dict[str, object], target: Path) -> None:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
-    _fsync(tmp)
+    fsync_path(tmp)
     os.replace(tmp, target)
 
 
