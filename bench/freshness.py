@@ -150,6 +150,8 @@ def runs_since(instance, since: float) -> list[dict[str, Any]]:
     """The Dagster runs created after `since` (time.time()), oldest first, times relative to it."""
     import dagster as dg
 
+    from pipeline_assets.sensors import RANGE_END_TAG, RANGE_START_TAG
+
     records = instance.get_run_records(
         filters=dg.RunsFilter(created_after=datetime.fromtimestamp(since, timezone.utc)), ascending=True
     )
@@ -157,7 +159,7 @@ def runs_since(instance, since: float) -> list[dict[str, Any]]:
     for r in records:
         run = r.dagster_run
         partition = run.tags.get("dagster/partition") or "..".join(
-            filter(None, [run.tags.get("dagster/asset_partition_range_start"), run.tags.get("dagster/asset_partition_range_end")])
+            filter(None, [run.tags.get(RANGE_START_TAG), run.tags.get(RANGE_END_TAG)])
         )
         steps = _steps(instance, run.run_id)
         runs.append({

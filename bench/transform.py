@@ -37,8 +37,6 @@ APPEND_QUERY_ID_OFFSET = 10**12
 WRITE_SLICE_ROWS = 1_000_000
 PARTITIONS = 3
 REFERENCE_SQL = Path(__file__).with_name("reference_marts.sql")
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 # Marts both (a) and (b) build; compared row for row (doubles as FLOAT, ~7 significant digits).
 MARTS = (
     "clean_queries",
@@ -73,6 +71,7 @@ class RawZoneFiller:
         from pipeline_assets import schema
         from pipeline_assets.raw import zone
 
+        # The contract's file names for Kafka rows: <topic>-p<partition>-o<first>-<last>.parquet.
         writer = zone.RawZoneWriter(self.raw_dir, lambda info: f"{info.group}-o{info.first_offset}-{info.last_offset}.parquet")
         now = pa.scalar(time.time_ns() // 1000, pa.int64()).cast(schema.TIMESTAMP)
         for start in range(0, table.num_rows, WRITE_SLICE_ROWS):
@@ -198,6 +197,7 @@ def full_build(instance) -> dict[str, Any]:
     """What a first load runs: every daily partition in one range run, then the all-time marts."""
     from pipeline_assets import dbt as dbt_stage
     from pipeline_assets import settings
+    from pipeline_assets.sensors import RANGE_END_TAG, RANGE_START_TAG
 
     first, last = settings.span_start(), settings.span_end() - timedelta(days=1)
     daily = run_dbt_assets(instance, [dbt_stage.dbt_daily_models],
