@@ -13,7 +13,6 @@ import os
 import platform
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,8 @@ RESULTS_DIR = BENCH_DIR / "results"
 # relying on the editable install (a fresh clone after `make install` has it anyway).
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
+
+from pipeline_assets.settings import environment  # noqa: E402  (re-exported for the bench scripts)
 
 
 # --- the machine -------------------------------------------------------------------------------
@@ -193,21 +194,6 @@ def write_child_result(path: str | None, result: Mapping[str, Any]) -> None:
 # --- private folders and environment -----------------------------------------------------------
 
 
-@contextmanager
-def environment(values: Mapping[str, str]) -> Iterator[None]:
-    """os.environ with `values` while the block runs (settings read it when used)."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def data_env(root: Path) -> dict[str, str]:
     """REDSET_* variables that put every data folder of the pipeline under `root`."""
     return {
@@ -241,20 +227,6 @@ def dir_bytes(root: Path) -> int:
 # --- a private Kafka broker --------------------------------------------------------------------
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct TCP ports free on 127.0.0.1 right now (never the shared 9092)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 @contextmanager
 def private_broker(home: Path) -> Iterator[str]:
     """A broker of our own on free ports with its storage in `home`; yields its bootstrap address.
@@ -263,16 +235,7 @@ def private_broker(home: Path) -> Iterator[str]:
     """
     from pipeline_assets.kafka import broker
 
-    error: Exception | None = None
-    for _ in range(3):  # another process may take a port between our probe and the broker's bind
-        port, controller_port = free_ports(2)
-        try:
-            running = broker.start(port=port, controller_port=controller_port, home=home, quiet=True)
-            break
-        except broker.BrokerError as exc:
-            error = exc
-    else:
-        raise RuntimeError(f"could not start a private Kafka broker in {home}: {error}")
+    running = broker.start_on_free_ports(home)
     print(f"private Kafka broker on {running.bootstrap} (home {home})", flush=True)
     try:
         with environment({"KAFKA_BOOTSTRAP_SERVERS": running.bootstrap}):

@@ -6,16 +6,14 @@ their `meta.dagster.asset_key`), so lineage runs unbroken from Kafka to the mart
 
 The models are split as in dagster-open-platform: the ones tagged `daily` (the staging views and
 models/marts/daily/) are daily-partitioned and incremental, and a partition run passes its dates to
-dbt as `--vars {min_date, max_date}`; the rest are rebuilt whole from the daily tables. Both sets
+dbt as REDSET_MIN_DATE / REDSET_MAX_DATE; the rest are rebuilt whole from the daily tables. Both sets
 run in the `duckdb` pool (limit 1), because DuckDB allows one writing process per file.
 """
 
-import json
 import os
 import shutil
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,15 +26,19 @@ from pipeline_assets import settings
 from pipeline_assets.partitions import DATE_FORMAT, daily_partitions
 
 DAILY_SELECT = "tag:daily"
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 POOL = "duckdb"
 
 dbt_project = DbtProject(project_dir=settings.DBT_PROJECT_DIR, profiles_dir=settings.DBT_PROJECT_DIR)
-# `make dbt-parse` (a dependency of `make test` and `make demo`) builds the manifest. Not
-# prepare_if_dev(): under `dagster dev` every run worker would re-parse at once and time out on
-# dbt's manifest lock.
-if not dbt_project.manifest_path.exists():
-    # A fresh clone without `make dbt-parse` (e.g. a bare `pytest`): parse once, now.
-    dbt_project.preparer.prepare(dbt_project)
+
+
+def dbt_executable() -> str:
+    """The dbt installed next to this Python (the venv's), so an unactivated venv works too."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else "dbt"
+
+
+dbt_resource = DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
 
 
 # The all-time marts follow the daily partitions: rebuilt once a daily partition they read has
@@ -91,41 +93,25 @@ class DbtBuildConfig(dg.Config):
     whatever the partition. Needed after a change of a model's columns."""
 
 
-def dbt_vars(window: dg.TimeWindow | None) -> dict[str, str]:
-    """--vars for dbt: the span always, and the partition window's dates (inclusive) if any."""
-    values = {
-        "span_start": settings.span_start().isoformat(),
-        "span_end": settings.span_end().isoformat(),
-    }
-    if window is not None:
-        values["min_date"] = window.start.strftime(DATE_FORMAT)
-        values["max_date"] = (window.end - timedelta(days=1)).strftime(DATE_FORMAT)
-    return values
-
-
-@contextmanager
-def dbt_environment() -> Iterator[None]:
-    """Environment of the dbt subprocess (it inherits ours), restored afterwards:
+def dbt_env(window: dg.TimeWindow | None) -> dict[str, str]:
+    """Environment of the dbt subprocess (it inherits ours):
+    - the span, and the partition window's dates (inclusive; empty: every date). Not --vars: dbt
+      re-parses the whole project (~10 s) whenever they change, and the macros read these only
+      when models run, so a new window keeps dbt's partial parse (see partition_window.sql);
     - the absolute warehouse and raw-zone paths as settings resolve them (REDSET_DATA_DIR
       included), instead of the relative defaults in profiles.yml and the sources;
     - tests run when all their models are built or upstream of the selection ("buildable"), so
       the daily runs skip the all-time marts' relationship tests and the all-time runs keep them.
     """
-    values = {
+    return {
+        "REDSET_SPAN_START": settings.span_start().isoformat(),
+        "REDSET_SPAN_END": settings.span_end().isoformat(),
+        "REDSET_MIN_DATE": window.start.strftime(DATE_FORMAT) if window else "",
+        "REDSET_MAX_DATE": (window.end - timedelta(days=1)).strftime(DATE_FORMAT) if window else "",
         "REDSET_WAREHOUSE": str(settings.warehouse_path()),
         "REDSET_RAW_DIR": str(settings.raw_dir()),
         "DBT_INDIRECT_SELECTION": "buildable",
     }
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig) -> Iterator[Any]:
@@ -133,18 +119,44 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBui
     settings.warehouse_path().parent.mkdir(parents=True, exist_ok=True)
     # A full refresh rebuilds every date, whatever the partition; otherwise only the window's.
     partitioned = context.assets_def.partitions_def is not None and not config.full_refresh
-    args = ["build", "--vars", json.dumps(dbt_vars(context.partition_time_window if partitioned else None))]
-    if config.full_refresh:
-        args.append("--full-refresh")
-    with dbt_environment():
+    args = ["build", "--full-refresh"] if config.full_refresh else ["build"]
+    with settings.environment(dbt_env(context.partition_time_window if partitioned else None)):  # dbt inherits it
         invocation = dbt.cli(args, context=context)
         try:
             yield from invocation.stream().fetch_row_counts().fetch_column_metadata(with_column_lineage=False)
         finally:
             release_warehouse(invocation)
+    keep_parse_state(invocation)
     # Every invocation writes its own folder under dbt_project/target (about 4 MB): keep it only
     # when the run failed, for its dbt.log and compiled SQL.
     shutil.rmtree(invocation.target_path, ignore_errors=True)
+
+
+def parse_project() -> None:
+    """`dbt parse`: the manifest the asset definitions below are read from. It runs in the
+    environment the runs give dbt, so their first invocation can use its partial-parse state."""
+    with settings.environment(dbt_env(None)):
+        dbt_resource.cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+
+
+# `make dbt-parse` (a dependency of `make test` and `make demo`) builds the manifest through this.
+# Not prepare_if_dev(): under `dagster dev` every run worker would re-parse at once and time out on
+# dbt's manifest lock.
+if not dbt_project.manifest_path.exists():
+    # A fresh clone without `make dbt-parse` (e.g. a bare `pytest`): parse once, now.
+    parse_project()
+
+
+def keep_parse_state(invocation: DbtCliInvocation) -> None:
+    """dagster-dbt starts each invocation from the project's target/partial_parse.msgpack. Hand
+    this invocation's back, so the next one starts from a parse made with this deployment's
+    environment (the manifest `make dbt-parse` wrote has another) and re-parses nothing."""
+    produced = invocation.target_path / PARTIAL_PARSE_FILE
+    if produced.exists():
+        kept = dbt_project.project_dir / dbt_project.target_path / PARTIAL_PARSE_FILE
+        staged = kept.with_name(f".{PARTIAL_PARSE_FILE}.{os.getpid()}")
+        shutil.copyfile(produced, staged)
+        os.replace(staged, kept)  # atomic: a dbt starting now reads the old file or the new one
 
 
 def release_warehouse(invocation: DbtCliInvocation) -> None:
@@ -184,18 +196,3 @@ def dbt_daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, con
 )
 def dbt_all_time_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
     yield from build(context, dbt, config)
-
-
-def dbt_executable() -> str:
-    """The dbt installed next to this Python (the venv's), so an unactivated venv works too."""
-    beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else "dbt"
-
-
-dbt_resource = DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
-
-daily_models_job = dg.define_asset_job(
-    "daily_models_job",
-    selection=dg.AssetSelection.assets(dbt_daily_models),
-    description="dbt build of the date-partitioned models for one day (or a range of days).",
-)

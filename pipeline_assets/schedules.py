@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from pipeline_assets import schema, settings
-from pipeline_assets.dbt import daily_models_job
+from pipeline_assets.jobs import build_marts_job
 from pipeline_assets.partitions import partition_for
 
 
@@ -43,7 +43,7 @@ def latest_complete_day(raw_dir: Path) -> date | None:
 
 @dg.schedule(
     name="daily_marts_schedule",
-    job=daily_models_job,
+    job=build_marts_job,
     cron_schedule="30 0 * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,

@@ -12,7 +12,8 @@ import dagster as dg
 import requests
 
 from pipeline_assets import settings
-from pipeline_assets.dbt import daily_models_job, dbt_all_time_models
+from pipeline_assets.dbt import dbt_all_time_models
+from pipeline_assets.jobs import build_marts_job
 from pipeline_assets.partitions import DATE_FORMAT, partition_for
 from pipeline_assets.resources import KafkaResource
 from pipeline_assets.serving.snapshot import serving_snapshot
@@ -99,13 +100,14 @@ def daily_run_requests(days: Iterable[date], stamp: str) -> list[dg.RunRequest]:
 
 @dg.sensor(
     name="build_marts_on_new_raw_batches",
-    job=daily_models_job,
+    job=build_marts_job,
     minimum_interval_seconds=settings.sensor_interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "When raw_queries or landing_queries materialise, requests the daily dbt partitions of "
         "exactly the arrival dates they report (metadata `arrival_dates`), all in one tick: one "
-        "run per stretch of consecutive days."
+        "build_marts_job run per stretch of consecutive days, which then rebuilds the all-time "
+        "marts and publishes the serving snapshot."
     ),
 )
 def build_marts_on_new_raw_batches(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:

@@ -10,39 +10,21 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from pipeline_assets.kafka import broker
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct TCP ports that are free on 127.0.0.1 right now."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+from pipeline_assets.kafka.broker import free_ports  # noqa: F401  (tests import it from here)
 
 
 def start_test_broker(home: os.PathLike[str] | str) -> broker.Broker:
-    """A broker in `home` on free ports; retried, since another process may grab a port first."""
-    error: Exception | None = None
-    for _ in range(3):
-        port, controller_port = free_ports(2)
-        try:
-            return broker.start(port=port, controller_port=controller_port, home=home, quiet=True)
-        except broker.BrokerError as exc:
-            error = exc
-    pytest.fail(f"could not start a test Kafka broker in {home}: {error}")
+    """A broker in `home` on free ports, or the test fails saying why."""
+    try:
+        return broker.start_on_free_ports(home)
+    except broker.BrokerError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")

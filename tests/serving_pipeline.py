@@ -14,8 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -26,6 +24,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline_assets import settings
+from pipeline_assets.settings import environment
 from pipeline_assets.raw import zone
 from pipeline_assets.serving.snapshot import serving_snapshot
 from pipeline_assets.source import generator
@@ -114,21 +113,6 @@ def run_dbt(built: Built, command: str = "build") -> subprocess.CompletedProcess
     )
     assert result.returncode == 0, f"dbt {command} failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
     return result
-
-
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    """os.environ with `values`, restored afterwards (settings read the environment when used)."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def materialize_snapshot(built: Built) -> dg.MaterializeResult:

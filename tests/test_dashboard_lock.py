@@ -16,7 +16,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from pipeline_assets import schema, settings
-from pipeline_assets.dbt import dbt_all_time_models, dbt_daily_models, dbt_project, dbt_vars
+from pipeline_assets.dbt import dbt_all_time_models, dbt_daily_models, dbt_env, dbt_project
 from pipeline_assets.definitions import defs
 from pipeline_assets.partitions import daily_partitions, partition_for
 from pipeline_assets.schedules import daily_marts_schedule, latest_complete_day
@@ -117,11 +117,12 @@ def test_partitions_cover_the_span_and_edges_absorb_outliers():
     assert partition_for(date(2025, 1, 1)) == keys[-1]
 
 
-def test_dbt_vars_for_a_partition_range():
+def test_dbt_env_for_a_partition_range():
     window = dg.TimeWindow(datetime(2024, 3, 2, tzinfo=timezone.utc), datetime(2024, 3, 5, tzinfo=timezone.utc))
-    span = {"span_start": "2024-02-29", "span_end": "2024-06-01"}
-    assert dbt_vars(window) == {**span, "min_date": "2024-03-02", "max_date": "2024-03-04"}
-    assert dbt_vars(None) == span
+    span = {"REDSET_SPAN_START": "2024-02-29", "REDSET_SPAN_END": "2024-06-01"}
+    assert dbt_env(window).items() >= {**span, "REDSET_MIN_DATE": "2024-03-02", "REDSET_MAX_DATE": "2024-03-04"}.items()
+    # No window: empty dates (every date), overriding whatever the parent process had set.
+    assert dbt_env(None).items() >= {**span, "REDSET_MIN_DATE": "", "REDSET_MAX_DATE": ""}.items()
 
 
 def test_definitions_validate():

@@ -1,7 +1,13 @@
 {% macro window_date(name) -%}
-  {#- The --vars date `name` (min_date or max_date) as a datetime.date, or none when not given.
+  {#- The window date `name` (min_date or max_date) as a datetime.date, or none when not given:
+      from --vars (by hand), else from REDSET_MIN_DATE / REDSET_MAX_DATE (what Dagster sets), read
+      only when models run. dbt re-parses the whole project whenever --vars change, but not for an
+      environment variable it never saw while parsing, so Dagster's runs keep partial parsing.
       A bad value fails the compile with the variable's name, instead of producing bad SQL. -#}
   {%- set value = var(name, none) -%}
+  {%- if value is none and execute -%}
+    {%- set value = env_var('REDSET_' ~ name | upper, '') -%}
+  {%- endif -%}
   {%- if value is none or (value | string | trim) == '' -%}
     {{ return(none) }}
   {%- endif -%}

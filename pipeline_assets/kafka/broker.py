@@ -466,6 +466,33 @@ def start(
     return broker
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct TCP ports free on 127.0.0.1 right now."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def start_on_free_ports(home: str | Path, attempts: int = 3) -> Broker:
+    """A quiet broker in `home` on free ports, never the shared 9092: for tests and benchmarks that
+    run beside other people's. Retried, as another process may take a port before the broker binds."""
+    error: BrokerError | None = None
+    for _ in range(attempts):
+        port, controller_port = free_ports(2)
+        try:
+            return start(port=port, controller_port=controller_port, home=home, quiet=True)
+        except BrokerError as exc:
+            error = exc
+    raise BrokerError(f"could not start a Kafka broker on free ports in {home}: {error}")
+
+
 def stop(home: str | Path | None = None, timeout: float = STOP_TIMEOUT_S, quiet: bool = False) -> bool:
     """Stop the broker gracefully (SIGTERM), forcefully (SIGKILL) after `timeout` seconds.
 

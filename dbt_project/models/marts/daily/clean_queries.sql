@@ -1,5 +1,7 @@
 -- One row per query (deployment, instance_id, query_id) that breaks no rule, keeping its earliest
 -- delivery. Rule breakers go to quarantine_queries instead.
+-- Partition runs also read the deliveries (below); the window is known only when models run:
+-- depends_on: {{ ref('stg_query_deliveries') }}
 
 with staged as (
 
