@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -158,15 +157,16 @@ class Stopwatch:
 class ChildRun:
     result: dict[str, Any]  # what the child wrote to its result file
     wall_seconds: float  # process start to exit, imports included
-    peak_rss_bytes: int  # the child's own peak resident set (from wait4)
+    peak_rss_bytes: int  # the child's own peak resident set (its VmHWM)
     cpu_seconds: float  # user + system CPU of the child: less sensitive to others' load than wall time
 
 
 def run_child(args: list[str], env: Mapping[str, str] | None = None) -> ChildRun:
     """Run `python <args> --result-file F` and return what it wrote to F with its peak RSS.
 
-    The peak comes from wait4() on that one process (ru_maxrss), so it measures the child, not
-    this bench process nor the broker (which getrusage(RUSAGE_CHILDREN) would mix in).
+    The peak is the child's own VmHWM, which it reports itself (write_child_result): not this
+    bench process nor the broker. wait4()'s ru_maxrss would not do: Linux carries the parent's
+    peak over to the child at exec, so every child would report at least this process's peak.
     """
     with tempfile.TemporaryDirectory(prefix="bench-child-") as tmp:
         result_file = Path(tmp) / "result.json"
@@ -179,12 +179,24 @@ def run_child(args: list[str], env: Mapping[str, str] | None = None) -> ChildRun
         if proc.returncode != 0:
             raise RuntimeError(f"child {' '.join(cmd)} failed with exit code {proc.returncode}")
         result = json.loads(result_file.read_text())
-    return ChildRun(result, wall, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime)  # Linux: KiB
+    peak = result.get("self_peak_rss_bytes") or usage.ru_maxrss * 1024  # ru_maxrss: KiB, an upper bound
+    return ChildRun(result, wall, peak, usage.ru_utime + usage.ru_stime)
+
+
+def own_peak_rss_bytes() -> int | None:
+    """This process's peak resident set (VmHWM in /proc/self/status), or None off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def write_child_result(path: str | None, result: Mapping[str, Any]) -> None:
-    """The child's half of run_child(): its figures, plus its own peak RSS as a cross-check."""
-    payload = {**result, "self_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    """The child's half of run_child(): its figures, plus its own peak RSS."""
+    payload = {**result, "self_peak_rss_bytes": own_peak_rss_bytes()}
     if path:
         Path(path).write_text(json.dumps(payload, default=str))
     else:

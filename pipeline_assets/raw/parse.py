@@ -121,14 +121,15 @@ def parse_values(values: Sequence[bytes | None]) -> Parsed:
 def _read_bulk(values: Sequence[bytes | None]) -> pa.Table | None:
     """One Arrow read of the whole batch, or None when any message spoils it.
 
-    The checks make sure that line i of the joined buffer is message i: no message may be
-    empty, contain a newline or look like anything but one object, and the row count must match.
+    The checks make sure that row i of the result is message i: every message is one
+    non-empty object ("{...}", so it gives Arrow at least one row or an error) and the row
+    count must match (so none gave two).
     """
     if None in values:
         return None
-    if not all(v[:1] == b"{" and v[-1:] == b"}" and b"\n" not in v for v in values):  # type: ignore[index]
-        return None
     buffer = b"\n".join(values)  # type: ignore[arg-type]
+    if not _framed_as_objects(values, buffer):  # type: ignore[arg-type]
+        return None
     try:
         if not buffer.isascii():
             buffer.decode("utf-8")  # Arrow does not check UTF-8 inside strings
@@ -138,6 +139,23 @@ def _read_bulk(values: Sequence[bytes | None]) -> pa.Table | None:
         return _cast_timestamps(table)
     except (pa.ArrowInvalid, UnicodeDecodeError):
         return None
+
+
+def _framed_as_objects(values: Sequence[bytes], buffer: bytes) -> bool:
+    """Whether every value is non-empty, starts with "{" and ends with "}".
+
+    Looked up in `buffer` (the values joined by newlines) with numpy, not value by value in
+    Python: the profile showed that loop holding the GIL for a sixth of the worker's time. A
+    newline inside a value needs no check: to the JSON parser it is whitespace, and a split
+    object fails to parse.
+    """
+    lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+    if lengths.min() == 0:
+        return False
+    firsts = np.zeros(len(values), dtype=np.int64)
+    np.cumsum(lengths[:-1] + 1, out=firsts[1:])
+    data = np.frombuffer(buffer, dtype=np.uint8)
+    return bool((data[firsts] == ord("{")).all() and (data[firsts + lengths - 1] == ord("}")).all())
 
 
 def _typed(table: pa.Table) -> pa.Table:
