@@ -210,7 +210,7 @@ def test_run_materialises_the_partitions_and_passes_every_check(built):
     assert partitions == {"2024-02-29", "2024-03-01", "2024-03-02"}
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["staged_rows_tie_out"] is True
-    assert checks["unique_clean_queries_deployment_instance_id_query_id"] is True
+    assert checks["unique_key_clean_queries_deployment__instance_id__query_id"] is True
     assert all(checks.values()), [name for name, passed in checks.items() if not passed]
 
 
@@ -411,6 +411,22 @@ def test_table_ingest_gaps(built):
     )
 
 
+def test_ingest_gaps_built_day_by_day_equal_the_range_build(built, tmp_path, monkeypatch):
+    """A partition run also updates earlier dates' rows: D2's ingest at 01:00 into table 12 becomes
+    the next ingest of 109 (12:00 on D1), which the D1 run had left without one."""
+    from pipeline_assets.dbt import dbt_daily_models
+
+    paths, _, _ = built
+    day_by_day = dbt_paths(monkeypatch, tmp_path)
+    monkeypatch.setenv("REDSET_RAW_DIR", str(paths.raw_dir))
+    next_of_109 = "select next_ingest from daily_table_ingest_gaps where query_id = 109 and table_id = 12"
+    assert materialize_dbt([dbt_daily_models], partition_range=("2024-02-29", "2024-03-01")).success
+    assert query(day_by_day.warehouse, next_of_109) == [(None,)]
+    assert materialize_dbt([dbt_daily_models], partition="2024-03-02").success
+    assert query(day_by_day.warehouse, next_of_109) == [(ts("2024-03-02 01:00:00"),)]
+    assert table(day_by_day.warehouse, "daily_table_ingest_gaps") == table(paths.warehouse, "daily_table_ingest_gaps")
+
+
 def test_table_workload(built):
     paths, _, _ = built
     got = rows_of(paths, "select * from table_workload order by deployment, instance_id, table_id")
@@ -454,7 +470,7 @@ def test_every_model_and_column_is_described(built):
     paths, _, _ = built
     manifest = json.loads(dbt_project.manifest_path.read_text())
     models = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
-    assert len(models) == 13
+    assert len(models) == 14
     for name, node in models.items():
         assert node["description"].strip(), f"model {name} has no description"
         actual = [c for (c,) in rows_of(paths, f"select column_name from information_schema.columns where table_name = '{name}' order by ordinal_position")]

@@ -37,3 +37,10 @@
       NULL, '' and ' 19 , 210377 ' are all handled. -#}
   list_filter(list_transform(string_split(coalesce({{ column }}, ''), ','), lambda x: trim(x)), lambda x: x <> '')
 {%- endmacro %}
+
+
+{% macro integer_table_ids(column) -%}
+  {#- The distinct integer ids of a comma-separated list column, as a list of bigint; tokens that
+      are not integers are left out (table_ids_are_integers reports them). -#}
+  list_distinct(list_filter(list_transform({{ table_ids(column) }}, lambda x: try_cast(x as bigint)), lambda x: x is not null))
+{%- endmacro %}

@@ -36,6 +36,17 @@ copies as (
 
 ),
 
+copied as (
+
+    -- Only queries with more than one valid copy can have duplicates; ranking just their copies
+    -- spares a sort of every row. Valid rows never have a NULL key part.
+    select deployment, instance_id, query_id
+    from copies
+    group by deployment, instance_id, query_id
+    having count(*) > 1
+
+),
+
 ranked as (
 
     select
@@ -46,6 +57,7 @@ ranked as (
             order by {{ delivery_order() }}
         ) > 1 as is_duplicate
     from copies
+    semi join copied using (deployment, instance_id, query_id)
 
 ),
 
