@@ -18,6 +18,23 @@ from pipeline_assets.partitions import DATE_FORMAT, partition_for
 from pipeline_assets.resources import KafkaResource
 from pipeline_assets.serving.snapshot import serving_snapshot
 
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def run_in_flight(instance: dg.DagsterInstance, job_name: str, asset: dg.AssetKey | None = None) -> dg.DagsterRun | None:
+    """A queued or running run of `job_name`, or of any job that materialises `asset`."""
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT), limit=100):
+        if run.job_name == job_name or (asset is not None and asset in (run.asset_selection or ())):
+            return run
+    return None
+
+
 # --- new raw batches -> the daily dbt partitions they touched ---------------------------------
 
 RAW_ASSET_KEYS = (dg.AssetKey("raw_queries"), dg.AssetKey("landing_queries"))
@@ -105,18 +122,30 @@ def daily_run_requests(days: Iterable[date], stamp: str) -> list[dg.RunRequest]:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "When raw_queries or landing_queries materialise, requests the daily dbt partitions of "
-        "exactly the arrival dates they report (metadata `arrival_dates`), all in one tick: one "
-        "build_marts_job run per stretch of consecutive days, which then rebuilds the all-time "
-        "marts and publishes the serving snapshot."
+        "exactly the arrival dates they report (metadata `arrival_dates`): one build_marts_job "
+        "run per stretch of consecutive days, which then rebuilds the all-time marts and publishes "
+        "the serving snapshot. While a build_marts_job run is queued or running, the dates wait "
+        "in the cursor and go into the next request together."
     ),
 )
-def build_marts_on_new_raw_batches(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+def build_marts_on_new_raw_batches(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
-    days, new_cursor = new_arrival_dates(context.instance, cursor, context.log)
-    if new_cursor == cursor:
-        return dg.SkipReason("no new raw batches")
-    stamp = "-".join(str(new_cursor[k]) for k in sorted(new_cursor))
-    return dg.SensorResult(run_requests=daily_run_requests(days, stamp), cursor=json.dumps(new_cursor))
+    seen: dict[str, int] = cursor.get("seen", {})
+    days, new_seen = new_arrival_dates(context.instance, seen, context.log)
+    pending = days | {date.fromisoformat(day) for day in cursor.get("pending", [])}
+    if not pending:
+        return dg.SensorResult(skip_reason="no new raw batches", cursor=json.dumps({"seen": new_seen}))
+    # One build at a time: a batch lands every few seconds while a build takes longer, and a
+    # run per batch would only queue up, each paying dbt's start-up and the all-time marts again.
+    running = run_in_flight(context.instance, build_marts_job.name)
+    if running is not None:
+        waiting = sorted(day.isoformat() for day in pending)
+        return dg.SensorResult(
+            skip_reason=f"{len(waiting)} arrival date(s) wait for build_marts_job run {running.run_id} to finish",
+            cursor=json.dumps({"seen": new_seen, "pending": waiting}),
+        )
+    stamp = "-".join(str(new_seen[k]) for k in sorted(new_seen))
+    return dg.SensorResult(run_requests=daily_run_requests(pending, stamp), cursor=json.dumps({"seen": new_seen}))
 
 
 # --- run failures -> alert log and webhook -----------------------------------------------------
@@ -185,23 +214,11 @@ serving_snapshot_automation = dg.AutomationConditionSensorDefinition(
 
 # --- Kafka lag -> raw dump; landing files -> landing ingest ------------------------------------
 
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
-
-
 def raw_dump_in_flight(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
     """A queued or running run that materialises raw_queries (the sensor's job or a manual run)."""
     from pipeline_assets.raw.kafka_dump import dump_kafka_job
 
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT), limit=100):
-        if run.job_name == dump_kafka_job.name or dg.AssetKey("raw_queries") in (run.asset_selection or ()):
-            return run
-    return None
+    return run_in_flight(instance, dump_kafka_job.name, dg.AssetKey("raw_queries"))
 
 
 @dg.sensor(

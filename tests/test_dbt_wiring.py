@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import uuid
 from datetime import date, datetime, timezone
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -20,6 +21,7 @@ import yaml
 from pipeline_assets import schema, settings
 from pipeline_assets.dbt import dbt_all_time_models, dbt_daily_models, dbt_env, dbt_project
 from pipeline_assets.definitions import defs
+from pipeline_assets.jobs import build_marts_job
 from pipeline_assets.partitions import daily_partitions, partition_for
 from pipeline_assets.schedules import daily_marts_schedule, latest_complete_day
 from pipeline_assets.sensors import (
@@ -148,6 +150,11 @@ def evaluate(instance: dg.DagsterInstance, cursor: str | None):
     return build_marts_on_new_raw_batches(dg.build_sensor_context(instance=instance, cursor=cursor))
 
 
+def skipped(result: dg.SensorResult) -> str:
+    """The skip message of a tick that requested nothing ('' if it requested runs)."""
+    return "" if result.run_requests else result.skip_reason.skip_message
+
+
 def test_contiguous_ranges():
     days = [date(2024, 3, d) for d in (7, 5, 6, 9, 5)]
     assert contiguous_ranges(days) == [(date(2024, 3, 5), date(2024, 3, 7)), (date(2024, 3, 9), date(2024, 3, 9))]
@@ -155,7 +162,7 @@ def test_contiguous_ranges():
 
 def test_sensor_requests_exactly_the_arrival_dates_of_new_batches():
     with dg.instance_for_test() as instance:
-        assert isinstance(evaluate(instance, None), dg.SkipReason)
+        assert skipped(evaluate(instance, None))
 
         report(instance, "raw_queries", ["2024-03-05"])
         first = evaluate(instance, None)
@@ -177,7 +184,31 @@ def test_sensor_requests_exactly_the_arrival_dates_of_new_batches():
         assert len({r.run_key for r in first.run_requests + second.run_requests}) == 4
 
         # Nothing new: nothing requested, even from the same cursor twice.
-        assert isinstance(evaluate(instance, second.cursor), dg.SkipReason)
+        assert skipped(evaluate(instance, second.cursor))
+
+
+def test_sensor_holds_dates_while_a_build_is_in_flight():
+    with dg.instance_for_test() as instance:
+        report(instance, "raw_queries", ["2024-03-05"])
+        first = evaluate(instance, None)
+        assert [r.partition_key for r in first.run_requests] == ["2024-03-05"]
+
+        # Its run is going; two more batches land meanwhile: nothing requested, nothing lost.
+        build = dg.DagsterRun(job_name=build_marts_job.name, run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED)
+        instance.add_run(build)
+        report(instance, "raw_queries", ["2024-03-06"])
+        held = evaluate(instance, first.cursor)
+        assert build.run_id in skipped(held)
+        report(instance, "raw_queries", ["2024-03-07", "2024-03-09"])
+        held_again = evaluate(instance, held.cursor)
+        assert "3 arrival date(s)" in skipped(held_again)
+
+        # The build is over: every held date in one tick, one run per stretch of days.
+        instance.delete_run(build.run_id)
+        released = evaluate(instance, held_again.cursor)
+        got = [(r.partition_key, r.tags.get(RANGE_START_TAG), r.tags.get(RANGE_END_TAG)) for r in released.run_requests]
+        assert got == [(None, "2024-03-06", "2024-03-07"), ("2024-03-09", None, None)]
+        assert skipped(evaluate(instance, released.cursor))
 
 
 def test_sensor_skips_malformed_dates_and_keeps_going():

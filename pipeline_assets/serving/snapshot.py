@@ -191,14 +191,16 @@ def publish(warehouse: Path | None = None, serving_dir: Path | None = None) -> P
     return pub
 
 
-# Publish once dbt has updated any served mart since the last snapshot was requested, with at
-# most one snapshot run at a time (so a burst of dbt runs coalesces into few snapshots). It does
-# not wait for dbt runs still in progress: during a replay one almost always is, and the `duckdb`
-# pool already keeps the snapshot from reading while dbt writes. Evaluated by the sensor
+# build_marts_job ends with a snapshot; this condition covers the other ways marts change (a
+# manual materialisation, a backfill): publish once dbt has updated a served mart since the last
+# snapshot, when no run that updates one is still going (such as a build_marts_job, which will
+# publish anyway), one snapshot run at a time. Evaluated by the sensor
 # `serving_snapshot_automation` (sensors.py). Not eager(): that waits for every daily partition
 # to exist, and days without data never will.
 PUBLISH_AFTER_DBT = (
-    dg.AutomationCondition.any_deps_updated().since_last_handled() & ~dg.AutomationCondition.in_progress()
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
 ).with_label("publish after dbt")
 
 
