@@ -1,4 +1,5 @@
-"""fsync helpers for files that are written under a temporary name and renamed into place."""
+"""Helpers for files written under a temporary name and renamed into place: fsync, and whether
+the process named in a temporary file (or a pid file) still lives."""
 
 from __future__ import annotations
 
@@ -18,3 +19,19 @@ def fsync_path(path: Path) -> None:
 def fsync_dir(path: Path) -> None:
     """Make a rename or a new entry in `path` durable."""
     fsync_path(path)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` is running (a zombie, exited but not reaped, is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        # A zombie still answers kill(0); its state letter follows the command name.
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return not Path("/proc").is_dir()  # gone since kill(0); off Linux, kill(0) is all we know

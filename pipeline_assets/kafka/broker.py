@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline_assets import settings
+from pipeline_assets.durable import pid_alive
 
 POM = Path(__file__).with_name("pom.xml")
 DEFAULT_PORT = 9092
@@ -208,21 +209,8 @@ class _file_lock:
 
 def _is_alive(pid: int) -> bool:
     if pid in _children:
-        return _children[pid].poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.exists():
-        try:
-            # A zombie still answers kill(0); its state letter follows the command name.
-            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-        except (OSError, IndexError):
-            return False
-    return True
+        return _children[pid].poll() is None  # our child: poll() also reaps it
+    return pid_alive(pid)
 
 
 def _is_kafka(pid: int) -> bool:

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline_assets import schema
-from pipeline_assets.durable import fsync_dir, fsync_path
+from pipeline_assets.durable import fsync_dir, fsync_path, pid_alive
 
 # Snappy, not zstd: the raw dump's profile had zstd's per-page compression as the largest part
 # of Parquet writing (the bench's parts are small: one per Kafka partition and day). Snappy
@@ -128,22 +128,10 @@ def remove_stale_temp_files(root: Path) -> int:
         return 0
     for temp in root.rglob(f".*{TEMP_SUFFIX}"):
         pid = temp.name[1:].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             temp.unlink(missing_ok=True)
             removed += 1
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RawZoneWriter:
