@@ -25,7 +25,7 @@
 
 
 {% macro partition_window(column, lookback_days=0) -%}
-  {#- SQL predicate keeping the rows of the partition window that Dagster passes in --vars
+  {#- SQL predicate keeping the rows of the partition window that Dagster passes (window_date above)
       (min_date and max_date, both inclusive). Without vars it keeps every row, so a plain
       `dbt build` rebuilds all dates. The first and last partitions of the span are open-ended, so
       rows that arrived before or after the span still reach clean/quarantine (and get quarantined).
