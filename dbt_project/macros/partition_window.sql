@@ -25,8 +25,8 @@
 
 
 {% macro partition_window(column, lookback_days=0) -%}
-  {#- SQL predicate keeping the rows of the partition window that Dagster passes (window_date above)
-      (min_date and max_date, both inclusive). Without vars it keeps every row, so a plain
+  {#- SQL predicate keeping the rows of the partition window: min_date to max_date, both inclusive
+      (see window_date above). Without a window it keeps every row, so a plain
       `dbt build` rebuilds all dates. The first and last partitions of the span are open-ended, so
       rows that arrived before or after the span still reach clean/quarantine (and get quarantined).
       lookback_days widens the lower bound for models that need earlier rows as context. -#}
