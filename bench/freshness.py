@@ -50,15 +50,12 @@ LEADERBOARD_BOARD = "instances_by_queries"
 
 
 def dagster_env(root: Path, bootstrap: str, topic: str) -> dict[str, str]:
-    from pipeline_assets.demo import DEMO_SENSOR_INTERVAL
+    from pipeline_assets.demo import DAGSTER_YAML_TEMPLATE, DEMO_SENSOR_INTERVAL
 
     home = root / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    # The project's instance settings (the `duckdb` pool limited to 1), wherever they live now.
-    for template in (PROJECT_ROOT / "dagster.yaml", PROJECT_ROOT / "scripts" / "dagster.yaml"):
-        if template.exists():
-            shutil.copyfile(template, home / "dagster.yaml")
-            break
+    # The project's instance settings, as the demo uses them (the `duckdb` pool limited to 1).
+    shutil.copyfile(DAGSTER_YAML_TEMPLATE, home / "dagster.yaml")
     return {
         **data_env(root / "data"),
         "DAGSTER_HOME": str(home),
