@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
-import requests
 
 from pipeline_assets import settings
+from pipeline_assets.alerts import send_alert
 from pipeline_assets.dbt import dbt_all_time_models
 from pipeline_assets.jobs import build_marts_job
 from pipeline_assets.partitions import DATE_FORMAT, partition_for
@@ -151,41 +150,21 @@ def build_marts_on_new_raw_batches(context: dg.SensorEvaluationContext) -> dg.Se
 # --- run failures -> alert log and webhook -----------------------------------------------------
 
 
-def alert_payload(context: dg.RunFailureSensorContext) -> dict[str, Any]:
-    run = context.dagster_run
-    return {
-        "event": "run_failure",
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "job": run.job_name,
-        "run_id": run.run_id,
-        "partition": run.tags.get("dagster/partition"),
-        "message": context.failure_event.message or "",
-    }
-
-
-def send_alert(payload: dict[str, Any], log: Any) -> None:
-    """One line in settings.alert_log_path(); a JSON POST to ALERT_WEBHOOK_URL when it is set."""
-    path = settings.alert_log_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    message = " ".join(payload["message"].split())  # one line, whatever the error looked like
-    partition = f" partition={payload['partition']}" if payload["partition"] else ""
-    with path.open("a", encoding="utf-8") as out:
-        out.write(f"{payload['time']} RUN FAILED job={payload['job']} run={payload['run_id']}{partition}: {message}\n")
-    url = os.environ.get("ALERT_WEBHOOK_URL", "").strip()
-    if url:
-        try:
-            requests.post(url, json=payload, timeout=10).raise_for_status()
-        except requests.RequestException as exc:
-            log.warning(f"alert webhook {url} failed: {exc}")
-
-
 @dg.run_failure_sensor(
     name="alert_on_run_failure",
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Writes an alert line for every failed run and posts it to ALERT_WEBHOOK_URL if set.",
 )
 def alert_on_run_failure(context: dg.RunFailureSensorContext) -> None:
-    send_alert(alert_payload(context), context.log)
+    run = context.dagster_run
+    send_alert(
+        "run_failure",
+        context.failure_event.message or "",
+        context.log,
+        job=run.job_name,
+        run_id=run.run_id,
+        partition=run.tags.get("dagster/partition"),
+    )
 
 
 # --- all-time marts follow the daily partitions ------------------------------------------------

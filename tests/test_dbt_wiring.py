@@ -282,7 +282,7 @@ def test_run_failure_writes_an_alert_line_and_posts_json(tmp_path: Path, monkeyp
         server.shutdown()
 
     [line] = (tmp_path / "alerts.log").read_text().splitlines()
-    assert f"RUN FAILED job=failing_job run={result.run_id}" in line
+    assert f"RUN FAILURE job=failing_job run_id={result.run_id}" in line
     [payload] = _Receiver.received
     assert payload["event"] == "run_failure"
     assert payload["job"] == "failing_job"
