@@ -37,6 +37,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
 from pipeline_assets import settings
 from pipeline_assets.durable import pid_alive
 
@@ -160,7 +162,7 @@ def fetch_jars(quiet: bool = False) -> Path:
     mvn = _require("mvn")
     target.parent.mkdir(parents=True, exist_ok=True)
     # Several test sessions may start at once: one fetches, the others wait for it.
-    with _file_lock(target.parent / ".fetch.lock"):
+    with FileLock(target.parent / ".fetch.lock"):
         if done.exists():
             return target
         if not quiet:
@@ -185,22 +187,6 @@ def fetch_jars(quiet: bool = False) -> Path:
             count = len(list(target.glob("*.jar")))
             print(f"Fetched {count} jars in {time.monotonic() - started:.1f}s")
     return target
-
-
-class _file_lock:
-    """An exclusive advisory lock on a file, held for a `with` block."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> None:
-        import fcntl
-
-        self.handle = open(self.path, "a")
-        fcntl.flock(self.handle, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        self.handle.close()  # closing releases the lock
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,6 +291,9 @@ transaction.state.log.num.partitions=5
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# Above the raw dump's REDSET_MAX_MESSAGE_BYTES (1 MiB), so an oversized message reaches the dump and
+# becomes a dead letter there, where it is counted, instead of being refused to its producer.
+message.max.bytes=8388608
 
 # Keep a month of replay (by the time a message arrived at the broker) and at most 1 GB segments.
 log.retention.hours=720
