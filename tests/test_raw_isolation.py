@@ -87,7 +87,8 @@ def assert_only_the_poison_is_dead(bootstrap: str, topic: str, poison: bytes) ->
     rows = raw_rows(["kafka_partition", "kafka_offset"])
     assert rows.num_rows == MESSAGES - 1
     where = pc.and_(
-        pc.equal(rows["kafka_partition"], letter["kafka_partition"]), pc.equal(rows["kafka_offset"], letter["kafka_offset"])
+        pc.equal(rows["kafka_partition"], letter["kafka_partition"]),
+        pc.equal(rows["kafka_offset"], letter["kafka_offset"]),
     )
     assert not pc.any(where).as_py(), "the dead message is also a row"
     highs = high_watermarks(bootstrap, topic)
@@ -114,7 +115,7 @@ def test_isolation_mode_dead_letters_only_the_message_that_crashes_processing(
     poison = produce(kafka_broker, kafka_topic)[POISON_AT]
     inject_bug(monkeypatch, poison)
 
-    result = materialize(dg.DagsterInstance.ephemeral(), {"ops": {"raw_queries": {"config": {"isolate_failures": True}}}})
+    result = materialize(dg.DagsterInstance.ephemeral(), dump_retries.ISOLATION_CONFIG)
 
     assert result.success
     assert_only_the_poison_is_dead(kafka_broker, kafka_topic, poison)
@@ -126,7 +127,7 @@ def test_isolation_mode_dead_letters_only_the_message_that_crashes_processing(
         {"dump_failed": 1},
     )
     # A commit after every chunk of isolation.CHUNK_SIZE messages.
-    assert meta["commits"] == -(-MESSAGES // isolation.CHUNK_SIZE)
+    assert (meta["isolate_failures"], meta["commits"]) == (True, -(-MESSAGES // isolation.CHUNK_SIZE))
     assert_checks_passed(result)
 
 
@@ -166,7 +167,8 @@ def test_a_failing_dump_is_retried_a_bounded_number_of_times_with_backoff_then_i
             # Backing off: 10 s after the first failure, 20 after the second, 40 after the third.
             assert isinstance(skip, dg.SkipReason), skip
             assert f"failed {failures} time(s)" in skip.skip_message
-            assert (state["failures"], state["retry_after"] - state["failed_at"]) == (failures, 10 * 2 ** (failures - 1))
+            backoff = state["retry_after"] - state["failed_at"]
+            assert (state["failures"], backoff) == (failures, 10 * 2 ** (failures - 1))
             # A second tick in the back-off neither requests nor counts the same failure again.
             skip, state = tick(json.dumps(state))
             assert isinstance(skip, dg.SkipReason) and state["failures"] == failures
@@ -213,7 +215,8 @@ def test_a_processing_bug_costs_bounded_failed_runs_then_the_rest_of_the_topic_l
                 cursor = json.dumps({**json.loads(cursor), "retry_after": 0})  # the back-off passes
                 continue
             # What the sensor daemon would launch: the request's config and tags, its run key.
-            result = materialize(instance, request.run_config, {**request.tags, dump_retries.RUN_KEY_TAG: request.run_key})
+            tags = {**request.tags, dump_retries.RUN_KEY_TAG: request.run_key}
+            result = materialize(instance, request.run_config, tags)
             runs.append((dump_retries.ISOLATE_TAG in request.tags, result.success))
             if result.success:
                 last = result

@@ -375,6 +375,7 @@ def dump_metadata(options: DumpOptions, stats: DumpStats) -> dict[str, Any]:
         "lag_after_by_partition": dg.MetadataValue.json({str(p): lag for p, lag in sorted(stats.lag_after.items())}),
         "offsets_deleted_before_read": dg.MetadataValue.json({str(p): n for p, n in stats.skipped.items()}),
         "commits": dg.MetadataValue.int(stats.commits),
+        "isolate_failures": dg.MetadataValue.bool(options.isolate_failures),
         "batch_id": dg.MetadataValue.text(options.batch_id),
         "topic": dg.MetadataValue.text(options.topic),
         "consumer_group": dg.MetadataValue.text(options.group_id),
