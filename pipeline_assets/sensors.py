@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
@@ -209,13 +210,15 @@ def raw_dump_in_flight(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
         "Each tick reads the consumer group's committed offsets and the topic's high watermarks "
         "(it never commits). Lag > 0 and no raw run in flight: requests dump_kafka_job with "
         "run_key '<topic>:<partition>=<committed>-<high>,...' (the watermark tuple and where the "
-        "group stands; '#retry-n' when the last run for that range failed). Otherwise skips, naming the lag."
+        "group stands; '#retry-n' for the n-th request from the same committed offsets). After a failed "
+        "run it backs off, and after REDSET_DUMP_MAX_ATTEMPTS failures it requests the dump in isolation "
+        "mode (tag redset/isolate=true). Otherwise skips, naming the lag."
     ),
 )
 def kafka_lag_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource) -> dg.RunRequest | dg.SkipReason:
     from confluent_kafka import KafkaException
 
-    from pipeline_assets.raw import offsets
+    from pipeline_assets.raw import dump_retries, offsets
 
     topic, group = settings.topic(), settings.consumer_group()
     consumer = kafka.consumer(group)
@@ -237,13 +240,10 @@ def kafka_lag_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource) 
     if running is not None:
         context.update_cursor(json.dumps({**previous, **cursor}))
         return dg.SkipReason(f"lag {lag:,} on {topic}, but raw run {running.run_id} is still in flight")
-    # The same range as the last request, and no run in flight: that run failed. Dagster
-    # drops a repeated run_key, so a retry gets a numbered one.
-    key = offsets.range_key(topic, plan)
-    retries = previous.get("retries", 0) + 1 if previous.get("requested") == key else 0
-    context.update_cursor(json.dumps({**cursor, "requested": key, "retries": retries}))
-    run_key = f"{key}#retry-{retries}" if retries else key
-    return dg.RunRequest(run_key=run_key, tags={"redset/lag": str(lag)})
+    # Failed runs of the same offsets: back off, then isolate (dump_retries.py).
+    result, state = dump_retries.next_dump(context.instance, previous, topic, plan, time.time())
+    context.update_cursor(json.dumps({**cursor, **state}))
+    return result
 
 
 @dg.sensor(

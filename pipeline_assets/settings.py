@@ -90,6 +90,11 @@ def raw_max_messages() -> int:
     return int(_env("REDSET_RAW_MAX_MESSAGES", "5000000"))
 
 
+def dump_max_attempts() -> int:
+    """Failed raw-dump runs of the same offsets before the next one runs in isolation mode."""
+    return max(1, int(_env("REDSET_DUMP_MAX_ATTEMPTS", "3")))
+
+
 def sensor_interval_seconds() -> int:
     return int(_env("REDSET_SENSOR_INTERVAL", "30"))
 

@@ -47,7 +47,14 @@ def test_lag_sensor_requests_a_dump_only_when_there_is_lag(
     key = f"{kafka_topic}:" + ",".join(f"{p}=0-{h}" for p, h in highs.items())
     assert result.run_key == key
     watermarks = f"{kafka_topic}:" + ",".join(f"{p}={h}" for p, h in highs.items())
-    assert json.loads(cursor_after_produce) == {"watermarks": watermarks, "lag": 1_000, "requested": key, "retries": 0}
+    assert json.loads(cursor_after_produce) == {
+        "watermarks": watermarks,
+        "lag": 1_000,
+        "from": f"{kafka_topic}:0=0,1=0,2=0",
+        "attempts": 1,
+        "failures": 0,
+        "run_key": key,
+    }
 
     # The sensor only reads: the group still has no committed offset.
     assert [o.committed for o in group_offsets(kafka_broker, kafka_topic, group)] == [None, None, None]
@@ -59,12 +66,12 @@ def test_lag_sensor_requests_a_dump_only_when_there_is_lag(
     assert "lag 1,000" in result.skip_message and busy.run_id in result.skip_message
     assert cursor_busy == cursor_after_produce
 
-    # That run ended without consuming anything (it failed): the same range is requested again,
-    # under a new key, since Dagster would drop a repeated one.
+    # That run is gone and the offsets have not moved: the same range is requested again, under
+    # a new key since Dagster would drop a repeated one; no run failed, so nothing is counted.
     instance.delete_run(busy.run_id)
     result, cursor_retry = tick(cursor_busy)
     assert isinstance(result, dg.RunRequest) and result.run_key == f"{key}#retry-1"
-    assert json.loads(cursor_retry)["retries"] == 1
+    assert {k: json.loads(cursor_retry)[k] for k in ("attempts", "failures")} == {"attempts": 2, "failures": 0}
 
     # After the dump: lag 0 again, and the cursor keeps the watermarks it saw.
     dump = dg.materialize([raw_queries], resources={"kafka": KafkaResource()}, instance=instance)

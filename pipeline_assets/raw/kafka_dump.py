@@ -4,8 +4,9 @@ One run:
 1. reads the group's committed offsets and the high watermarks (offsets.py); the run takes
    the messages between them, at most `max_messages`;
 2. consumes in chunks of `chunk_size` messages (memory stays bounded: the backlog is never
-   held), parses each chunk in bulk (parse.py) and streams the rows into the raw zone
-   (zone.py) and the bad messages into the dead letters;
+   held), parses each chunk in bulk (parse.py, chunk.py) and streams the rows into the raw zone
+   (zone.py) and the bad messages into the dead letters; in isolation mode (isolation.py) a
+   message whose processing raises becomes a dead letter too;
 3. every `commit_every` messages and at the end, makes the files durable (fsync, rename,
    fsync the folder) and only then commits the offsets, synchronously.
 
@@ -23,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +36,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from tqdm import tqdm
 
 from pipeline_assets import settings
-from pipeline_assets.raw import dead_letters, offsets, parse, zone
+from pipeline_assets.raw import dead_letters, isolation, offsets, zone
+from pipeline_assets.raw.chunk import Chunk, ChunkTables, chunk_tables
 from pipeline_assets.raw.metadata import WriteSummary
 from pipeline_assets.raw.worker import Worker
 from pipeline_assets.resources import KafkaResource
-from pipeline_assets.schema import TIMESTAMP
 
 # librdkafka settings of the dump's consumer: large fetches for throughput, quick reconnects
 # when the broker restarts, and a bounded prefetch queue (part of the memory budget).
@@ -71,31 +73,7 @@ class DumpOptions:
     commit_every: int = 500_000
     max_file_bytes: int = zone.DEFAULT_MAX_FILE_BYTES
     idle_timeout_s: float = 120.0
-
-
-@dataclass
-class _Chunk:
-    """Consumed messages, column by column.
-
-    Filled on the consumer thread, which mostly waits for the worker, so the worker (the
-    bottleneck) never touches a Message: one `map` per accessor instead of a Python loop.
-    """
-
-    values: list[bytes | None] = field(default_factory=list)
-    keys: list[bytes | None] = field(default_factory=list)
-    partitions: list[int] = field(default_factory=list)
-    offsets: list[int] = field(default_factory=list)
-    millis: list[int] = field(default_factory=list)  # m.timestamp() is (type, ms); ms = -1 when none
-
-    def add(self, batch: list[Message]) -> None:
-        self.values += map(Message.value, batch)
-        self.keys += map(Message.key, batch)
-        self.partitions += map(Message.partition, batch)
-        self.offsets += map(Message.offset, batch)
-        self.millis += [ms for _, ms in map(Message.timestamp, batch)]
-
-    def __len__(self) -> int:
-        return len(self.offsets)
+    isolate_failures: bool = False  # a message whose processing raises -> dead letter (isolation.py)
 
 
 @dataclass
@@ -159,7 +137,7 @@ class _Dump:
 
     def _consume(self, assigned: list[TopicPartition], limit: int) -> None:
         """Consume on this thread; parse, write and commit on the worker's (see worker.py)."""
-        chunk = _Chunk()
+        chunk = Chunk()
         consumed = 0
         idle_since = time.monotonic()
         positions = self._positions(assigned)
@@ -186,10 +164,10 @@ class _Dump:
                 bar.update(len(batch))
                 if len(chunk) >= self.o.chunk_size:
                     worker.put((chunk, False))
-                    chunk = _Chunk()
+                    chunk = Chunk()
             worker.put((chunk, True))
 
-    def _handle(self, item: tuple[_Chunk, bool]) -> None:
+    def _handle(self, item: tuple[Chunk, bool]) -> None:
         """Worker thread: process a chunk; checkpoint every `commit_every` messages and at the end."""
         chunk, last = item
         self._process(chunk)
@@ -230,63 +208,32 @@ class _Dump:
 
     # --- one chunk ---------------------------------------------------------------------------
 
-    def _process(self, chunk: _Chunk) -> None:
+    def _process(self, chunk: Chunk) -> None:
         if not len(chunk):
             return
         now = datetime.now(UTC).replace(tzinfo=None)
-        values = chunk.values
-        kafka = self._kafka_columns(chunk)
-        parsed = parse.parse_values(values)
-
-        good_kafka = kafka if len(parsed.good) == len(chunk) else kafka.take(pa.array(parsed.good))
-        rows = zone.to_raw_table(
-            parsed.table,
-            {
-                **{name: good_kafka.column(name) for name in good_kafka.column_names},
-                "batch_id": pa.repeat(pa.scalar(self.o.batch_id, pa.string()), parsed.table.num_rows),
-                "ingested_at": pa.repeat(pa.scalar(now, TIMESTAMP), parsed.table.num_rows),
-            },
-        )
-        self.stats.summary.keep_preview(rows)
-        for partition, part in _by_partition(rows):
-            self.writer.write(part, f"{self.o.topic}-p{partition}")
-
-        if parsed.dead:
-            at = pa.array([d.index for d in parsed.dead])
-            table = dead_letters.dead_letter_table(
-                raw_values=[values[d.index] for d in parsed.dead],
-                reasons=[d.reason for d in parsed.dead],
-                fields=[d.field for d in parsed.dead],
-                batch_id=self.o.batch_id,
-                ingested_at=now,
-                kafka=kafka.take(at),
+        build = partial(chunk_tables, topic=self.o.topic, batch_id=self.o.batch_id, now=now)
+        if self.o.isolate_failures:
+            done = isolation.tables_isolating_failures(
+                chunk, build, topic=self.o.topic, batch_id=self.o.batch_id, now=now, log=self.log
             )
-            for partition, part in _by_partition(table):
-                self.dead[partition].append(part)
-            self.stats.summary.dead_letters.update(d.kind for d in parsed.dead)
-
-        self._track_offsets(kafka)
+        else:
+            done = [build(chunk)]
+        # Only now, with every table built, anything is written.
+        for tables in done:
+            self._write(tables)
         self.stats.messages += len(chunk)
         self.since_checkpoint += len(chunk)
 
-    def _kafka_columns(self, chunk: _Chunk) -> pa.Table:
-        # Lists of ints go through numpy: pa.array() on a Python list of ints was ~20x slower.
-        millis = pa.array(np.array(chunk.millis, dtype=np.int64))
-        stamps = pc.if_else(pc.less(millis, 0), None, millis).cast(pa.timestamp("ms")).cast(TIMESTAMP)
-        keys = pa.array(chunk.keys, pa.binary())
-        try:
-            key_text = keys.cast(pa.string())
-        except pa.ArrowInvalid:  # a key that is not UTF-8: keep it readable rather than fail
-            key_text = pa.array([k.decode("utf-8", "replace") if k is not None else None for k in keys.to_pylist()])
-        return pa.table(
-            {
-                "kafka_topic": pa.repeat(pa.scalar(self.o.topic, pa.string()), len(chunk)),
-                "kafka_partition": pa.array(np.array(chunk.partitions, dtype=np.int32)),
-                "kafka_offset": pa.array(np.array(chunk.offsets, dtype=np.int64)),
-                "kafka_timestamp": stamps,
-                "kafka_key": key_text,
-            }
-        )
+    def _write(self, tables: ChunkTables) -> None:
+        self.stats.summary.keep_preview(tables.rows)
+        for partition, part in _by_partition(tables.rows):
+            self.writer.write(part, f"{self.o.topic}-p{partition}")
+        if tables.dead is not None:
+            for partition, part in _by_partition(tables.dead):
+                self.dead[partition].append(part)
+            self.stats.summary.dead_letters.update(dead_letters.kinds(tables.dead))
+        self._track_offsets(tables.kafka)
 
     def _track_offsets(self, kafka: pa.Table) -> None:
         partitions = kafka.column("kafka_partition").to_numpy()
@@ -376,6 +323,8 @@ class RawDumpConfig(dg.Config):
     commit_every: int = 500_000
     max_file_mb: int = zone.DEFAULT_MAX_FILE_BYTES >> 20
     idle_timeout_s: float = 120.0
+    # Set by the lag sensor after repeated failures: see isolation.py (smaller chunks and commits).
+    isolate_failures: bool = False
 
 
 @dg.asset(
@@ -400,6 +349,8 @@ def raw_queries(context: dg.AssetExecutionContext, config: RawDumpConfig, kafka:
         max_file_bytes=config.max_file_mb << 20,
         idle_timeout_s=config.idle_timeout_s,
     )
+    if config.isolate_failures:
+        options = isolation.isolating(options)
     consumer = kafka.consumer(options.group_id, **CONSUMER_TUNING)
     try:
         stats = dump(consumer, options, log=context.log.info)
@@ -424,6 +375,7 @@ def dump_metadata(options: DumpOptions, stats: DumpStats) -> dict[str, Any]:
         "lag_after_by_partition": dg.MetadataValue.json({str(p): lag for p, lag in sorted(stats.lag_after.items())}),
         "offsets_deleted_before_read": dg.MetadataValue.json({str(p): n for p, n in stats.skipped.items()}),
         "commits": dg.MetadataValue.int(stats.commits),
+        "isolate_failures": dg.MetadataValue.bool(options.isolate_failures),
         "batch_id": dg.MetadataValue.text(options.batch_id),
         "topic": dg.MetadataValue.text(options.topic),
         "consumer_group": dg.MetadataValue.text(options.group_id),
