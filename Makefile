@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install kafka-jars dbt-parse browser test demo docs dagster-home clean kafka-start kafka-stop
+.PHONY: install java kafka-jars dbt-parse browser test demo docs dagster-home clean kafka-start kafka-stop
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,21 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-kafka-jars: install
+# Java 17+ runs the broker and Maven fetches its jars. On Debian/Ubuntu both come from apt (sudo
+# unless root; openjdk-17, or the default JRE where 17 is gone); elsewhere one line says what to install.
+JAVA_OK := command -v java >/dev/null && command -v mvn >/dev/null && \
+	[ "$$(java -version 2>&1 | sed -n -E 's/.* version "([0-9]+).*/\1/p' | head -n 1)" -ge 17 ] 2>/dev/null
+JRE_PACKAGE := $$(apt-cache show openjdk-17-jre-headless >/dev/null 2>&1 && echo openjdk-17 || echo default)-jre-headless
+java:
+	@$(JAVA_OK) || { \
+		command -v apt-get >/dev/null || \
+			{ echo "make java: install Java 17 or newer and Maven (mvn), then run make again" >&2; exit 1; }; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(JRE_PACKAGE) maven && \
+		{ $(JAVA_OK) || \
+			{ echo "make java: 'java' is not Java 17+: choose one with update-alternatives --config java" >&2; exit 1; }; }; }
+
+kafka-jars: install java
 	$(BIN)/redset kafka fetch
 
 # The local broker on 127.0.0.1:9092 (REDSET_KAFKA_PORT to change); data kept in .kafka/ across restarts.

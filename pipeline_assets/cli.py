@@ -4,6 +4,7 @@
     redset kafka start|stop|status|fetch
     redset produce --source PATH|URL [--speed FACTOR|max]
     redset demo
+    redset -v ...      also show librdkafka's own log lines (each refused connection, retries)
 
 Each subcommand imports its module lazily, so `redset kafka status` does not pay for pandas.
 """
@@ -11,10 +12,12 @@ Each subcommand imports its module lazily, so `redset kafka status` does not pay
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from datetime import date
 
 from pipeline_assets import settings
+from pipeline_assets.kafka.config import LIBRDKAFKA_LOG
 
 
 def _speed(value: str) -> float | None:
@@ -82,10 +85,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    verbose_help = "show librdkafka's own log lines too"
     parser = argparse.ArgumentParser(prog="redset", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
+    # Also after the subcommand (`redset produce -v`); SUPPRESS keeps it from resetting `redset -v produce`.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    gen = sub.add_parser("generate", help="write seeded synthetic Redset rows to a parquet file")
+    gen = sub.add_parser("generate", parents=[common], help="write seeded synthetic Redset rows to a parquet file")
     gen.add_argument("--rows", type=int, default=1_000_000)
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--out", default=str(settings.data_dir() / "synthetic.parquet"))
@@ -94,12 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--days", type=int, default=91)
     gen.set_defaults(func=cmd_generate)
 
-    kafka = sub.add_parser("kafka", help="run the local single-node KRaft broker")
+    kafka = sub.add_parser("kafka", parents=[common], help="run the local single-node KRaft broker")
     kafka.add_argument("action", choices=["start", "stop", "status", "fetch"])
     kafka.add_argument("--port", type=int, default=None, help="listener port (default 9092 or REDSET_KAFKA_PORT)")
     kafka.set_defaults(func=cmd_kafka)
 
-    prod = sub.add_parser("produce", help="replay a Redset file into Kafka in arrival order")
+    prod = sub.add_parser("produce", parents=[common], help="replay a Redset file into Kafka in arrival order")
     prod.add_argument("--source", required=True, help="parquet path or https URL of Redset or generated data")
     prod.add_argument("--topic", default=settings.topic())
     prod.add_argument("--batch-size", type=int, default=10_000)
@@ -111,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prod.set_defaults(func=cmd_produce)
 
-    demo = sub.add_parser("demo", help="broker, Dagster, replay, dashboards and docs, all on 127.0.0.1")
+    demo = sub.add_parser(
+        "demo", parents=[common], help="broker, Dagster, replay, dashboards and docs, all on 127.0.0.1"
+    )
     demo.add_argument("--source", default=None, help="Redset parquet path or URL (default: generated rows)")
     demo.add_argument("--rows", type=int, default=1_000_000)
     demo.add_argument("--speed", type=_speed, default=6480.0)
@@ -119,8 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging(verbose: bool) -> None:
+    """librdkafka logs every refused connection; without -v the project's own error says it once."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(name)s: %(message)s")
+    LIBRDKAFKA_LOG.setLevel(logging.NOTSET if verbose else logging.CRITICAL + 1)  # above any level it logs at
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -13,10 +13,11 @@ import pyarrow as pa
 import pytest
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
+from tqdm import tqdm
 
 from pipeline_assets import cli, schema
 from pipeline_assets.kafka import producer
-from pipeline_assets.source import generator
+from pipeline_assets.source import generator, reader
 
 ROWS = 100_000
 
@@ -56,6 +57,21 @@ def _decode(text: bytes) -> dict:
     return row
 
 
+def assert_each_key_in_arrival_order(messages: list, rows: list[dict]) -> None:
+    """Per key: one partition, and offsets follow `rows`' order (the source's arrival order)."""
+    expected_order: dict[str, list[int]] = defaultdict(list)
+    for row in rows:
+        expected_order[schema.message_key(row["deployment"], row["instance_id"])].append(row["query_id"])
+    by_key: dict[str, list] = defaultdict(list)
+    for msg in messages:
+        by_key[msg.key().decode()].append(msg)
+    assert by_key.keys() == expected_order.keys()
+    for key, msgs in by_key.items():
+        assert len({m.partition() for m in msgs}) == 1, key
+        in_offset_order = sorted(msgs, key=lambda m: m.offset())
+        assert [json.loads(m.value())["query_id"] for m in in_offset_order] == expected_order[key], key
+
+
 @pytest.mark.kafka
 def test_every_row_arrives_once_in_order_and_unchanged(source, kafka_broker: str, kafka_topic: str) -> None:
     path, table = source
@@ -66,19 +82,8 @@ def test_every_row_arrives_once_in_order_and_unchanged(source, kafka_broker: str
     assert len(messages) == ROWS
     assert stats.bytes == sum(len(m.key()) + len(m.value()) for m in messages)
 
-    # Per key: one partition, and offsets follow the source's arrival order.
     expected = table.to_pylist()  # the generator writes rows in arrival order
-    expected_order: dict[str, list[int]] = defaultdict(list)
-    for row in expected:
-        expected_order[schema.message_key(row["deployment"], row["instance_id"])].append(row["query_id"])
-    by_key: dict[str, list] = defaultdict(list)
-    for msg in messages:
-        by_key[msg.key().decode()].append(msg)
-    assert by_key.keys() == expected_order.keys()
-    for key, msgs in by_key.items():
-        assert len({m.partition() for m in msgs}) == 1, key
-        in_offset_order = sorted(msgs, key=lambda m: m.offset())
-        assert [json.loads(m.value())["query_id"] for m in in_offset_order] == expected_order[key], key
+    assert_each_key_in_arrival_order(messages, expected)
 
     # Every value equals its source row: NULLs, floats, booleans, timestamps, types included.
     received = {}
@@ -96,14 +101,16 @@ def test_every_row_arrives_once_in_order_and_unchanged(source, kafka_broker: str
 
 @pytest.mark.kafka
 def test_limit_and_paced_replay_keep_order(source, kafka_broker: str, kafka_topic: str) -> None:
-    """The paced path (a huge speed, so it barely waits) sends the first `limit` rows in order."""
+    """The paced path, really waiting (about a second in all), sends the first `limit` rows in order."""
     path, table = source
-    stats = producer.produce(path, kafka_topic, bootstrap=kafka_broker, speed=1e9, limit=3_000, progress=False,
+    first = table.slice(0, 3_000)
+    span_s = (first["arrival_timestamp"][-1].as_py() - first["arrival_timestamp"][0].as_py()).total_seconds()
+    stats = producer.produce(path, kafka_topic, bootstrap=kafka_broker, speed=span_s, limit=3_000, progress=False,
                              batch_size=500)  # fmt: skip
     assert (stats.rows, stats.errors) == (3_000, 0)
-    got = sorted(consume_all(kafka_broker, kafka_topic, 3_000), key=lambda m: (m.partition(), m.offset()))
+    got = consume_all(kafka_broker, kafka_topic, 3_000)
     assert len(got) == 3_000
-    assert sorted(json.loads(m.value())["query_id"] for m in got) == sorted(table["query_id"][:3_000].to_pylist())
+    assert_each_key_in_arrival_order(got, first.to_pylist())
 
 
 @pytest.mark.kafka
@@ -178,3 +185,39 @@ def test_clock_paces_by_arrival_gaps_after_the_full_speed_window(monkeypatch: py
     end, wait = clock.sendable(offsets, 5)
     assert end == 5 and wait == pytest.approx(0.1)
     assert producer._Clock(None, 0).offsets(arrivals) is None  # max speed: no pacing
+
+
+class _FakeClockAndProducer:
+    """For the replay loop alone: a clock that moves only when the loop waits in poll(), and a
+    producer that notes when each row was queued."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sent: list[tuple[float, bytes]] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def poll(self, timeout: float) -> int:
+        self.now += timeout
+        return 0
+
+    def produce(self, topic: str, value: bytes, key: bytes) -> None:
+        self.sent.append((self.now, value))
+
+
+def test_replay_queues_each_row_when_its_arrival_is_due(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Row i is queued (arrival_i - arrival_0) / speed seconds after the first, and no earlier."""
+    fake = _FakeClockAndProducer()
+    monkeypatch.setattr(producer.time, "monotonic", fake.monotonic)
+    path = generator.write(generator.generate(300, seed=5), tmp_path / "rows.parquet")
+    arrivals = [r["arrival_timestamp"] for r in next(reader.iter_batches(path)).to_pylist()]
+    speed = (arrivals[-1] - arrivals[0]).total_seconds() / 20  # the whole replay: 20 fake seconds
+
+    rows, _ = producer._replay(fake, "t", reader.iter_batches(path, batch_rows=64), producer._Clock(speed, 0),
+                               producer._Deliveries(), tqdm(disable=True))  # fmt: skip
+    assert rows == 300
+    due = [(a - arrivals[0]).total_seconds() / speed for a in arrivals]
+    assert [t for t, _ in fake.sent] == pytest.approx(due, abs=1e-6)
+    assert [json.loads(v)["arrival_timestamp"] for _, v in fake.sent] == [a.isoformat() for a in arrivals]
+    assert fake.now == pytest.approx(20.0)

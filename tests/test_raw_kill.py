@@ -6,6 +6,9 @@ script: it starts faster than the CLI, which loads the whole code location); the
 Each kill waits until the group has committed past a random point, then a random fraction of a
 second more, so it lands anywhere in the next commit interval: mid-consume, mid-write, or
 between the files' rename and the commit. SIGKILL goes to the run's whole process group.
+
+The moments come from a seed, new on each run, printed and named in every assert message:
+`REDSET_TEST_SEED=<seed> pytest tests/test_raw_kill.py` replays a failed run's kills.
 """
 
 import json
@@ -40,7 +43,8 @@ from pipeline_assets.source import generator
 ROWS = 1_000_000
 COMMIT_EVERY = 100_000
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
-SEED = int(os.environ.get("RAW_KILL_SEED", random.randrange(1_000_000)))
+SEED = int(os.environ.get("REDSET_TEST_SEED") or random.randrange(1_000_000))
+REPLAY = f"(replay: REDSET_TEST_SEED={SEED})"
 DUMP_SCRIPT = """
 import json, sys
 import dagster as dg
@@ -86,7 +90,7 @@ def test_sigkill_three_times_then_finish_loses_and_doubles_nothing(
     final_run = [DAGSTER, "asset", "materialize", "-m", "pipeline_assets.definitions", "--select", "raw_queries",
                  "--config-json", json.dumps(config)]  # fmt: skip
     rng = random.Random(SEED)
-    print(f"RAW_KILL_SEED={SEED}")
+    print(f"REDSET_TEST_SEED={SEED}")
 
     for attempt in range(3):
         start = committed(kafka_broker, topic, group)
@@ -95,44 +99,47 @@ def test_sigkill_three_times_then_finish_loses_and_doubles_nothing(
         run = subprocess.Popen(killed_run, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 600
         while committed(kafka_broker, topic, group) < target:
-            assert run.poll() is None, f"the dump ended before kill {attempt + 1}; see {log.name}"
-            assert time.monotonic() < deadline, f"no progress to {target}; see {log.name}"
+            assert run.poll() is None, f"the dump ended before kill {attempt + 1}; see {log.name} {REPLAY}"
+            assert time.monotonic() < deadline, f"no progress to {target}; see {log.name} {REPLAY}"
             time.sleep(0.1)
         time.sleep(rng.uniform(0.0, 2.0))
-        assert run.poll() is None
+        assert run.poll() is None, f"the dump ended before kill {attempt + 1}; see {log.name} {REPLAY}"
         os.killpg(run.pid, signal.SIGKILL)
         run.wait()
         log.close()
         print(f"kill {attempt + 1}: committed {committed(kafka_broker, topic, group):,} when killed")
 
     final = subprocess.run(final_run, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900)
-    assert final.returncode == 0, final.stdout.decode()[-5000:]
+    assert final.returncode == 0, final.stdout.decode()[-5000:] + REPLAY
 
     highs = high_watermarks(kafka_broker, topic)
-    assert sum(highs.values()) == ROWS
-    assert {o.partition: o.committed for o in group_offsets(kafka_broker, topic, group)} == highs
+    assert sum(highs.values()) == ROWS, REPLAY
+    assert {o.partition: o.committed for o in group_offsets(kafka_broker, topic, group)} == highs, REPLAY
 
     # Deduplicated on (partition, offset), the raw zone holds every produced row exactly once.
     rows = raw_rows()
-    assert dead_rows().num_rows == 0
-    duplicates = assert_offsets_exactly_once(rows, highs)
+    assert dead_rows().num_rows == 0, REPLAY
+    try:
+        duplicates = assert_offsets_exactly_once(rows, highs)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc} {REPLAY}") from exc
     print(f"raw zone: {rows.num_rows:,} rows written, {duplicates:,} of them re-deliveries")
-    assert rows.num_rows == ROWS + duplicates
+    assert rows.num_rows == ROWS + duplicates, REPLAY
     first = rows.group_by(["kafka_partition", "kafka_offset"], use_threads=False).aggregate(
         [(c, "first") for c in schema.COLUMN_NAMES]
     )
     deduped = first.rename_columns([n.removesuffix("_first") for n in first.column_names])
     deduped = deduped.select(schema.COLUMN_NAMES).cast(schema.ARROW_SCHEMA)
     order = [("deployment", "ascending"), ("instance_id", "ascending"), ("query_id", "ascending")]
-    assert deduped.sort_by(order).equals(table.cast(schema.ARROW_SCHEMA).sort_by(order))
+    assert deduped.sort_by(order).equals(table.cast(schema.ARROW_SCHEMA).sort_by(order)), REPLAY
     # A re-delivered offset carries the same row each time.
     keys = ["kafka_partition", "kafka_offset", "deployment", "instance_id", "query_id"]
     distinct_rows = rows.group_by(keys).aggregate([])
-    assert distinct_rows.num_rows == ROWS
+    assert distinct_rows.num_rows == ROWS, REPLAY
 
     # No half-written file is left behind, and none was ever visible under a final name.
-    assert not list(settings.raw_dir().rglob(f"*{zone.TEMP_SUFFIX}"))
-    assert pc.all(pc.is_valid(rows.column("batch_id"))).as_py()
+    assert not list(settings.raw_dir().rglob(f"*{zone.TEMP_SUFFIX}")), REPLAY
+    assert pc.all(pc.is_valid(rows.column("batch_id"))).as_py(), REPLAY
 
 
 class CrashAtCommit(Consumer):

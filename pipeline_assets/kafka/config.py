@@ -7,14 +7,20 @@ to a secured cluster.
 
 Variables that Kafka's own shell scripts read (KAFKA_HOME, KAFKA_OPTS, KAFKA_HEAP_OPTS, ...) are
 not client settings and are skipped, so a machine with a Kafka install still works.
+
+librdkafka's own log lines (every refused connection, retries) go to the Python logger
+`LIBRDKAFKA_LOG` for clients made with `logger=LIBRDKAFKA_LOG`; `redset -v` shows them.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+# Given to a client, it receives librdkafka's logs, on the client's poll() only.
+LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
 
 # Read by bin/kafka-*.sh of a Kafka install, never by clients.
 _KAFKA_SCRIPT_VARIABLES = frozenset({"KAFKA_HOME", "KAFKA_DEBUG", "KAFKA_CLUSTER_ID", "KAFKA_VERSION"})

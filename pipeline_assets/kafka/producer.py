@@ -28,7 +28,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from tqdm import tqdm
 
 from pipeline_assets.kafka import messages
-from pipeline_assets.kafka.config import client_config
+from pipeline_assets.kafka.config import LIBRDKAFKA_LOG, client_config
 from pipeline_assets.source import reader
 
 # Producer defaults; any KAFKA_* variable overrides them (except idempotence, which we require).
@@ -74,11 +74,12 @@ class ProduceStats:
 def ensure_topic(topic: str, partitions: int = 3, bootstrap: str | None = None) -> bool:
     """Create `topic` with `partitions` partitions unless it exists. True when it was created."""
     conf = client_config() if bootstrap is None else client_config(**{"bootstrap.servers": bootstrap})
-    admin = AdminClient(conf)
+    admin = AdminClient(conf, logger=LIBRDKAFKA_LOG)
     where = conf["bootstrap.servers"]
     try:
         metadata = admin.list_topics(timeout=ADMIN_TIMEOUT_S)
     except KafkaException as exc:
+        admin.poll(0)  # hands librdkafka's queued log lines (why it failed) to LIBRDKAFKA_LOG
         raise ProduceError(
             f"cannot reach Kafka at {where}: {exc.args[0].str()}. "
             "Start the local broker with `redset kafka start`, or set KAFKA_BOOTSTRAP_SERVERS."
@@ -184,8 +185,10 @@ def produce(
     `bootstrap` overrides KAFKA_BOOTSTRAP_SERVERS. Raises ProduceError when Kafka cannot be reached.
     """
     say = print if progress else (lambda *a, **k: None)
-    if not _is_url(source):
-        reader.parquet_files(source)  # a missing file fails here, before anything touches Kafka
+    started = time.monotonic()
+    # The source first: a missing file or missing columns fail here, before anything touches Kafka.
+    batches = reader.iter_batches(source, batch_rows=batch_size, limit=limit)
+    first = next(batches, None)  # reads (or downloads) the source, so the total is known after it
     if ensure_topic(topic, partitions, bootstrap):
         say(f"created topic {topic} with {partitions} partitions", file=sys.stderr)
     deliveries = _Deliveries()
@@ -197,13 +200,11 @@ def produce(
         "delivery.report.only.error": True,
         "on_delivery": deliveries.on_delivery,
         "error_cb": deliveries.on_error,
+        "logger": LIBRDKAFKA_LOG,
     }
     producer = Producer(conf)
     clock = _Clock(speed, full_speed_hours)
 
-    started = time.monotonic()
-    batches = reader.iter_batches(source, batch_rows=batch_size, limit=limit)
-    first = next(batches, None)  # reads (or downloads) the source, so the total is known after it
     total = _source_rows(source)
     bar = tqdm(
         total=min(total, limit) if total is not None and limit is not None else (total or limit),
