@@ -163,14 +163,18 @@ def _typed(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(table.columns, schema=schema.ARROW_SCHEMA)
 
 
+def utc_timestamps(text: pa.ChunkedArray) -> pa.ChunkedArray:
+    """ISO-8601 strings as schema.TIMESTAMP; a zone offset is converted to UTC (landing files too)."""
+    try:
+        return text.cast(schema.TIMESTAMP)
+    except pa.ArrowInvalid:  # "...Z" or "+01:00": parse as UTC, keep the wall time
+        return text.cast(pa.timestamp(schema.TIMESTAMP.unit, "UTC")).cast(schema.TIMESTAMP)
+
+
 def _cast_timestamps(table: pa.Table) -> pa.Table:
     """The timestamp columns from ISO-8601 strings; a zone offset is converted to UTC."""
     for name in _TIMESTAMPS:
-        text = table.column(name)
-        try:
-            typed = text.cast(schema.TIMESTAMP)
-        except pa.ArrowInvalid:  # "...Z" or "+01:00": parse as UTC, keep the wall time
-            typed = text.cast(pa.timestamp(schema.TIMESTAMP.unit, "UTC")).cast(schema.TIMESTAMP)
+        typed = utc_timestamps(table.column(name))
         table = table.set_column(table.schema.get_field_index(name), schema.ARROW_SCHEMA.field(name), typed)
     return table
 
