@@ -62,7 +62,7 @@ def run_key(path: Path) -> str:
     return f"{path.name}:{size}:{mtime_ns}"
 
 
-def run_config(path: Path) -> dict[str, Any]:
+def run_config(path: Path | str) -> dict[str, Any]:
     return {"ops": {"landing_queries": {"config": {"path": str(path)}}}}
 
 
