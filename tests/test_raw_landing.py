@@ -327,6 +327,7 @@ ZONED = [  # (as written in the file, UTC)
     ("2024-03-01T10:00:00+02:00", datetime(2024, 3, 1, 8, 0)),
     ("2024-03-01T23:30:00-01:00", datetime(2024, 3, 2, 0, 30)),  # the next day in UTC
     ("2024-03-01T07:15:00.250Z", datetime(2024, 3, 1, 7, 15, 0, 250_000)),
+    ("2024-03-01 12:00:00", datetime(2024, 3, 1, 12, 0)),  # no offset: UTC already
 ]
 
 
