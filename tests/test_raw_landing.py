@@ -185,6 +185,7 @@ def step_attempts(result: dg.ExecuteInProcessResult) -> int:
     [
         ("sha8", PermissionError(errno.EACCES, "Permission denied")),  # the first read of the file
         ("move", OSError(errno.ENOSPC, "No space left on device")),  # after the raw files are written
+        ("sha8", pa.ArrowMemoryError("malloc of size 1073741824 failed")),
     ],
 )
 def test_a_machine_error_leaves_the_file_in_place_and_the_step_is_retried(

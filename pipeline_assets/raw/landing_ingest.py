@@ -46,9 +46,11 @@ class _Provenance:
 
 
 def environment_error(exc: BaseException) -> bool:
-    """An error of the machine rather than of the file's bytes. The OS sets errno (EACCES,
-    ENOSPC, EIO, ...); Arrow's errors about corrupt bytes ("Couldn't deserialize thrift") are
-    OSErrors too, but without one."""
+    """An error of the machine rather than of the file's bytes: out of memory, or an OSError the
+    OS set errno on (EACCES, ENOSPC, EIO, ...). Arrow's errors about corrupt bytes ("Couldn't
+    deserialize thrift") are OSErrors too, but without an errno."""
+    if isinstance(exc, MemoryError | pa.ArrowCancelled):
+        return True
     return isinstance(exc, OSError) and exc.errno is not None
 
 
