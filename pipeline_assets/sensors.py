@@ -252,22 +252,19 @@ def kafka_lag_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource) 
     minimum_interval_seconds=settings.sensor_interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Requests one ingest_landing_file_job run per new file in the landing folder "
-        "(run_key: name, size and mtime; the cursor remembers them for the files still there)."
+        "Requests one ingest_landing_file_job run per new file in the landing folder (run_key: "
+        "name, size and mtime; the cursor remembers them for the files still there). A file still "
+        "there after its run failed or was cancelled is requested again as '<key>#retry-n', a few "
+        "times; then an alert says the sensor gave up on it (touch the file to start over)."
     ),
 )
 def landing_file_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    from pipeline_assets.raw import landing
+    from pipeline_assets.raw.landing_requests import landing_requests
 
     folder = settings.landing_dir()
-    seen: dict[str, list[int]] = json.loads(context.cursor) if context.cursor else {}
-    current = {p.name: p for p in landing.waiting_files(folder, settle_seconds=landing.SETTLE_SECONDS)}
-    state = {name: list(landing.file_state(path)) for name, path in current.items()}
-    new = [current[name] for name in state if seen.get(name) != state[name]]
-    # Files that left the folder (processed or rejected) drop out of the cursor.
-    cursor = json.dumps(state, sort_keys=True)
-    if not new:
-        context.update_cursor(cursor)
+    seen = json.loads(context.cursor) if context.cursor else {}
+    requests_, cursor = landing_requests(context.instance, folder, seen, context.log)
+    if not requests_:
+        context.update_cursor(json.dumps(cursor, sort_keys=True))
         return dg.SkipReason(f"no new files in {folder}")
-    requests_ = [dg.RunRequest(run_key=landing.run_key(p), run_config=landing.run_config(p)) for p in new]
-    return dg.SensorResult(run_requests=requests_, cursor=cursor)
+    return dg.SensorResult(run_requests=requests_, cursor=json.dumps(cursor, sort_keys=True))

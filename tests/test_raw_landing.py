@@ -1,9 +1,11 @@
 """The landing folder: landing_file_sensor + landing_queries with good and bad files."""
 
+import errno
 import json
 import os
 import shutil
 import time
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
@@ -12,11 +14,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
+from dagster._core.utils import make_new_run_id
 from raw_support import dead_rows, raw_rows
 
 from pipeline_assets import schema, settings
 from pipeline_assets.kafka import messages
+from pipeline_assets.raw import landing_folder, zone
 from pipeline_assets.raw.landing import landing_queries
+from pipeline_assets.raw.landing_folder import run_config
+from pipeline_assets.raw.landing_ingest import ingest_file
 from pipeline_assets.sensors import landing_file_sensor
 from pipeline_assets.source import generator
 
@@ -43,7 +49,17 @@ def sensor_tick(instance: dg.DagsterInstance, cursor: str | None) -> tuple[dg.Se
 
 
 def ingest(instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
-    return dg.materialize([landing_queries], run_config=request.run_config, instance=instance, raise_on_error=False)
+    """The run the daemon makes of a request: tagged with its run key and the sensor's name."""
+    tags = {"dagster/run_key": request.run_key, "dagster/sensor_name": "landing_file_sensor"}
+    tags = tags if request.run_key else {}
+    return dg.materialize(
+        [landing_queries], run_config=request.run_config, instance=instance, tags=tags, raise_on_error=False
+    )
+
+
+def ingest_path(instance: dg.DagsterInstance, path: str | Path) -> dg.ExecuteInProcessResult:
+    """A run launched by hand for one path."""
+    return ingest(instance, dg.RunRequest(run_config=run_config(path)))
 
 
 def rows_of(source_prefix: str) -> pa.Table:
@@ -88,9 +104,10 @@ def test_landing_files_are_ingested_once_and_bad_ones_rejected(landing: Path) ->
         st = (landing / name).stat()
         assert request.run_key == f"{name}:{st.st_size}:{st.st_mtime_ns}"
     assert set(json.loads(cursor)) == set(requests)
-    # The cursor remembers name, size and mtime: the next tick asks for nothing new.
+    # The cursor remembers name, size and mtime: the next tick asks for nothing new. Until the
+    # daemon has made the runs (ingest() below), it asks for the same keys: the daemon drops repeats.
     again, _ = sensor_tick(instance, cursor)
-    assert isinstance(again, dg.SkipReason)
+    assert sorted(r.run_key for r in again.run_requests) == sorted(r.run_key for r in requests.values())
 
     outcomes = {name: ingest(instance, request) for name, request in requests.items()}
 
@@ -154,3 +171,195 @@ def test_without_a_path_every_waiting_file_is_ingested(landing: Path) -> None:
     assert result.success
     assert raw_rows().num_rows == 300
     assert sorted(p.name for p in (landing / "processed").iterdir()) == ["a.parquet", "b.parquet"]
+
+
+# --- nothing wedged: machine errors are retried, killed runs requested again -------------------
+
+
+def step_attempts(result: dg.ExecuteInProcessResult) -> int:
+    return 1 + sum(e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY for e in result.all_events)
+
+
+@pytest.mark.parametrize(
+    ("where", "error"),
+    [
+        ("sha8", PermissionError(errno.EACCES, "Permission denied")),  # the first read of the file
+        ("move", OSError(errno.ENOSPC, "No space left on device")),  # after the raw files are written
+        ("sha8", pa.ArrowMemoryError("malloc of size 1073741824 failed")),
+    ],
+)
+def test_a_machine_error_leaves_the_file_in_place_and_the_step_is_retried(
+    landing: Path, monkeypatch: pytest.MonkeyPatch, where: str, error: OSError
+) -> None:
+    generator.write(generator.generate(400, seed=5), landing / "june.parquet")
+    real = getattr(landing_folder, where)
+    calls = 0
+
+    def flaky(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise error
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(landing_folder, where, flaky)
+    result = ingest_path(dg.DagsterInstance.ephemeral(), landing / "june.parquet")
+    assert result.success
+    assert step_attempts(result) == 2
+    assert not (landing / "rejected").exists()
+    assert (landing / "processed" / "june.parquet").exists() and not (landing / "june.parquet").exists()
+    # The first attempt's raw files (the move case) are rewritten, not added to.
+    assert rows_of("june.parquet@").num_rows == 400
+
+
+def test_a_machine_error_that_does_not_pass_leaves_the_file_in_the_landing_folder(
+    landing: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = landing / "july.parquet"
+    generator.write(generator.generate(100, seed=6), path)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(zone.RawZoneWriter, "publish", full_disk)
+    settings.raw_dir().mkdir(parents=True)
+    with pytest.raises(OSError, match="No space left"):
+        ingest_file(
+            path,
+            raw_dir=settings.raw_dir(),
+            dead_letter_dir=settings.dead_letter_dir(),
+            landing_dir=landing,
+            batch_id="b",
+        )
+    assert path.exists() and not (landing / "rejected").exists() and not (landing / "processed").exists()
+
+
+def test_a_bad_file_is_rejected_at_once_without_retries(landing: Path) -> None:
+    (landing / "garbage.parquet").write_bytes(b"PAR1" + bytes(4096) + b"PAR1")  # corrupt: an OSError without errno
+    result = ingest_path(dg.DagsterInstance.ephemeral(), landing / "garbage.parquet")
+    assert not result.success and step_attempts(result) == 1
+    assert (landing / "rejected" / "garbage.parquet").exists()
+    assert "cannot be read" in (landing / "rejected" / "garbage.parquet.error.txt").read_text()
+
+
+def record_run(instance: dg.DagsterInstance, run_key: str, status: dg.DagsterRunStatus) -> None:
+    """A run as the daemon makes it for a request of the sensor, ended with `status`."""
+    tags = {"dagster/run_key": run_key, "dagster/sensor_name": "landing_file_sensor"}
+    run = dg.DagsterRun(job_name="ingest_landing_file_job", run_id=make_new_run_id(), tags=tags, status=status)
+    instance.add_run(run)
+
+
+def test_a_killed_or_failed_landing_run_is_requested_again(landing: Path) -> None:
+    path = landing / "provisioned-aug.parquet"
+    generator.write(generator.generate(50, seed=7), path)
+    settled(path)
+    key = f"{path.name}:{path.stat().st_size}:{path.stat().st_mtime_ns}"
+    with dg.instance_for_test() as instance:
+        result, cursor = sensor_tick(instance, None)
+        assert [r.run_key for r in result.run_requests] == [key]
+        record_run(instance, key, dg.DagsterRunStatus.STARTED)
+        running, cursor = sensor_tick(instance, cursor)
+        assert isinstance(running, dg.SkipReason)  # its run is still going
+
+        # Killed (cancelled), then failed, then gone: requested again each time, a new key after a
+        # run ended; the same key when its run is gone (the daemon drops a repeat that exists).
+        instance.report_run_canceled(instance.get_runs()[0])
+        result, cursor = sensor_tick(instance, cursor)
+        assert [r.run_key for r in result.run_requests] == [f"{key}#retry-1"]
+        assert result.run_requests[0].run_config == run_config(path)
+        record_run(instance, f"{key}#retry-1", dg.DagsterRunStatus.FAILURE)
+        result, cursor = sensor_tick(instance, cursor)
+        assert [r.run_key for r in result.run_requests] == [f"{key}#retry-2"]
+        result, cursor = sensor_tick(instance, cursor)  # no run was made for retry-2
+        assert [r.run_key for r in result.run_requests] == [f"{key}#retry-2"]
+
+        # Bounded: after the last retry fails, one alert and no more runs.
+        record_run(instance, f"{key}#retry-2", dg.DagsterRunStatus.FAILURE)
+        result, cursor = sensor_tick(instance, cursor)
+        assert [r.run_key for r in result.run_requests] == [f"{key}#retry-3"]
+        record_run(instance, f"{key}#retry-3", dg.DagsterRunStatus.FAILURE)
+        for _ in range(2):
+            result, cursor = sensor_tick(instance, cursor)
+            assert isinstance(result, dg.SkipReason)
+        [alert] = settings.alert_log_path().read_text().splitlines()
+        assert "LANDING FILE ABANDONED" in alert and path.name in alert and "after 4 runs" in alert
+
+        # A changed file starts over with its new key.
+        os.utime(path, (time.time() - 30, time.time() - 30))
+        result, cursor = sensor_tick(instance, cursor)
+        new_key = f"{path.name}:{path.stat().st_size}:{path.stat().st_mtime_ns}"
+        assert new_key != key and [r.run_key for r in result.run_requests] == [new_key]
+
+
+# --- a launch touches only files in the landing folder -----------------------------------------
+
+
+@pytest.mark.parametrize("where", ["outside", "symlink", "processed", "relative"])
+def test_a_path_outside_the_landing_folder_fails_and_nothing_moves(landing: Path, where: str) -> None:
+    outside = landing.parent / "elsewhere" / "precious.parquet"
+    ingested_before = landing / "processed" / "old.parquet"
+    for path in (outside, ingested_before):
+        path.parent.mkdir()
+        generator.write(generator.generate(10, seed=8), path)
+    (landing / "link.parquet").symlink_to(outside)
+    given = {
+        "outside": str(outside),
+        "symlink": str(landing / "link.parquet"),
+        "processed": str(ingested_before),
+        "relative": "../elsewhere/precious.parquet",
+    }[where]
+    before = {path: path.read_bytes() for path in (outside, ingested_before)}
+
+    result = ingest_path(dg.DagsterInstance.ephemeral(), given)
+    assert not result.success and step_attempts(result) == 1
+    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    message = failure.step_failure_data.user_failure_data.description
+    assert given in message and f"not a file in the landing folder {landing}" in message, message
+    assert {path: path.read_bytes() for path in before} == before
+    assert (landing / "link.parquet").is_symlink()
+    assert not (landing / "rejected").exists()
+    assert [p.name for p in (landing / "processed").iterdir()] == ["old.parquet"]
+    assert raw_rows().num_rows == 0
+
+
+# --- timestamps with a zone offset become UTC, as on the Kafka path ----------------------------
+
+ZONED = [  # (as written in the file, UTC)
+    ("2024-03-01T10:00:00+02:00", datetime(2024, 3, 1, 8, 0)),
+    ("2024-03-01T23:30:00-01:00", datetime(2024, 3, 2, 0, 30)),  # the next day in UTC
+    ("2024-03-01T07:15:00.250Z", datetime(2024, 3, 1, 7, 15, 0, 250_000)),
+    ("2024-03-01 12:00:00", datetime(2024, 3, 1, 12, 0)),  # no offset: UTC already
+]
+
+
+def zoned_rows() -> list[dict]:
+    return [
+        {"instance_id": 1, "query_id": i, "arrival_timestamp": text, "query_type": "select"}
+        for i, (text, _) in enumerate(ZONED)
+    ]
+
+
+@pytest.mark.parametrize("kind", ["csv", "ndjson", "parquet-strings", "parquet-zoned"])
+def test_timestamps_with_an_offset_become_utc(landing: Path, kind: str) -> None:
+    name = f"provisioned-zoned.{kind.split('-')[0]}"
+    rows = zoned_rows()
+    if kind == "csv":
+        pa_csv.write_csv(pa.Table.from_pylist(rows), landing / name)
+        assert "+02:00" in (landing / name).read_text()
+    elif kind == "ndjson":
+        (landing / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    elif kind == "parquet-strings":
+        pq.write_table(pa.Table.from_pylist(rows), landing / name)
+    else:  # a tz-aware timestamp column, stored in UTC with its zone: 10:00+02:00 is 08:00 UTC
+        utc = [when for _, when in ZONED]
+        table = pa.Table.from_pylist(rows).drop_columns(["arrival_timestamp"])
+        zoned = pa.array(utc, pa.timestamp("us", "UTC")).cast(pa.timestamp("us", "+02:00"))
+        pq.write_table(table.append_column("arrival_timestamp", zoned), landing / name)
+        assert pq.read_schema(landing / name).field("arrival_timestamp").type.tz == "+02:00"
+
+    result = ingest_path(dg.DagsterInstance.ephemeral(), landing / name)
+    assert result.success
+    got = rows_of(f"{name}@").sort_by("query_id")
+    assert got.column("arrival_timestamp").to_pylist() == [utc for _, utc in ZONED]
+    meta = result.asset_materializations_for_node("landing_queries")[0].metadata
+    assert meta["arrival_dates"].value == ["2024-03-01", "2024-03-02"]

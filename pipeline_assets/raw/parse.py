@@ -66,6 +66,7 @@ _TIMESTAMP_RE = re.compile(
     r"\d{4}-\d{2}-\d{2}([ T]\d{2}(:\d{2}(:\d{2}(\.\d{1,6})?)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?"
 )
 _ARROW_COLUMN_RE = re.compile(r"Column\(/([^)]*)\)")
+_ZONED_RE = r"[ T]\d{2}.*(Z|[+-]\d{2}(:?\d{2})?)$"  # an offset after the time of day
 
 
 @dataclass(frozen=True)
@@ -163,14 +164,23 @@ def _typed(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(table.columns, schema=schema.ARROW_SCHEMA)
 
 
+def utc_timestamps(text: pa.ChunkedArray) -> pa.ChunkedArray:
+    """ISO-8601 strings as schema.TIMESTAMP: "...Z" or "+01:00" is converted to UTC, a value
+    without an offset is UTC already. Landing files are typed with it too."""
+    try:
+        return text.cast(schema.TIMESTAMP)
+    except pa.ArrowInvalid:  # offsets: Arrow casts a column with all or none of them
+        pass
+    zoned = pc.match_substring_regex(text, _ZONED_RE)
+    none = pa.scalar(None, text.type)
+    utc = pc.if_else(zoned, text, none).cast(pa.timestamp(schema.TIMESTAMP.unit, "UTC")).cast(schema.TIMESTAMP)
+    return pc.if_else(zoned, utc, pc.if_else(zoned, none, text).cast(schema.TIMESTAMP))
+
+
 def _cast_timestamps(table: pa.Table) -> pa.Table:
     """The timestamp columns from ISO-8601 strings; a zone offset is converted to UTC."""
     for name in _TIMESTAMPS:
-        text = table.column(name)
-        try:
-            typed = text.cast(schema.TIMESTAMP)
-        except pa.ArrowInvalid:  # "...Z" or "+01:00": parse as UTC, keep the wall time
-            typed = text.cast(pa.timestamp(schema.TIMESTAMP.unit, "UTC")).cast(schema.TIMESTAMP)
+        typed = utc_timestamps(table.column(name))
         table = table.set_column(table.schema.get_field_index(name), schema.ARROW_SCHEMA.field(name), typed)
     return table
 

@@ -5,8 +5,8 @@ DuckDB does the reading: it sorts out of core (spilling to a temp folder under a
 so a 400-million-row file streams through a few hundred MB of RAM.
 
 conform() is the one place that turns whatever a file stored (0/1 booleans, int or float
-megabytes, timestamps in any unit or as ISO strings) into the schema's types. The landing-file
-ingest uses it too.
+megabytes, timestamps in any unit or zone or as ISO strings) into the schema's types; a zone
+offset becomes UTC, as on the Kafka path. The landing-file ingest uses it too.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline_assets import schema, settings
+from pipeline_assets.raw.parse import utc_timestamps
 
 
 class SchemaError(ValueError):
@@ -139,6 +140,8 @@ def _convert(values: pa.ChunkedArray, target: pa.DataType, name: str, source_nam
         values = values.cast(pa.timestamp(values.type.unit))
         safe = values.type.unit != "ns"
     try:
+        if wanted == "time" and stored == "string":
+            return utc_timestamps(values)  # as the Kafka path: "+02:00" or "Z" becomes UTC
         return values.cast(target, safe=safe)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise bad(str(exc)) from exc
