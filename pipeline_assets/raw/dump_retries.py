@@ -26,11 +26,11 @@ import dagster as dg
 from pipeline_assets import settings
 from pipeline_assets.alerts import send_alert
 from pipeline_assets.raw import offsets
+from pipeline_assets.run_keys import ENDED_BADLY, retry_run_key
 
 ISOLATE_TAG = "redset/isolate"
 RUN_KEY_TAG = "dagster/run_key"  # Dagster's tag on runs a sensor requested
 MAX_BACKOFF_S = 3600.0
-FAILED = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 _STATE = ("from", "attempts", "failures", "run_key", "failed_at", "retry_after")  # the cursor's part
 ISOLATION_CONFIG = {"ops": {"raw_queries": {"config": {"isolate_failures": True}}}}
 
@@ -64,7 +64,7 @@ def next_dump(
             f"{state['retry_after'] - now:.0f}s"
         ), state
     key = offsets.range_key(topic, plan)
-    run_key = f"{key}#retry-{state['attempts']}" if state["attempts"] else key
+    run_key = retry_run_key(key, state["attempts"])
     state.update(attempts=state["attempts"] + 1, run_key=run_key)
     tags = {"redset/lag": str(offsets.total_lag(plan)), "redset/failed_attempts": str(failures)}
     if isolate:
@@ -75,7 +75,7 @@ def next_dump(
 def _count_failure(instance: dg.DagsterInstance, run_key: str, state: dict[str, Any], topic: str, now: float) -> None:
     """If the run requested under `run_key` failed: one more failure, and the back-off."""
     records = instance.get_run_records(filters=dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1)
-    if not records or records[0].dagster_run.status not in FAILED:
+    if not records or records[0].dagster_run.status not in ENDED_BADLY:
         return  # succeeded, or never launched (nothing to count): ask again now
     run = records[0].dagster_run
     failed_at = records[0].end_time or now
