@@ -90,6 +90,11 @@ def raw_max_messages() -> int:
     return int(_env("REDSET_RAW_MAX_MESSAGES", "5000000"))
 
 
+def max_message_bytes() -> int:
+    """Largest message value the raw dump parses; a bigger one is an `oversized` dead letter."""
+    return int(_env("REDSET_MAX_MESSAGE_BYTES", str(1 << 20)))
+
+
 def sensor_interval_seconds() -> int:
     return int(_env("REDSET_SENSOR_INTERVAL", "30"))
 
