@@ -95,6 +95,11 @@ def dump_max_attempts() -> int:
     return max(1, int(_env("REDSET_DUMP_MAX_ATTEMPTS", "3")))
 
 
+def max_message_bytes() -> int:
+    """Largest message value the raw dump parses; a bigger one is an `oversized` dead letter."""
+    return int(_env("REDSET_MAX_MESSAGE_BYTES", str(1 << 20)))
+
+
 def sensor_interval_seconds() -> int:
     return int(_env("REDSET_SENSOR_INTERVAL", "30"))
 

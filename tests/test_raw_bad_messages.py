@@ -1,4 +1,5 @@
-"""The raw dump through Dagster: 200k good rows plus 1% bad messages of 10 kinds, interleaved.
+"""The raw dump through Dagster: 200k good rows plus 1% bad messages of 11 kinds, interleaved,
+and a few heavy poison messages (the demo's 100,000-level array, messages over the size limit).
 
 Exact counts of rows and dead letters, each dead letter's reason and field, the rows' values
 and Kafka metadata, the materialization metadata and both asset checks.
@@ -25,7 +26,7 @@ from raw_support import (
 
 from pipeline_assets import schema
 from pipeline_assets.checks import raw_offsets_contiguous, raw_rows_match_offsets
-from pipeline_assets.kafka import messages
+from pipeline_assets.kafka import messages, producer
 from pipeline_assets.raw.kafka_dump import raw_queries
 from pipeline_assets.resources import KafkaResource
 from pipeline_assets.source import generator
@@ -55,28 +56,51 @@ SPOILERS: dict[str, tuple[Callable[[bytes], bytes], str | None]] = {
     "wrong_type": (_edit(lambda r: r.update(instance_id=str(r["instance_id"]))), "instance_id"),
     "bad_timestamp": (_edit(lambda r: r.update(arrival_timestamp="2024-13-45T99:00:00")), "arrival_timestamp"),
     "out_of_range": (_edit(lambda r: r.update(query_id=2**70)), "query_id"),
+    "bad_unicode": (lambda v: v.replace(b'"query_type":"', b'"query_type":"\\ud800', 1), "query_type"),
 }
+# Under the broker's ~1 MB limit, over the dump's (set by the test): an `oversized` dead letter.
+MAX_MESSAGE_BYTES = 256 << 10
+DEEP = b"[" * 100_000 + b"]" * 100_000  # the demo's message that wedged the consumer
+# kind -> how to make a heavy poison message from a good one; HEAVY_COUNT of each, spread out.
+HEAVY: dict[str, Callable[[bytes], bytes]] = {
+    "too_deep": lambda v: DEEP,
+    "oversized": lambda v: v[:-1] + b',"padding":"' + b"x" * (MAX_MESSAGE_BYTES + 1000) + b'"}',
+}
+HEAVY_COUNT = 3
 
 
 def produce_with_bad_messages(bootstrap: str, topic: str, table: pa.Table) -> Counter:
-    """Good rows encoded by the project's message encoder, a bad one after every BAD_EVERY."""
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20, "partitioner": "murmur2_random"}
-    )
+    """Good rows encoded by the project's message encoder, a bad one after every BAD_EVERY, and
+    HEAVY_COUNT of each heavy kind after evenly spaced good rows."""
+    # A small local queue, so that it does fill up and producer.send's wait-and-retry is used.
+    kafka = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20, "partitioner": "murmur2_random",
+         "queue.buffering.max.messages": 5_000}
+    )  # fmt: skip
     kinds = list(SPOILERS)
+    heavy_at = {table.num_rows * (k + 1) // (HEAVY_COUNT + 1) + j: kind for j, kind in enumerate(HEAVY)
+                for k in range(HEAVY_COUNT)}  # fmt: skip
     produced: Counter = Counter()
     n = 0
     for batch in table.to_batches(max_chunksize=20_000):
-        keys, values = messages.encode(batch)
-        for key, value in zip(keys.to_pylist(), values.to_pylist(), strict=True):
-            producer.produce(topic, value.encode(), key.encode())
+        good_keys, good_values = messages.encode(batch)
+        keys, values = [], []
+        for key, value in zip(good_keys.to_pylist(), good_values.to_pylist(), strict=True):
+            keys.append(key.encode())
+            values.append(value.encode())
             n += 1
+            bad = []
             if n % BAD_EVERY == 0:
                 kind = kinds[(n // BAD_EVERY) % len(kinds)]
-                producer.produce(topic, SPOILERS[kind][0](value.encode()), key.encode())
+                bad.append((kind, SPOILERS[kind][0](values[-1])))
+            if n in heavy_at:
+                bad.append((heavy_at[n], HEAVY[heavy_at[n]](values[-1])))
+            for kind, spoiled in bad:
+                keys.append(keys[-1])
+                values.append(spoiled)
                 produced[kind] += 1
-            producer.poll(0)
-    assert producer.flush(60) == 0
+        producer.send(kafka, topic, keys, values)
+    assert kafka.flush(60) == 0
     return produced
 
 
@@ -86,10 +110,12 @@ def test_bad_messages_go_to_dead_letters_with_their_reason(
     kafka_broker: str, kafka_topic: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     group = use_private_dirs(monkeypatch, tmp_path, kafka_topic)
+    monkeypatch.setenv("REDSET_MAX_MESSAGE_BYTES", str(MAX_MESSAGE_BYTES))
     table = generator.generate(ROWS, seed=21)
     produced = produce_with_bad_messages(kafka_broker, kafka_topic, table)
     bad = sum(produced.values())
-    assert bad == ROWS // BAD_EVERY and len(produced) == 10
+    assert bad == ROWS // BAD_EVERY + HEAVY_COUNT * len(HEAVY) and len(produced) == len(SPOILERS) + len(HEAVY)
+    assert {produced[kind] for kind in HEAVY} == {HEAVY_COUNT}
 
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
@@ -137,15 +163,23 @@ def test_bad_messages_go_to_dead_letters_with_their_reason(
     dead = dead_rows()
     assert dead.num_rows == bad
     assert Counter(r.split(":", 1)[0] for r in dead.column("reason").to_pylist()) == produced
+    heavy_sizes: Counter = Counter()
     for row in dead.to_pylist():
         kind = row["reason"].split(":", 1)[0]
-        field = SPOILERS[kind][1]
+        field = SPOILERS[kind][1] if kind in SPOILERS else None
         assert row["field"] == field, row
         if field is not None:
             assert f"'{field}'" in row["reason"]
         assert row["kafka_topic"] == kafka_topic and row["batch_id"] == result.run_id
-    spoiled = [v for v in dead.column("raw_value").to_pylist() if v.startswith(b"[")]
-    assert len(spoiled) == produced["not_object"]  # the raw bytes are kept as they came
+        if kind == "not_object":
+            assert row["raw_value"].startswith(b"[{")  # the raw bytes are kept as they came
+        if kind in HEAVY:
+            heavy_sizes[kind, len(row["raw_value"])] += 1
+    # Every byte of the heavy ones kept too: the whole 200 KB array, the whole oversized message.
+    assert heavy_sizes[("too_deep", len(DEEP))] == HEAVY_COUNT
+    oversized = [size for (kind, size), n in heavy_sizes.items() for _ in range(n) if kind == "oversized"]
+    assert len(oversized) == HEAVY_COUNT and min(oversized) > MAX_MESSAGE_BYTES
+    assert "100000 levels" in next(r for r in dead.column("reason").to_pylist() if r.startswith("too_deep"))
 
     # Every offset once, in the rows or the dead letters; the group committed them all.
     everything = pa.concat_tables(

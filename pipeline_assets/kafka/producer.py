@@ -245,7 +245,7 @@ def _replay(
             if wait > 0:
                 producer.poll(wait)  # sleeps, and serves delivery reports meanwhile
                 continue
-            _send(producer, topic, key_list, value_list, start, end)
+            send(producer, topic, key_list, value_list, start, end)
             bar.update(end - start)
             rows += end - start
             sent_bytes += int(sizes[end - 1] - (sizes[start - 1] if start else 0))
@@ -272,10 +272,13 @@ def _chain(first: pa.RecordBatch | None, rest: Iterator[pa.RecordBatch]) -> Iter
         yield from rest
 
 
-def _send(producer: Producer, topic: str, keys: list, values: list, start: int, end: int) -> None:
-    """Queue rows[start:end]; when librdkafka's queue is full, wait for deliveries and retry."""
+def send(producer: Producer, topic: str, keys: list, values: list, start: int = 0, end: int | None = None) -> None:
+    """Queue rows[start:end]; when librdkafka's queue is full, wait for deliveries and retry.
+
+    The one way the project (and its tests) hands many messages to a producer: a bare
+    `produce` raises BufferError ("Local: Queue full") once the queue is full."""
     produce = producer.produce
-    for key, value in zip(keys[start:end], values[start:end]):
+    for key, value in zip(keys[start:end], values[start:end], strict=True):
         while True:
             try:
                 produce(topic, value, key)

@@ -3,8 +3,9 @@
     <settings.dead_letter_dir()>/<topic>-p<partition>-o<first>-<last>.parquet   (Kafka)
     <settings.dead_letter_dir()>/landing-<stem>-<sha8>.parquet                   (landing files)
 
-One row per rejected message with its raw bytes, where it came from and a reason that starts
-with its kind (see parse.py) and names the field. Files are written atomically like the raw
+One row per rejected message with its raw bytes (up to MAX_RAW_BYTES; the reason says when fewer
+were kept), where it came from and a reason that starts with its kind (see parse.py) and names
+the field. Writing never fails on what a message held: reasons and fields are made valid UTF-8. Files are written atomically like the raw
 zone's, and a re-delivery after a crash can write the same (topic, partition, offset) twice:
 readers dedupe on it, as for raw rows.
 """
@@ -21,6 +22,11 @@ import pyarrow.parquet as pq
 
 from pipeline_assets import schema
 from pipeline_assets.raw.zone import write_table_atomically
+
+# Kafka brokers refuse messages over ~1 MB by default, so every dead letter keeps all of its bytes
+# unless the broker was opened up; then a bounded prefix keeps one chunk's dead letters in memory.
+MAX_RAW_BYTES = 16 << 20
+MAX_TEXT_CHARS = 2000
 
 DEAD_LETTER_SCHEMA = pa.schema(
     [
@@ -51,10 +57,11 @@ def dead_letter_table(
 ) -> pa.Table:
     """Rows of DEAD_LETTER_SCHEMA. `kafka` holds the kafka_* columns of the same messages."""
     n = len(raw_values)
+    kept, notes = zip(*map(_bounded, raw_values), strict=True) if n else ((), ())
     columns: dict[str, pa.Array] = {
-        "raw_value": pa.array(raw_values, pa.binary()),
-        "reason": pa.array(reasons, pa.string()),
-        "field": pa.array(fields, pa.string()),
+        "raw_value": pa.array(kept, pa.binary()),
+        "reason": pa.array([f"{_text(r)}{note}" for r, note in zip(reasons, notes, strict=True)], pa.string()),
+        "field": pa.array([_text(f) for f in fields], pa.string()),
         "source_file": pa.array([source_file] * n, pa.string()),
         "batch_id": pa.array([batch_id] * n, pa.string()),
         "ingested_at": pa.array([ingested_at] * n, schema.TIMESTAMP),
@@ -63,6 +70,22 @@ def dead_letter_table(
         if f.name.startswith("kafka_"):
             columns[f.name] = kafka.column(f.name) if kafka is not None else pa.nulls(n, f.type)
     return pa.table([columns[f.name] for f in DEAD_LETTER_SCHEMA], schema=DEAD_LETTER_SCHEMA)
+
+
+def _bounded(value: bytes | None) -> tuple[bytes | None, str]:
+    """The raw bytes, all of them up to MAX_RAW_BYTES; beyond, the first MAX_RAW_BYTES and a note."""
+    if value is None or len(value) <= MAX_RAW_BYTES:
+        return value, ""
+    return value[:MAX_RAW_BYTES], f" (raw_value: the first {MAX_RAW_BYTES} of {len(value)} bytes kept)"
+
+
+def _text(text: str | None) -> str | None:
+    """Any text as valid UTF-8 of bounded length: a reason may quote a lone surrogate or a long key."""
+    if text is None:
+        return None
+    if len(text) > MAX_TEXT_CHARS:
+        text = f"{text[:MAX_TEXT_CHARS]}...({len(text)} characters)"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def write(table: pa.Table, directory: Path, name: str) -> int:

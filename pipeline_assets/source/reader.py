@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline_assets import schema, settings
-from pipeline_assets.raw.parse import utc_timestamps
+from pipeline_assets.raw.arrow_json import utc_timestamps
 
 
 class SchemaError(ValueError):
