@@ -49,6 +49,7 @@ class Owed:
     seen: float  # its newest data was seen; only a build created after that pays the debt
     attempts: int = 0  # failed builds since `since`
     failed_at: float = 0.0  # end of the last failed build counted: the back-off starts there
+    failed_created: float = 0.0  # creation of that build: each failed build counts once
     requested: float | None = None  # when the sensor asked for it; None once a run answered
 
 
@@ -106,9 +107,9 @@ class OwedBuilds:
                 if created >= entry.seen:
                     del self.owed[day]
                     continue
-            elif created >= entry.since and ended > entry.failed_at:
+            elif created >= entry.since and created > entry.failed_created:
                 entry.attempts += 1
-                entry.failed_at = ended
+                entry.failed_at, entry.failed_created = ended, created
             if answers_request:
                 entry.requested = None
 
