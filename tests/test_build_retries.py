@@ -124,6 +124,7 @@ def test_past_the_bound_dates_are_stale_with_one_alert_until_a_build_takes_them_
             (tmp_path / "raw" / f"arrival_date={day}").mkdir(parents=True)
             (tmp_path / "raw" / f"arrival_date={day}" / "t-p0-o0-9.parquet").write_bytes(b"")
         scheduled = daily_marts_schedule(dg.build_schedule_context(instance=instance))
+        scheduled = scheduled if isinstance(scheduled, list) else [scheduled]
         assert sorted(r.partition_key for r in scheduled) == ["2024-03-02", "2024-03-06"]
         # ... and fails again: still stale, no second alert in the same episode.
         finish(instance, next(r for r in scheduled if r.partition_key == "2024-03-02"), FAILURE)
