@@ -42,5 +42,6 @@ def run_partitions(tags: Mapping[str, str]) -> list[str]:
         return [tags[PARTITION_TAG]]
     start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
     if start and end:
-        return list(daily_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(start, end)))
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+        return [(first + timedelta(days=n)).strftime(DATE_FORMAT) for n in range((last - first).days + 1)]
     return []
