@@ -141,7 +141,8 @@ class OwedBuilds:
         """Every waiting partition, as soon as one of them is due: new data, or a failed build
         whose back-off is over. So a build always takes the stale and backing-off ones along."""
         limit = settings.build_max_attempts()
-        due = any(e.attempts == 0 or (e.attempts < limit and now >= self.retry_at(e)) for e in self.owed.values() if e.requested is None)
+        waiting = [e for e in self.owed.values() if e.requested is None]
+        due = any(e.attempts == 0 or (e.attempts < limit and now >= self.retry_at(e)) for e in waiting)
         return self.waiting() if due else []
 
     def mark_requested(self, partitions: Iterable[str], now: float) -> None:

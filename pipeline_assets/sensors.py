@@ -145,7 +145,8 @@ def build_marts_on_new_raw_batches(context: dg.SensorEvaluationContext) -> dg.Se
     running = run_in_flight(context.instance, build_marts_job.name)
     if running is not None:
         waiting = len(owed.waiting())
-        return skip(f"{waiting} arrival date(s) wait for build_marts_job run {running.run_id} to finish" if waiting else "")
+        held = f"{waiting} arrival date(s) wait for build_marts_job run {running.run_id} to finish"
+        return skip(held if waiting else "")
     owed.forget_lost_requests(now)
     partitions = owed.to_request(now)
     if not partitions:

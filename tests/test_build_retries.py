@@ -45,7 +45,8 @@ def dates(result: dg.SensorResult) -> list[tuple[str, str]]:
     """The partition ranges a tick requested, (first, last) per run."""
     spans = []
     for r in result.run_requests:
-        spans.append((r.partition_key, r.partition_key) if r.partition_key else (r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]))
+        single = (r.partition_key, r.partition_key)
+        spans.append(single if r.partition_key else (r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]))
     return spans
 
 
@@ -150,7 +151,8 @@ def test_a_success_pays_only_for_data_seen_before_the_run_and_a_lost_request_cou
     owed.add(["2024-03-02", "2024-03-03"], now=100.0)
     owed.mark_requested(["2024-03-02", "2024-03-03"], now=100.0)
     owed.add(["2024-03-03"], now=150.0)  # more data for 03-03 while its build runs
-    run = dg.DagsterRun(job_name=build_marts_job.name, status=SUCCESS, tags={RANGE_START_TAG: "2024-03-02", RANGE_END_TAG: "2024-03-03"})
+    tags = {RANGE_START_TAG: "2024-03-02", RANGE_END_TAG: "2024-03-03"}
+    run = dg.DagsterRun(job_name=build_marts_job.name, status=SUCCESS, tags=tags)
     owed.record_run(run, created=120.0, ended=200.0)
     assert list(owed.owed) == ["2024-03-03"]
     assert owed.to_request(now=201.0) == ["2024-03-03"]
@@ -168,11 +170,15 @@ def test_a_success_pays_only_for_data_seen_before_the_run_and_a_lost_request_cou
 def build(instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
     """Execute a requested build_marts_job run in process, as the daemon would launch it."""
     job = defs.get_job_def(build_marts_job.name)
-    return job.execute_in_process(instance=instance, partition_key=request.partition_key, tags=request.tags, raise_on_error=False)
+    return job.execute_in_process(
+        instance=instance, partition_key=request.partition_key, tags=request.tags, raise_on_error=False
+    )
 
 
 @pytest.mark.slow
-def test_a_broken_build_is_rebuilt_once_repaired_with_no_one_asking(alerts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_a_broken_build_is_rebuilt_once_repaired_with_no_one_asking(
+    alerts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     paths = dbt_paths(monkeypatch, tmp_path)  # the same alert log as the fixture's
     rows = generator.generate(rows=300, seed=3, deployment="both", start=date(2024, 3, 1), days=2)
     rows = rows.select(list(schema.COLUMN_NAMES)).to_pylist()
@@ -189,7 +195,8 @@ def test_a_broken_build_is_rebuilt_once_repaired_with_no_one_asking(alerts: Path
         failed = build(instance, first.run_requests[0])
         assert not failed.success
         [failure] = [e for e in failed.all_events if e.is_step_failure]
-        assert failure.step_key == "dbt_daily_models" and "stg_query_deliveries" in failure.step_failure_data.error.message
+        assert failure.step_key == "dbt_daily_models"
+        assert "stg_query_deliveries" in failure.step_failure_data.error.message
 
         broken.unlink()  # the repair; nobody asks for a rebuild
         retry = tick(instance, first.cursor)
