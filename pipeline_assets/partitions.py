@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, timedelta
 
 import dagster as dg
@@ -9,6 +10,12 @@ import dagster as dg
 from pipeline_assets import settings
 
 DATE_FORMAT = "%Y-%m-%d"
+
+# Tags that name a run's partitions: one partition, or a range in one run (what a single-run
+# backfill uses).
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 # span_end is the first day after the span, and end_date is exclusive: one partition per day.
 daily_partitions = dg.DailyPartitionsDefinition(
@@ -27,3 +34,14 @@ def partition_for(day: date) -> str:
     """
     first, last = settings.span_start(), settings.span_end() - timedelta(days=1)
     return min(max(day, first), last).strftime(DATE_FORMAT)
+
+
+def run_partitions(tags: Mapping[str, str]) -> list[str]:
+    """The daily partitions a run covers, from its tags (none for a run without partitions)."""
+    if PARTITION_TAG in tags:
+        return [tags[PARTITION_TAG]]
+    start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
+    if start and end:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+        return [(first + timedelta(days=n)).strftime(DATE_FORMAT) for n in range((last - first).days + 1)]
+    return []

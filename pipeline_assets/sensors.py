@@ -14,7 +14,8 @@ from pipeline_assets import settings
 from pipeline_assets.alerts import send_alert
 from pipeline_assets.dbt import dbt_all_time_models
 from pipeline_assets.jobs import build_marts_job
-from pipeline_assets.partitions import DATE_FORMAT, partition_for
+from pipeline_assets.owed_builds import OwedBuilds, publish_stale
+from pipeline_assets.partitions import DATE_FORMAT, RANGE_END_TAG, RANGE_START_TAG, partition_for
 from pipeline_assets.resources import KafkaResource
 from pipeline_assets.serving.snapshot import serving_snapshot
 
@@ -84,11 +85,6 @@ def new_arrival_dates(
     return days, cursor
 
 
-# Tags that make one run cover a range of partitions (what a single-run backfill uses).
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-
-
 def contiguous_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
     """Sorted, distinct days grouped into runs of consecutive days: [(first, last), ...]."""
     ranges: list[tuple[date, date]] = []
@@ -125,27 +121,40 @@ def daily_run_requests(days: Iterable[date], stamp: str) -> list[dg.RunRequest]:
         "exactly the arrival dates they report (metadata `arrival_dates`): one build_marts_job "
         "run per stretch of consecutive days, which then rebuilds the all-time marts and publishes "
         "the serving snapshot. While a build_marts_job run is queued or running, the dates wait "
-        "in the cursor and go into the next request together."
+        "in the cursor and go into the next request together. A date stays in the cursor until a "
+        "build of it succeeds: failed builds are retried with back-off, then listed as stale "
+        "(owed_builds.py)."
     ),
 )
 def build_marts_on_new_raw_batches(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
-    seen: dict[str, int] = cursor.get("seen", {})
-    days, new_seen = new_arrival_dates(context.instance, seen, context.log)
-    pending = days | {date.fromisoformat(day) for day in cursor.get("pending", [])}
-    if not pending:
-        return dg.SensorResult(skip_reason="no new raw batches", cursor=json.dumps({"seen": new_seen}))
+    now = time.time()
+    days, new_seen = new_arrival_dates(context.instance, cursor.get("seen", {}), context.log)
+    owed = OwedBuilds.from_cursor(cursor, now)
+    owed.add({partition_for(day) for day in days}, now)
+    owed.read_finished_builds(context.instance, build_marts_job.name)
+    owed.alert_new_staleness(context.log, build_marts_job.name)
+    publish_stale(context.instance, owed.stale())
+
+    def skip(*reasons: str) -> dg.SensorResult:
+        reason = "; ".join([r for r in reasons if r] + owed.describe()) or "no new raw batches"
+        return dg.SensorResult(skip_reason=reason, cursor=json.dumps({"seen": new_seen, **owed.to_cursor()}))
+
     # One build at a time: a batch lands every few seconds while a build takes longer, and a
     # run per batch would only queue up, each paying dbt's start-up and the all-time marts again.
     running = run_in_flight(context.instance, build_marts_job.name)
     if running is not None:
-        waiting = sorted(day.isoformat() for day in pending)
-        return dg.SensorResult(
-            skip_reason=f"{len(waiting)} arrival date(s) wait for build_marts_job run {running.run_id} to finish",
-            cursor=json.dumps({"seen": new_seen, "pending": waiting}),
-        )
-    stamp = "-".join(str(new_seen[k]) for k in sorted(new_seen))
-    return dg.SensorResult(run_requests=daily_run_requests(pending, stamp), cursor=json.dumps({"seen": new_seen}))
+        waiting = len(owed.waiting())
+        held = f"{waiting} arrival date(s) wait for build_marts_job run {running.run_id} to finish"
+        return skip(held if waiting else "")
+    owed.forget_lost_requests(now)
+    partitions = owed.to_request(now)
+    if not partitions:
+        return skip()
+    owed.mark_requested(partitions, now)
+    stamp = "-".join(str(new_seen[k]) for k in sorted(new_seen)) + f".{owed.requests}"
+    requests_ = daily_run_requests([date.fromisoformat(p) for p in partitions], stamp)
+    return dg.SensorResult(run_requests=requests_, cursor=json.dumps({"seen": new_seen, **owed.to_cursor()}))
 
 
 # --- run failures -> alert log and webhook -----------------------------------------------------

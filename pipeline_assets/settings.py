@@ -104,6 +104,16 @@ def sensor_interval_seconds() -> int:
     return int(_env("REDSET_SENSOR_INTERVAL", "30"))
 
 
+def build_max_attempts() -> int:
+    """Failed build_marts_job runs of a date before the sensor stops retrying it (it is then stale)."""
+    return int(_env("REDSET_BUILD_MAX_ATTEMPTS", "3"))
+
+
+def build_retry_seconds() -> float:
+    """Back-off after a date's first failed build; it doubles with each further failure."""
+    return float(_env("REDSET_BUILD_RETRY_SECONDS", "60"))
+
+
 def span_start() -> date:
     """First day of the data's span (daily partitions start here)."""
     return date.fromisoformat(_env("REDSET_SPAN_START", "2024-02-29"))

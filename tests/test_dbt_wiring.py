@@ -223,17 +223,18 @@ def test_sensor_skips_malformed_dates_and_keeps_going():
 
 def test_schedule_builds_the_day_before_the_newest_arrival_date(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("REDSET_RAW_DIR", str(tmp_path))
-    context = dg.build_schedule_context()
-    assert isinstance(daily_marts_schedule(context), dg.SkipReason)
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(instance=instance)
+        assert isinstance(daily_marts_schedule(context), dg.SkipReason)
 
-    for day, name in [("2024-03-04", "t-p0-o0-9.parquet"), ("2024-03-05", "t-p0-o10-19.parquet"), ("2024-03-06", ".tmp-x.parquet.tmp")]:
-        folder = tmp_path / f"arrival_date={day}"
-        folder.mkdir()
-        (folder / name).write_bytes(b"")
-    # 2024-03-06 holds only a file being written: the newest published day is 03-05, still filling.
-    assert latest_complete_day(tmp_path) == date(2024, 3, 4)
-    request = daily_marts_schedule(context)
-    assert request.partition_key == "2024-03-04"
+        for day, name in [("2024-03-04", "t-p0-o0-9.parquet"), ("2024-03-05", "t-p0-o10-19.parquet"), ("2024-03-06", ".tmp-x.parquet.tmp")]:
+            folder = tmp_path / f"arrival_date={day}"
+            folder.mkdir()
+            (folder / name).write_bytes(b"")
+        # 2024-03-06 holds only a file being written: the newest published day is 03-05, still filling.
+        assert latest_complete_day(tmp_path) == date(2024, 3, 4)
+        request = daily_marts_schedule(context)
+        assert request.partition_key == "2024-03-04"
 
 
 # --- run failures -> alert log and webhook ----------------------------------------------------
