@@ -124,7 +124,8 @@ def test_past_the_bound_dates_are_stale_with_one_alert_until_a_build_takes_them_
         for day in ("2024-03-06", "2024-03-07"):
             (tmp_path / "raw" / f"arrival_date={day}").mkdir(parents=True)
             (tmp_path / "raw" / f"arrival_date={day}" / "t-p0-o0-9.parquet").write_bytes(b"")
-        scheduled = daily_marts_schedule(dg.build_schedule_context(instance=instance))
+        with dg.build_schedule_context(instance=instance) as context:  # exited, so the instance is let go
+            scheduled = daily_marts_schedule(context)
         scheduled = scheduled if isinstance(scheduled, list) else [scheduled]
         assert sorted(r.partition_key for r in scheduled) == ["2024-03-02", "2024-03-06"]
         # ... and fails again: still stale, no second alert in the same episode.

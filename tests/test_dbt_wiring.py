@@ -223,8 +223,9 @@ def test_sensor_skips_malformed_dates_and_keeps_going():
 
 def test_schedule_builds_the_day_before_the_newest_arrival_date(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("REDSET_RAW_DIR", str(tmp_path))
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(instance=instance)
+    # The context enters the instance: exit it too, or the instance's state storage stays current
+    # for later tests after the instance is gone.
+    with dg.instance_for_test() as instance, dg.build_schedule_context(instance=instance) as context:
         assert isinstance(daily_marts_schedule(context), dg.SkipReason)
 
         for day, name in [("2024-03-04", "t-p0-o0-9.parquet"), ("2024-03-05", "t-p0-o10-19.parquet"), ("2024-03-06", ".tmp-x.parquet.tmp")]:
