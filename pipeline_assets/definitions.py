@@ -19,10 +19,13 @@ from pipeline_assets.sensors import (
     serving_snapshot_automation,
 )
 from pipeline_assets.serving.snapshot import serving_job, serving_snapshot
+from pipeline_assets.upstream import redset_kafka_topic, redset_source
 
-# In the pipeline's order: raw -> dbt -> serving.
+# In the pipeline's order: source -> topic -> raw -> dbt -> serving.
 defs = dg.Definitions(
     assets=[
+        redset_source,
+        redset_kafka_topic,
         raw_queries,
         landing_queries,
         dbt_stage.dbt_daily_models,
