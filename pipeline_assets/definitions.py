@@ -43,7 +43,7 @@ defs = dg.Definitions(
         alert_on_run_failure,
     ],
     schedules=[daily_marts_schedule],
-    resources={"kafka": KafkaResource(), "dbt": dbt_stage.dbt_resource},
+    resources={"kafka": KafkaResource.from_env(), "dbt": dbt_stage.dbt_resource},
     # Steps run one after another in the run's own process, and the DuckDB writers of different
     # runs take turns however the instance is configured (pools.py).
     executor=single_writer_executor,
