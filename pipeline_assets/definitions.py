@@ -18,7 +18,7 @@ from pipeline_assets.sensors import (
     landing_file_sensor,
     serving_snapshot_automation,
 )
-from pipeline_assets.serving.snapshot import serving_job, serving_snapshot
+from pipeline_assets.serving.snapshot import serving_job, serving_snapshot, warehouse_resource
 from pipeline_assets.upstream import redset_kafka_topic, redset_source
 
 # In the pipeline's order: source -> topic -> raw -> dbt -> serving.
@@ -43,7 +43,11 @@ defs = dg.Definitions(
         alert_on_run_failure,
     ],
     schedules=[daily_marts_schedule],
-    resources={"kafka": KafkaResource.from_env(), "dbt": dbt_stage.dbt_resource},
+    resources={
+        "kafka": KafkaResource.from_env(),
+        "dbt": dbt_stage.dbt_resource,
+        "warehouse": warehouse_resource(),
+    },
     # Steps run one after another in the run's own process, and the DuckDB writers of different
     # runs take turns however the instance is configured (pools.py).
     executor=single_writer_executor,
