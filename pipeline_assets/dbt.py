@@ -162,11 +162,20 @@ def keep_parse_state(invocation: DbtCliInvocation) -> None:
 def release_warehouse(invocation: DbtCliInvocation) -> None:
     """Row counts and column schemas are read through a dbt adapter in this process, and
     dbt-duckdb keeps one DuckDB database open per process: close it, or the next dbt process (or
-    any reader) finds the file locked while this process lives on (in-process runs, tests)."""
+    any reader) finds the file locked while this process lives on (in-process runs, tests).
+
+    dbt-duckdb has no documented call for it: `cleanup_connections()` closes dbt's connections but
+    not the shared database, and `close_all_connections()` only drops its reference (closed when
+    garbage-collected). `env()` is the accessor its own adapter uses; tests/test_dbt_release.py
+    fails if an upgrade changes this."""
     if invocation.adapter is not None:
         invocation.adapter.cleanup_connections()
-    environment = DuckDBConnectionManager._ENV  # no public handle on it
-    if environment is not None:
+    try:
+        environment = DuckDBConnectionManager.env()
+    except Exception as exc:  # dbt-duckdb raises a bare Exception when this process opened nothing
+        if "before creation" not in str(exc):
+            raise
+    else:
         environment.close()
     DuckDBConnectionManager.close_all_connections()
 

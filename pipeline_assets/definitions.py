@@ -5,6 +5,7 @@ import dagster as dg
 from pipeline_assets import dbt as dbt_stage
 from pipeline_assets.checks import raw_offsets_contiguous, raw_rows_match_offsets
 from pipeline_assets.jobs import build_marts_job
+from pipeline_assets.pools import single_writer_executor
 from pipeline_assets.raw.kafka_dump import dump_kafka_job, raw_queries
 from pipeline_assets.raw.landing import ingest_landing_file_job, landing_queries
 from pipeline_assets.resources import KafkaResource
@@ -17,11 +18,14 @@ from pipeline_assets.sensors import (
     landing_file_sensor,
     serving_snapshot_automation,
 )
-from pipeline_assets.serving.snapshot import serving_job, serving_snapshot
+from pipeline_assets.serving.snapshot import serving_job, serving_snapshot, warehouse_resource
+from pipeline_assets.upstream import redset_kafka_topic, redset_source
 
-# In the pipeline's order: raw -> dbt -> serving.
+# In the pipeline's order: source -> topic -> raw -> dbt -> serving.
 defs = dg.Definitions(
     assets=[
+        redset_source,
+        redset_kafka_topic,
         raw_queries,
         landing_queries,
         dbt_stage.dbt_daily_models,
@@ -39,8 +43,12 @@ defs = dg.Definitions(
         alert_on_run_failure,
     ],
     schedules=[daily_marts_schedule],
-    resources={"kafka": KafkaResource(), "dbt": dbt_stage.dbt_resource},
-    # Steps run one after another in the run's own process: a process per step would cost a
-    # code-location load each (~5 s), and the DuckDB writers must take turns anyway.
-    executor=dg.in_process_executor,
+    resources={
+        "kafka": KafkaResource.from_env(),
+        "dbt": dbt_stage.dbt_resource,
+        "warehouse": warehouse_resource(),
+    },
+    # Steps run one after another in the run's own process, and the DuckDB writers of different
+    # runs take turns however the instance is configured (pools.py).
+    executor=single_writer_executor,
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -218,3 +219,50 @@ def test_empty_state_says_what_to_run(tmp_path: Path, monkeypatch: pytest.Monkey
     text = at.info[0].value
     assert "No serving data yet" in text and "make demo" in text and "serving_snapshot" in text
     assert not at.get("plotly_chart") and not at.metric
+
+
+# --- the data cache -------------------------------------------------------------------------------
+
+
+def test_reruns_reuse_the_snapshot_until_a_new_one_is_published(
+    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.parquet as pq
+
+    from pipeline_assets.serving import snapshot
+
+    serving = tmp_path / "serving"
+    shutil.copytree(built.serving_dir, serving)  # a folder no other test has cached
+    monkeypatch.setenv("REDSET_SERVING_DIR", str(serving))
+    reads: list[str] = []
+    read_table = pq.read_table
+
+    def counting_read_table(source, *args, **kwargs):
+        reads.append(Path(source.name).stem)
+        return read_table(source, *args, **kwargs)
+
+    monkeypatch.setattr(pq, "read_table", counting_read_table)
+
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception, at.exception
+    first = sorted(reads)
+    assert {"kpis", "query_metrics"} <= set(first) and len(first) == len(set(first)), first
+
+    reads.clear()
+    at.run()  # a rerun on the same snapshot: nothing read again
+    assert not at.exception, at.exception
+    assert reads == []
+
+    snapshot.publish(built.warehouse, serving)  # a new publish stamp
+    at.run()
+    assert not at.exception, at.exception
+    assert sorted(reads) == first
+
+    # The stamp is the key: a new one alone (same files) is a new snapshot to the dashboards.
+    reads.clear()
+    manifest = json.loads((serving / snapshot.MANIFEST).read_text())
+    manifest["published_at"] = "2099-01-01T00:00:00.000+00:00"
+    (serving / snapshot.MANIFEST).write_text(json.dumps(manifest))
+    at.run()
+    assert not at.exception, at.exception
+    assert sorted(reads) == first

@@ -176,3 +176,16 @@ def test_snapshot_is_requested_after_dbt_updates_a_mart_and_only_once() -> None:
     assert result.total_requested == 0, "the update was handled by the requested run"
     instance.report_runless_asset_event(dg.AssetMaterialization("leaderboard"))
     assert tick(result.cursor).total_requested == 1
+
+
+def test_the_warehouse_is_opened_read_only_through_duckdb_resource(tmp_path: Path) -> None:
+    from dagster_duckdb import DuckDBResource
+
+    from pipeline_assets.definitions import defs
+
+    warehouse = tmp_path / "w.duckdb"
+    duckdb.connect(str(warehouse)).close()
+    with snapshot.warehouse_resource(warehouse).get_connection() as con:
+        with pytest.raises(duckdb.Error, match="read-only"):
+            con.execute("CREATE TABLE t (x INT)")
+    assert isinstance(defs.resources["warehouse"], DuckDBResource)

@@ -330,6 +330,7 @@ class RawDumpConfig(dg.Config):
 @dg.asset(
     key="raw_queries",
     group_name="raw",
+    deps=["redset_kafka_topic"],  # upstream.py
     kinds={"kafka", "parquet"},
     # One dump at a time where the instance limits pools (the lag sensor also waits for it).
     pool="raw_kafka",

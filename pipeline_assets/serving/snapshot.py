@@ -14,14 +14,13 @@ shares the Dagster pool `duckdb` with dbt, so it never reads while dbt writes.
 import json
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+from dagster_duckdb import DuckDBResource
 
 from pipeline_assets import settings
 from pipeline_assets.durable import fsync_path
@@ -60,11 +59,6 @@ KPI_SQL = f"""
     ORDER BY deployment, arrival_date
 """
 
-# Waiting for a lock held outside Dagster (a `dbt build` from a shell, say); inside Dagster the
-# `duckdb` pool already keeps dbt and this asset apart.
-LOCK_RETRY_SECONDS = 60.0
-
-
 @dataclass
 class Publication:
     """What one publish wrote."""
@@ -92,26 +86,12 @@ def read_manifest(serving_dir: Path) -> dict[str, object] | None:
     return json.loads(path.read_text())
 
 
-@contextmanager
-def open_warehouse(path: Path, retry_seconds: float = LOCK_RETRY_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection to dbt's DuckDB file, waiting out another process's write lock."""
-    if not path.exists():
-        raise FileNotFoundError(f"warehouse {path} does not exist yet: materialize the dbt models first")
-    deadline = time.monotonic() + retry_seconds
-    delay = 0.2
-    while True:
-        try:
-            con = duckdb.connect(str(path), read_only=True)
-            break
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-    try:
-        yield con
-    finally:
-        con.close()
+def warehouse_resource(path: Path | None = None) -> DuckDBResource:
+    """dbt's warehouse, read-only. Its connection waits out a write lock held outside Dagster (a
+    `dbt build` from a shell; inside Dagster the `duckdb` pool keeps dbt and this asset apart):
+    DuckDBResource retries a locked file for about 100 s."""
+    path = path or settings.warehouse_path()
+    return DuckDBResource(database=str(path), connection_config={"access_mode": "READ_ONLY"})
 
 
 def _existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -158,19 +138,25 @@ def _write_json_atomically(payload: dict[str, object], target: Path) -> None:
     os.replace(tmp, target)
 
 
-def publish(warehouse: Path | None = None, serving_dir: Path | None = None) -> Publication:
-    """Export the served marts and the KPIs from `warehouse` into `serving_dir`.
+def publish(
+    warehouse: Path | None = None, serving_dir: Path | None = None, *, duckdb_resource: DuckDBResource | None = None
+) -> Publication:
+    """Export the served marts and the KPIs from `warehouse` (or `duckdb_resource`'s database)
+    into `serving_dir`.
 
     Models not built yet are listed in `missing` and keep their previous file, if any; the
     dashboards show what exists. Publishing with no served model at all is an error.
     """
-    warehouse = warehouse or settings.warehouse_path()
+    duckdb_resource = duckdb_resource or warehouse_resource(warehouse)
+    warehouse = Path(duckdb_resource.database)
+    if not warehouse.exists():
+        raise FileNotFoundError(f"warehouse {warehouse} does not exist yet: materialize the dbt models first")
     serving_dir = serving_dir or settings.serving_dir()
     serving_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     pub = Publication(published_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"), serving_dir=serving_dir)
 
-    with open_warehouse(warehouse) as con:
+    with duckdb_resource.get_connection() as con:
         existing = _existing_tables(con)
         pub.missing = [m for m in SERVED_MODELS if m not in existing]
         if len(pub.missing) == len(SERVED_MODELS):
@@ -216,8 +202,8 @@ PUBLISH_AFTER_DBT = (
         "into the serving folder. The dashboards read only these files."
     ),
 )
-def serving_snapshot(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    pub = publish()
+def serving_snapshot(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg.MaterializeResult:
+    pub = publish(duckdb_resource=warehouse)
     if pub.missing:
         context.log.warning(f"marts not built yet, not published: {', '.join(pub.missing)}")
     return dg.MaterializeResult(

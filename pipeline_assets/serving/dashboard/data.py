@@ -12,6 +12,7 @@ call them directly.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -22,59 +23,34 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline_assets import settings
-from pipeline_assets.schema import DEPLOYMENTS, QUERY_TYPES
+from pipeline_assets.schema import QUERY_TYPES
+from pipeline_assets.serving.dashboard.filters import WHERE_DAY, WHERE_INSTANCE, Filters, Instance, dates
 from pipeline_assets.serving.snapshot import KPI_COLUMNS, KPIS, SERVED_MODELS, read_manifest
-
-# Open-ended bounds, so "all dates" is one SQL shape with the same parameters.
-FIRST_DAY = date(1, 1, 1)
-LAST_DAY = date(9999, 12, 31)
-
-# WHERE fragments over the filter parameters; every query that filters uses these.
-WHERE_DAY = "list_contains($deployments, deployment) AND arrival_date BETWEEN $start AND $end"
-WHERE_INSTANCE = "deployment = $deployment AND instance_id = $instance_id"
-
-
-@dataclass(frozen=True)
-class Filters:
-    """The sidebar's choice: deployments, and an inclusive date range (None = open)."""
-
-    deployments: tuple[str, ...] = DEPLOYMENTS
-    start: date | None = None
-    end: date | None = None
-
-    def params(self) -> dict[str, object]:
-        return {
-            "deployments": list(self.deployments),
-            "start": self.start or FIRST_DAY,
-            "end": self.end or LAST_DAY,
-        }
-
-
-@dataclass(frozen=True)
-class Instance:
-    deployment: str
-    instance_id: int
-
-    def params(self) -> dict[str, object]:
-        return {"deployment": self.deployment, "instance_id": int(self.instance_id)}
 
 
 @dataclass
 class ServingData:
     """Reads one serving folder through one in-memory DuckDB connection (made on first use).
 
-    Not shared between threads: each Streamlit script run makes its own.
+    The dashboards share one per snapshot between reruns and sessions (ui.serving_data), so
+    queries take turns on the connection.
     """
 
     serving_dir: Path = field(default_factory=settings.serving_dir)
     _con: duckdb.DuckDBPyConnection | None = field(default=None, init=False, repr=False)
     # name -> ((inode, mtime_ns, size), table): a file is read again only once it was replaced.
     _loaded: dict[str, tuple[tuple[int, int, int], pa.Table]] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     # --- what is published -------------------------------------------------------------
 
     def manifest(self) -> dict[str, object] | None:
         return read_manifest(self.serving_dir)
+
+    def published_at(self) -> str | None:
+        """The snapshot's publish stamp (None before the first publish): a new one, new data."""
+        manifest = self.manifest()
+        return None if manifest is None else str(manifest["published_at"])
 
     def tables(self) -> set[str]:
         names = (*SERVED_MODELS, KPIS)
@@ -93,11 +69,12 @@ class ServingData:
         available = self.tables()
         if any(n not in available for n in needs):
             return pd.DataFrame()
-        if self._con is None:
-            self._con = duckdb.connect(":memory:")
-        for name in needs or tuple(available):
-            self._load(name)
-        return self._con.execute(sql, params or {}).df()
+        with self._lock:
+            if self._con is None:
+                self._con = duckdb.connect(":memory:")
+            for name in needs or tuple(available):
+                self._load(name)
+            return self._con.execute(sql, params or {}).df()
 
     def _load(self, name: str) -> None:
         """Register the published file `name` as a table, re-reading it only after a publish.
@@ -115,9 +92,10 @@ class ServingData:
         self._con.register(name, table)
 
     def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con, self._loaded = None, {}
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con, self._loaded = None, {}
 
     # --- filter choices ----------------------------------------------------------------
 
@@ -248,7 +226,7 @@ class ServingData:
             FROM stress_index WHERE {WHERE_INSTANCE} AND arrival_date BETWEEN $start AND $end
             GROUP BY 1 ORDER BY 1
             """,
-            {**inst.params(), **_dates(f), "bucket": int(bucket_minutes)},
+            {**inst.params(), **dates(f), "bucket": int(bucket_minutes)},
             needs=("stress_index",),
         )
 
@@ -259,7 +237,7 @@ class ServingData:
             SELECT hour, exec_p50_ms, exec_p95_ms, exec_p99_ms, queue_p95_ms, queries FROM query_metrics
             WHERE {WHERE_INSTANCE} AND arrival_date BETWEEN $start AND $end ORDER BY hour
             """,
-            {**inst.params(), **_dates(f)},
+            {**inst.params(), **dates(f)},
             needs=("query_metrics",),
         )
 
@@ -290,7 +268,7 @@ class ServingData:
               AND CAST(g.arrival_timestamp AS DATE) BETWEEN $start AND $end
             ORDER BY g.arrival_timestamp DESC LIMIT $sample
             """,
-            {**inst.params(), **_dates(f), "tables": tables, "sample": sample},
+            {**inst.params(), **dates(f), "tables": tables, "sample": sample},
             needs=("table_workload", "table_ingest_gaps"),
         )
 
@@ -304,11 +282,7 @@ class ServingData:
             WHERE {WHERE_INSTANCE} AND arrival_date BETWEEN $start AND $end
             GROUP BY table_id ORDER BY accesses DESC, table_id LIMIT $limit
             """,
-            {**inst.params(), **_dates(f), "limit": limit},
+            {**inst.params(), **dates(f), "limit": limit},
             needs=("flattened_table_access",),
         )
 
-
-def _dates(f: Filters) -> dict[str, object]:
-    p = f.params()
-    return {"start": p["start"], "end": p["end"]}

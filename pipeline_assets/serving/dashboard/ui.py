@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import date
+from pathlib import Path
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -32,7 +33,16 @@ after each dbt build. To get one:
 
 
 def serving_data() -> ServingData:
-    return ServingData(settings.serving_dir())
+    """The current snapshot's data, loaded once for every rerun and session until the next publish."""
+    data = ServingData(settings.serving_dir())
+    return _snapshot_data(str(data.serving_dir), data.published_at())
+
+
+# Keyed by the publish stamp: a new snapshot gets a fresh ServingData; the previous one stays for
+# sessions still drawing with it, the one before is closed.
+@st.cache_resource(max_entries=2, show_spinner=False, on_release=ServingData.close)
+def _snapshot_data(serving_dir: str, published_at: str | None) -> ServingData:
+    return ServingData(Path(serving_dir))
 
 
 def empty_state(data: ServingData) -> None:
