@@ -23,6 +23,7 @@ import pytest
 
 from dbt_support import RANGE_END_TAG, RANGE_START_TAG, dbt_paths, materialize_dbt, query
 from pipeline_assets import schema, settings
+from pipeline_assets.dbt import project_var
 from pipeline_assets.kafka import producer
 from pipeline_assets.raw import zone
 from pipeline_assets.source import generator
@@ -36,6 +37,8 @@ BROKEN = {  # reason -> how many rows break it
     "arrival_out_of_span": 5,
     "unknown_query_type": 4,
     "cached_without_source": 3,
+    "implausible_value: execution_duration_ms": 1,
+    "implausible_value: mbytes_scanned": 2,
 }
 ABORT_RATE_MIN_QUERIES = 100
 
@@ -56,6 +59,8 @@ def troublemakers(rows: pa.Table) -> pa.Table:
     extra += [broken(arrival_timestamp=datetime(2024, 2, 10, 12, i)) for i in range(BROKEN["arrival_out_of_span"])]
     extra += [broken(query_type="merge") for _ in range(BROKEN["unknown_query_type"])]
     extra += [broken(was_cached=True, cache_source_query_id=None) for _ in range(BROKEN["cached_without_source"])]
+    extra += [broken(execution_duration_ms=31 * 24 * 3600 * 1000) for _ in range(BROKEN["implausible_value: execution_duration_ms"])]
+    extra += [broken(mbytes_scanned=1e30) for _ in range(BROKEN["implausible_value: mbytes_scanned"])]
     extra.sort(key=lambda r: r["arrival_timestamp"])
     return pa.Table.from_pylist(extra, schema=schema.ARROW_SCHEMA)
 
@@ -75,6 +80,8 @@ def clean_in_pandas(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
         "unknown_query_type": ~staged.query_type.isin(schema.QUERY_TYPES),
         "cached_without_source": staged.was_cached.eq(True) & staged.cache_source_query_id.isna(),
     }
+    for column, (low, high) in project_var("plausible_bounds").items():  # NULL passes
+        rules[f"implausible_value: {column}"] = staged[column].notna() & ~staged[column].between(low, high)
     reason = pd.Series(pd.NA, index=staged.index, dtype="object")
     for name, broken in rules.items():
         reason = reason.mask(reason.isna() & broken, name)

@@ -1,4 +1,4 @@
-"""The dbt models on a hand-built raw zone of 40 rows, every expected value worked out by hand.
+"""The dbt models on a hand-built raw zone of 43 rows, every expected value worked out by hand.
 
 Three instances: P1 = provisioned:1, P2 = provisioned:2, S1 = serverless:1 (same instance_id as
 P1, another deployment). Two days, D1 = 2024-03-01 and D2 = 2024-03-02, plus one row before the
@@ -10,7 +10,9 @@ What is in the data:
 - a duplicate delivery: query 107 written twice with the same Kafka offset (a re-delivery);
 - a landing file ingested twice (rows 405 and 406, same source_file and source_row);
 - a duplicate query_id: query 108 sent again later as a new message, with exec 999;
-- every quarantine reason, and a row breaking two rules (the first one counts);
+- every quarantine reason, and rows breaking two rules (the first one counts); implausible values
+  (1e30 MB scanned, 1e30 MB spilled, a compile beyond 30 days) in the hour whose metrics are
+  checked, on the instance that leads the boards, so a leak would change them;
 - ties: P2 and S1 both have 2 queries on D2; users 8 and 9 both have 4 queries on P1;
   queries 301 and 303 both compiled 400 ms; S1 has six users, so the top 5 cuts one;
 - a query reading two (and three) tables, padded and repeated ids, empty and blank lists;
@@ -126,6 +128,11 @@ QUARANTINED_ROWS = {  # arrival -> (row, reason)
     "2024-03-01 12:55:00": (q(904, P1, "2024-03-01 12:55:00", "other", was_cached=True), "cached_without_source"),
     # Breaks two rules; the first in the documented order wins.
     "2024-03-01 12:58:00": (q(905, P1, "2024-03-01 12:58:00", "bogus", execution_duration_ms=-1), "negative_duration"),
+    "2024-03-01 10:45:00": (q(906, P1, "2024-03-01 10:45:00", "select", mbytes_scanned=1e30), "implausible_value: mbytes_scanned"),
+    "2024-03-01 10:46:00": (q(907, P1, "2024-03-01 10:46:00", "select", mbytes_spilled=1e30), "implausible_value: mbytes_spilled"),
+    # Two columns out of bounds: the first in the order of var plausible_bounds wins.
+    "2024-03-01 10:47:00": (q(908, P1, "2024-03-01 10:47:00", "select", compile_duration_ms=2_592_000_001, num_joins=-1),
+                            "implausible_value: compile_duration_ms"),
 }
 # fmt: on
 
@@ -200,7 +207,7 @@ def rows_of(paths: DbtPaths, sql: str) -> list[tuple]:
 
 def test_the_dataset_is_the_documented_size(built):
     _, _, raw_rows = built
-    assert raw_rows == 40
+    assert raw_rows == 43
 
 
 def test_run_materialises_the_partitions_and_passes_every_check(built):
@@ -237,7 +244,7 @@ def test_tie_out_staged_equals_clean_plus_quarantined_plus_duplicates(built):
     staged = rows_of(paths, "select count(*) from stg_queries")[0][0]
     clean = rows_of(paths, "select count(*) from clean_queries")[0][0]
     quarantined = rows_of(paths, "select count(*) from quarantine_queries")[0][0]
-    assert (staged, clean, quarantined) == (37, 30, 6)
+    assert (staged, clean, quarantined) == (40, 30, 9)
     assert staged == clean + quarantined + 1  # the one duplicate query_id (108)
     assert rows_of(paths, "select arrival_date, count(*) from clean_queries group by 1 order by 1") == [(D1, 22), (D2, 8)]
 
@@ -478,3 +485,17 @@ def test_every_model_and_column_is_described(built):
         assert sorted(actual) == sorted(documented), f"{name}: columns {actual} but YAML documents {documented}"
         undescribed = [c for c, props in node["columns"].items() if not props["description"].strip()]
         assert not undescribed, f"{name}: columns without a description: {undescribed}"
+
+def test_implausible_values_reach_neither_the_kpis_nor_the_leaderboard(built, tmp_path):
+    """1e30 MB scanned or spilled is quarantined: the KPI cards (from the serving snapshot) and the
+    leaderboard hold the clean rows' sums only."""
+    from pipeline_assets.serving.snapshot import KPIS, publish
+
+    paths, _, _ = built
+    publish(paths.warehouse, tmp_path)
+    kpis = query(paths.warehouse, f"select sum(queries), sum(mbytes_scanned), sum(mbytes_spilled) from '{tmp_path / KPIS}.parquet'")
+    clean = CLEAN_ROWS + LANDING_ROWS  # each query once (108's re-send is not kept)
+    assert kpis == [(30, sum(r["mbytes_scanned"] for r in clean), sum(r["mbytes_spilled"] for r in clean))]
+    assert kpis[0][1:] == (840.0, 22.0)  # 600 in hour 10 of P1 + 24 rows of 10 MB; spilled 5 + 10 + 7
+    assert rows_of(paths, "select max(value) from leaderboard") == [(400.0,)]  # the longest compile, 400 ms
+
