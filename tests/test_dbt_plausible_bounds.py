@@ -8,9 +8,11 @@ import math
 from typing import Any
 
 import dagster as dg
+import pyarrow as pa
 import pytest
 
 from dbt_support import dbt_paths, query, ts, write_raw_file
+from pipeline_assets import schema
 from pipeline_assets.dbt import project_var
 
 pytestmark = pytest.mark.slow
@@ -61,6 +63,14 @@ def built(tmp_path_factory: pytest.TempPathFactory):
         )
         assert result.success
         yield paths, result
+
+
+def test_every_numeric_column_but_the_ids_is_bounded():
+    numeric = {c.name for c in schema.COLUMNS if pa.types.is_integer(c.type) or pa.types.is_floating(c.type)}
+    ids = {"instance_id", "user_id", "database_id", "query_id", "cache_source_query_id"}  # labels, not measures
+    assert set(BOUNDS) == numeric - ids
+    # In the schema's column order, so the first column named is the first out of bounds in a row.
+    assert list(BOUNDS) == [c.name for c in schema.COLUMNS if c.name in BOUNDS]
 
 
 def test_the_bounds_are_the_documented_ones():
