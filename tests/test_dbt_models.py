@@ -557,11 +557,16 @@ def test_offset_check_fails_on_an_offset_with_no_outcome(built, tmp_path):
 
 
 def test_offset_check_fails_on_an_offset_with_two_outcomes(built, tmp_path):
+    import duckdb
+
     paths = copied(built[0], tmp_path)
     write_dead_letters(paths.dead_dir, TOPIC, [5], f"{TOPIC}-p0-o5-5.parquet")  # also a clean row
+    with duckdb.connect(str(paths.warehouse)) as con:  # a clean row kept twice
+        con.execute("insert into clean_queries select * from clean_queries where kafka_offset = 8")
     found = outcomes_of(paths)
-    assert found.failures == {"clean + dead_letter": (1, [f"{TOPIC}:0:5"])}
-    assert found.counts == dict(OUTCOME_COUNTS, clean=27)
+    assert found.failures == {"clean + dead_letter": (1, [f"{TOPIC}:0:5"]), "clean (2 in all)": (1, [f"{TOPIC}:0:8"])}
+    assert found.counts == dict(OUTCOME_COUNTS, clean=26)
+    assert "1 offset(s) with clean + dead_letter (e.g. redset.queries:0:5)" in found.describe()
 
 
 def test_offsets_dbt_has_not_read_yet_are_counted_apart(built, tmp_path):
