@@ -7,7 +7,8 @@
 --
 -- bench/transform.py fills in the dollar-brace placeholders (string.Template) from settings and
 -- pipeline_assets.schema: raw_glob, span_start, span_end, query_types, ingest_query_types,
--- abort_rate_min_queries, and the query_metrics per-type counts (type_counts).
+-- abort_rate_min_queries, the query_metrics per-type counts (type_counts), and from dbt_project.yml's
+-- var plausible_bounds the WHEN clauses of the implausible-value rule (implausible_values).
 
 -- Staging: typed raw rows, one per delivery (a re-delivered Kafka offset or landing row once).
 CREATE OR REPLACE VIEW stg_queries AS
@@ -35,10 +36,14 @@ CREATE OR REPLACE MACRO quarantine_reason(deployment, instance_id, query_id, com
         WHEN was_cached AND cache_source IS NULL THEN 'cached_without_source'
     END;
 
+-- Then the plausible bounds (dbt var plausible_bounds), one WHEN per column in the var's order:
+-- WHEN NOT (<column> BETWEEN <min> AND <max>) THEN 'implausible_value: <column>'.
 CREATE OR REPLACE TEMP VIEW checked AS
-SELECT *, quarantine_reason(deployment, instance_id, query_id, compile_duration_ms, queue_duration_ms,
-                            execution_duration_ms, arrival_timestamp, query_type, was_cached,
-                            cache_source_query_id) AS reason
+SELECT *, coalesce(
+    quarantine_reason(deployment, instance_id, query_id, compile_duration_ms, queue_duration_ms,
+                      execution_duration_ms, arrival_timestamp, query_type, was_cached, cache_source_query_id),
+    CASE ${implausible_values} END
+) AS reason
 FROM stg_queries;
 
 CREATE OR REPLACE TABLE quarantine_queries AS

@@ -120,6 +120,7 @@ def appended_day(rows: int):
 
 def reference_sql(raw_dir: Path) -> str:
     from pipeline_assets import schema, settings
+    from pipeline_assets.dbt import project_var
 
     def sql_list(values: tuple[str, ...]) -> str:
         return ", ".join(f"'{v}'" for v in values)
@@ -132,6 +133,10 @@ def reference_sql(raw_dir: Path) -> str:
         ingest_query_types=sql_list(schema.INGEST_QUERY_TYPES),
         abort_rate_min_queries=os.environ.get("REDSET_ABORT_RATE_MIN_QUERIES", "100"),
         type_counts=",\n    ".join(f"count(*) FILTER (WHERE query_type = '{t}') AS n_{t}" for t in schema.QUERY_TYPES),
+        implausible_values="\n        ".join(
+            f"WHEN NOT ({column} BETWEEN {low} AND {high}) THEN 'implausible_value: {column}'"
+            for column, (low, high) in project_var("plausible_bounds").items()
+        ),
     )
 
 

@@ -22,8 +22,9 @@ RAW_ASSET = dg.AssetKey("raw_queries")
 
 # DuckDB spills to disk instead of growing: a check over 10M offsets stays in a few hundred MB.
 DUCKDB_CONFIG = {"memory_limit": "256MB", "threads": 2, "preserve_insertion_order": False}
-_EMPTY = "SELECT NULL::VARCHAR AS kafka_topic, NULL::INTEGER AS kafka_partition, NULL::BIGINT AS kafka_offset, " \
-         "NULL::VARCHAR AS batch_id WHERE false"  # fmt: skip
+# The views' columns typed, for a folder with no file yet (read_parquet fails on an empty list).
+_EMPTY_COLUMNS = "NULL::VARCHAR AS kafka_topic, NULL::INTEGER AS kafka_partition, NULL::BIGINT AS kafka_offset, " \
+                 "NULL::VARCHAR AS batch_id"  # fmt: skip
 
 
 def _files(root: Path, pattern: str) -> list[str]:
@@ -32,20 +33,36 @@ def _files(root: Path, pattern: str) -> list[str]:
 
 def _connect(raw_dir: Path, dead_dir: Path) -> duckdb.DuckDBPyConnection:
     """A connection with two views of the Kafka columns: `raw` (raw zone) and `dead` (dead letters)."""
+    con = duckdb.connect(config={**DUCKDB_CONFIG, "temp_directory": str(duckdb_temp_dir())})
+    con.execute("SET enable_progress_bar = false")
+    add_kafka_views(con, raw_dir, dead_dir)
+    return con
+
+
+def duckdb_temp_dir() -> Path:
+    """Where the checks' DuckDB spills."""
     temp = settings.data_dir() / "cache" / "duckdb_tmp"
     temp.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(config={**DUCKDB_CONFIG, "temp_directory": str(temp)})
-    con.execute("SET enable_progress_bar = false")
+    return temp
+
+
+def add_kafka_views(con: duckdb.DuckDBPyConnection, raw_dir: Path, dead_dir: Path, raw_filename: bool = False) -> None:
+    """Temporary views `raw` and `dead` of the Kafka columns (and batch_id) on `con`; `raw_filename`
+    adds the path of each raw row's file to `raw` as `filename`."""
     columns = "kafka_topic, kafka_partition, kafka_offset, batch_id"
     for view, files in (
         ("raw", _files(raw_dir, f"{schema.RAW_PARTITION_COLUMN}=*/*.parquet")),
         ("dead", _files(dead_dir, "*.parquet")),
     ):
+        named = raw_filename and view == "raw"
         # A view cannot take parameters: the file list goes in as a quoted SQL literal.
         listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
-        source = f"SELECT {columns} FROM read_parquet({listed}, hive_partitioning = false)" if files else _EMPTY
-        con.execute(f"CREATE VIEW {view} AS {source}")
-    return con
+        if files:
+            source = f"SELECT {columns}{', filename' if named else ''} FROM read_parquet({listed}, " \
+                     f"hive_partitioning = false, filename = {str(named).lower()})"  # fmt: skip
+        else:
+            source = f"SELECT {_EMPTY_COLUMNS}{', NULL::VARCHAR AS filename' if named else ''} WHERE false"
+        con.execute(f"CREATE TEMP VIEW {view} AS {source}")
 
 
 def offset_coverage(raw_dir: Path, dead_dir: Path, topic: str) -> list[dict]:

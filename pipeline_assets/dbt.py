@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import yaml
 from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, DbtProject, dbt_assets
 from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 
@@ -39,6 +40,12 @@ def dbt_executable() -> str:
 
 
 dbt_resource = DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
+
+
+def project_var(name: str) -> Any:
+    """A var of dbt_project.yml as written there (for Python that applies the same rules: the
+    transform bench's reference SQL, the tests); not rendered, so not for vars holding Jinja."""
+    return yaml.safe_load((settings.DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"][name]
 
 
 # The all-time marts follow the daily partitions: rebuilt once a daily partition they read has

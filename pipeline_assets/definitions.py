@@ -5,6 +5,7 @@ import dagster as dg
 from pipeline_assets import dbt as dbt_stage
 from pipeline_assets.checks import raw_offsets_contiguous, raw_rows_match_offsets
 from pipeline_assets.jobs import build_marts_job
+from pipeline_assets.offset_outcomes import offsets_have_one_outcome
 from pipeline_assets.pools import single_writer_executor
 from pipeline_assets.raw.kafka_dump import dump_kafka_job, raw_queries
 from pipeline_assets.raw.landing import ingest_landing_file_job, landing_queries
@@ -32,7 +33,7 @@ defs = dg.Definitions(
         dbt_stage.dbt_all_time_models,
         serving_snapshot,
     ],
-    asset_checks=[raw_offsets_contiguous, raw_rows_match_offsets],
+    asset_checks=[raw_offsets_contiguous, raw_rows_match_offsets, offsets_have_one_outcome],
     jobs=[dump_kafka_job, ingest_landing_file_job, build_marts_job, serving_job],
     sensors=[
         kafka_lag_sensor,

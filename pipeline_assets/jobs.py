@@ -14,7 +14,8 @@ build_marts_job = dg.define_asset_job(
     "build_marts_job",
     selection=dg.AssetSelection.assets(dbt_daily_models, dbt_all_time_models, serving_snapshot),
     description=(
-        "For one day (or a range of days): the daily dbt partitions, then the all-time marts that "
-        "read them, then the serving snapshot the dashboards read."
+        "For one day (or a range of days): the daily dbt partitions (then the check that every "
+        "Kafka offset has one outcome), the all-time marts that read them, then the serving "
+        "snapshot the dashboards read."
     ),
 )

@@ -28,6 +28,7 @@ __all__ = ["RANGE_END_TAG", "RANGE_START_TAG"]  # re-exported for the tests
 class DbtPaths:
     raw_dir: Path
     warehouse: Path
+    dead_dir: Path
 
 
 def dbt_paths(monkeypatch: pytest.MonkeyPatch, root: Path) -> DbtPaths:
@@ -36,11 +37,13 @@ def dbt_paths(monkeypatch: pytest.MonkeyPatch, root: Path) -> DbtPaths:
     The warehouse file keeps the name warehouse.duckdb: DuckDB names the catalog after the file,
     and the manifest's relation names (used for row counts) say "warehouse".
     """
-    paths = DbtPaths(raw_dir=root / "raw", warehouse=root / "warehouse.duckdb")
+    paths = DbtPaths(raw_dir=root / "raw", warehouse=root / "warehouse.duckdb", dead_dir=root / "dead_letters")
     paths.raw_dir.mkdir(parents=True, exist_ok=True)
+    paths.dead_dir.mkdir(parents=True, exist_ok=True)
     monkeypatch.setenv("REDSET_DATA_DIR", str(root))
     monkeypatch.setenv("REDSET_RAW_DIR", str(paths.raw_dir))
     monkeypatch.setenv("REDSET_WAREHOUSE", str(paths.warehouse))
+    monkeypatch.setenv("REDSET_DEAD_LETTER_DIR", str(paths.dead_dir))
     monkeypatch.setenv("REDSET_ALERT_LOG", str(root / "alerts.log"))
     return paths
 
@@ -70,6 +73,28 @@ def write_raw_file(raw_dir: Path, rows: Sequence[Mapping[str, Any]], name: str) 
     return written
 
 
+def write_dead_letters(dead_dir: Path, topic: str, offsets: Sequence[int], name: str, partition: int = 0) -> Path:
+    """Dead letters (reason bad_json) for `offsets` of one Kafka partition, as one file `name`."""
+    from pipeline_assets.raw import dead_letters
+
+    n = len(offsets)
+    kafka = pa.table(
+        {
+            "kafka_topic": pa.array([topic] * n, pa.string()),
+            "kafka_partition": pa.array([partition] * n, pa.int32()),
+            "kafka_offset": pa.array(offsets, pa.int64()),
+            "kafka_timestamp": pa.nulls(n, schema.TIMESTAMP),
+            "kafka_key": pa.nulls(n, pa.string()),
+        }
+    )
+    table = dead_letters.dead_letter_table(
+        raw_values=[b"{"] * n, reasons=["bad_json: test"] * n, fields=[None] * n, batch_id="dead",
+        ingested_at=datetime(2024, 3, 3), kafka=kafka,
+    )  # fmt: skip
+    dead_letters.write(table, dead_dir, name)
+    return dead_dir / name
+
+
 def materialize_dbt(
     assets: Iterable[dg.AssetsDefinition],
     *,
@@ -77,19 +102,22 @@ def materialize_dbt(
     partition_range: tuple[str, str] | None = None,
     full_refresh: bool = False,
     instance: dg.DagsterInstance | None = None,
+    checks: Iterable[dg.AssetChecksDefinition] = (),
 ) -> dg.ExecuteInProcessResult:
-    """Materialise dbt assets in process, as a run for one partition or a range of partitions."""
+    """Materialise dbt assets in process, as a run for one partition or a range of partitions,
+    with `checks` (asset checks defined outside dbt) run after them."""
     from pipeline_assets.dbt import dbt_resource
+    from pipeline_assets.serving.snapshot import warehouse_resource
 
     assets = list(assets)
     tags = {RANGE_START_TAG: partition_range[0], RANGE_END_TAG: partition_range[1]} if partition_range else None
     config = {"ops": {a.op.name: {"config": {"full_refresh": full_refresh}} for a in assets}}
     return dg.materialize(
-        assets,
+        [*assets, *checks],
         partition_key=partition,
         tags=tags,
         run_config=config,
-        resources={"dbt": dbt_resource},
+        resources={"dbt": dbt_resource, "warehouse": warehouse_resource()},  # the REDSET_WAREHOUSE of the test
         instance=instance,
     )
 

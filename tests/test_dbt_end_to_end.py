@@ -6,8 +6,10 @@ be parsed or typed). The new raw batch goes through the sensor, which asks for t
 every arrival date touched; that run builds them, then the all-time marts are built.
 
 Checks: the raw zone ties out with staging, clean, quarantine and the duplicates removed; the
-quarantine holds exactly the injected rows; and every board of the leaderboard equals an
-independent pandas computation from the raw zone.
+quarantine holds exactly the injected rows; every board of the leaderboard equals an independent
+pandas computation from the raw zone; and the check offsets_have_one_outcome gives each consumed
+offset (a few unparseable messages too, which become dead letters) exactly one outcome, and names
+the offset once a dead letter claims a clean row's offset as well.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from dbt_support import RANGE_END_TAG, RANGE_START_TAG, dbt_paths, materialize_dbt, query
+from confluent_kafka import Producer
+from dbt_support import RANGE_END_TAG, RANGE_START_TAG, dbt_paths, materialize_dbt, query, write_dead_letters
 from pipeline_assets import schema, settings
+from pipeline_assets.dbt import project_var
 from pipeline_assets.kafka import producer
 from pipeline_assets.raw import zone
 from pipeline_assets.source import generator
@@ -36,8 +40,11 @@ BROKEN = {  # reason -> how many rows break it
     "arrival_out_of_span": 5,
     "unknown_query_type": 4,
     "cached_without_source": 3,
+    "implausible_value: execution_duration_ms": 1,
+    "implausible_value: mbytes_scanned": 2,
 }
 ABORT_RATE_MIN_QUERIES = 100
+UNPARSEABLE = [b"{not json", b"[1, 2]", b'{"query_id": 1}']  # -> dead letters
 
 
 def troublemakers(rows: pa.Table) -> pa.Table:
@@ -56,6 +63,8 @@ def troublemakers(rows: pa.Table) -> pa.Table:
     extra += [broken(arrival_timestamp=datetime(2024, 2, 10, 12, i)) for i in range(BROKEN["arrival_out_of_span"])]
     extra += [broken(query_type="merge") for _ in range(BROKEN["unknown_query_type"])]
     extra += [broken(was_cached=True, cache_source_query_id=None) for _ in range(BROKEN["cached_without_source"])]
+    extra += [broken(execution_duration_ms=31 * 24 * 3600 * 1000) for _ in range(BROKEN["implausible_value: execution_duration_ms"])]
+    extra += [broken(mbytes_scanned=1e30) for _ in range(BROKEN["implausible_value: mbytes_scanned"])]
     extra.sort(key=lambda r: r["arrival_timestamp"])
     return pa.Table.from_pylist(extra, schema=schema.ARROW_SCHEMA)
 
@@ -75,6 +84,8 @@ def clean_in_pandas(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
         "unknown_query_type": ~staged.query_type.isin(schema.QUERY_TYPES),
         "cached_without_source": staged.was_cached.eq(True) & staged.cache_source_query_id.isna(),
     }
+    for column, (low, high) in project_var("plausible_bounds").items():  # NULL passes
+        rules[f"implausible_value: {column}"] = staged[column].notna() & ~staged[column].between(low, high)
     reason = pd.Series(pd.NA, index=staged.index, dtype="object")
     for name, broken in rules.items():
         reason = reason.mask(reason.isna() & broken, name)
@@ -133,6 +144,7 @@ def boards_in_pandas(clean: pd.DataFrame) -> list[tuple]:
 
 def test_generated_rows_through_kafka_and_dbt(kafka_broker: str, kafka_topic: str, tmp_path: Path, monkeypatch):
     from pipeline_assets.dbt import dbt_all_time_models, dbt_daily_models
+    from pipeline_assets.offset_outcomes import offset_outcomes, offsets_have_one_outcome
     from pipeline_assets.raw.kafka_dump import raw_queries
     from pipeline_assets.resources import KafkaResource
     from pipeline_assets.sensors import build_marts_on_new_raw_batches
@@ -147,6 +159,10 @@ def test_generated_rows_through_kafka_and_dbt(kafka_broker: str, kafka_topic: st
         generator.write(table, tmp_path / f"{name}.parquet")
         stats = producer.produce(tmp_path / f"{name}.parquet", kafka_topic, bootstrap=kafka_broker, progress=False)
         assert (stats.rows, stats.errors) == (table.num_rows, 0)
+    garbage = Producer({"bootstrap.servers": kafka_broker})
+    for value in UNPARSEABLE:
+        garbage.produce(kafka_topic, value, b"provisioned:1")
+    assert garbage.flush(30) == 0
 
     with dg.instance_for_test() as instance:
         dump = dg.materialize([raw_queries], resources={"kafka": KafkaResource()}, instance=instance)
@@ -156,10 +172,21 @@ def test_generated_rows_through_kafka_and_dbt(kafka_broker: str, kafka_topic: st
         [request] = tick.run_requests
         window = (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG])
         assert window == ("2024-02-29", "2024-03-05")
-        built = materialize_dbt([dbt_daily_models, dbt_all_time_models], partition_range=window, instance=instance)
+        built = materialize_dbt(
+            [dbt_daily_models, dbt_all_time_models], partition_range=window, instance=instance,
+            checks=[offsets_have_one_outcome],
+        )  # fmt: skip
         assert built.success
-        checks = {e.check_name: e.passed for e in built.get_asset_check_evaluations()}
-        assert checks["staged_rows_tie_out"] and all(checks.values())
+        checks = {e.check_name: e for e in built.get_asset_check_evaluations()}
+        assert checks["staged_rows_tie_out"].passed and all(e.passed for e in checks.values())
+
+    # Every offset: one outcome; the 40 re-sent queries are duplicate deliveries.
+    outcomes = {k: v.value for k, v in checks["offsets_have_one_outcome"].metadata.items()}
+    assert {k: outcomes[k] for k in ("clean", "quarantined", "duplicate_delivery", "dead_letter")} == {
+        "clean": ROWS, "quarantined": sum(BROKEN.values()), "duplicate_delivery": DUPLICATES,
+        "dead_letter": len(UNPARSEABLE),
+    }  # fmt: skip
+    assert (outcomes["no_outcome"], outcomes["more_than_one_outcome"], outcomes["not_yet_built"]) == (0, 0, 0)
 
     raw = zone.read_raw_zone(paths.raw_dir).to_pandas()
     assert len(raw) == ROWS + extra.num_rows
@@ -190,3 +217,9 @@ def test_generated_rows_through_kafka_and_dbt(kafka_broker: str, kafka_topic: st
         "instances_by_execution_hours", "instances_by_queries", "instances_by_spilled_mb",
         "instances_by_abort_rate", "top_users_by_queries", "longest_compiles",
     }  # fmt: skip
+
+    # A dead letter for an offset that is also a clean row: the check names it.
+    [(partition, offset)] = query(paths.warehouse, "select kafka_partition, kafka_offset from clean_queries order by all limit 1")
+    write_dead_letters(paths.dead_dir, kafka_topic, [offset], "extra.parquet", partition=partition)
+    broken = offset_outcomes(paths.raw_dir, paths.dead_dir, paths.warehouse)
+    assert broken.failures == {"clean + dead_letter": (1, [f"{kafka_topic}:{partition}:{offset}"])}

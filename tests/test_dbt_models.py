@@ -1,4 +1,4 @@
-"""The dbt models on a hand-built raw zone of 40 rows, every expected value worked out by hand.
+"""The dbt models on a hand-built raw zone of 43 rows, every expected value worked out by hand.
 
 Three instances: P1 = provisioned:1, P2 = provisioned:2, S1 = serverless:1 (same instance_id as
 P1, another deployment). Two days, D1 = 2024-03-01 and D2 = 2024-03-02, plus one row before the
@@ -9,8 +9,11 @@ rows), followed by the all-time models.
 What is in the data:
 - a duplicate delivery: query 107 written twice with the same Kafka offset (a re-delivery);
 - a landing file ingested twice (rows 405 and 406, same source_file and source_row);
+- dead letters for offsets 101 and 102, 102 written twice (a re-delivery);
 - a duplicate query_id: query 108 sent again later as a new message, with exec 999;
-- every quarantine reason, and a row breaking two rules (the first one counts);
+- every quarantine reason, and rows breaking two rules (the first one counts); implausible values
+  (1e30 MB scanned, 1e30 MB spilled, a compile beyond 30 days) in the hour whose metrics are
+  checked, on the instance that leads the boards, so a leak would change them;
 - ties: P2 and S1 both have 2 queries on D2; users 8 and 9 both have 4 queries on P1;
   queries 301 and 303 both compiled 400 ms; S1 has six users, so the top 5 cuts one;
 - a query reading two (and three) tables, padded and repeated ids, empty and blank lists;
@@ -27,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from dbt_support import DbtPaths, dbt_paths, materialize_dbt, query, table, ts, write_raw_file
+from dbt_support import DbtPaths, dbt_paths, materialize_dbt, query, table, ts, write_dead_letters, write_raw_file
 
 pytestmark = pytest.mark.slow
 
@@ -126,6 +129,11 @@ QUARANTINED_ROWS = {  # arrival -> (row, reason)
     "2024-03-01 12:55:00": (q(904, P1, "2024-03-01 12:55:00", "other", was_cached=True), "cached_without_source"),
     # Breaks two rules; the first in the documented order wins.
     "2024-03-01 12:58:00": (q(905, P1, "2024-03-01 12:58:00", "bogus", execution_duration_ms=-1), "negative_duration"),
+    "2024-03-01 10:45:00": (q(906, P1, "2024-03-01 10:45:00", "select", mbytes_scanned=1e30), "implausible_value: mbytes_scanned"),
+    "2024-03-01 10:46:00": (q(907, P1, "2024-03-01 10:46:00", "select", mbytes_spilled=1e30), "implausible_value: mbytes_spilled"),
+    # Two columns out of bounds: the first in the order of var plausible_bounds wins.
+    "2024-03-01 10:47:00": (q(908, P1, "2024-03-01 10:47:00", "select", compile_duration_ms=2_592_000_001, num_joins=-1),
+                            "implausible_value: compile_duration_ms"),
 }
 # fmt: on
 
@@ -175,6 +183,8 @@ def write_dataset(paths: DbtPaths) -> int:
     }
     for name, rows in files.items():
         write_raw_file(paths.raw_dir, rows, name)
+    write_dead_letters(paths.dead_dir, TOPIC, [101, 102], f"{TOPIC}-p0-o101-102.parquet")
+    write_dead_letters(paths.dead_dir, TOPIC, [102], f"{TOPIC}-p0-o102-102.parquet")
     return sum(len(rows) for rows in files.values())
 
 
@@ -182,6 +192,7 @@ def write_dataset(paths: DbtPaths) -> int:
 def built(tmp_path_factory: pytest.TempPathFactory):
     """The hand-built raw zone, built through the Dagster dbt assets; (paths, run result, raw rows)."""
     from pipeline_assets.dbt import dbt_all_time_models, dbt_daily_models
+    from pipeline_assets.offset_outcomes import offsets_have_one_outcome
 
     with pytest.MonkeyPatch.context() as mp:
         paths = dbt_paths(mp, tmp_path_factory.mktemp("dbt_hand"))
@@ -189,7 +200,9 @@ def built(tmp_path_factory: pytest.TempPathFactory):
         mp.setenv("REDSET_ABORT_RATE_MIN_QUERIES", "4")
         raw_rows = write_dataset(paths)
         result = materialize_dbt(
-            [dbt_daily_models, dbt_all_time_models], partition_range=("2024-02-29", "2024-03-02")
+            [dbt_daily_models, dbt_all_time_models],
+            partition_range=("2024-02-29", "2024-03-02"),
+            checks=[offsets_have_one_outcome],
         )
         yield paths, result, raw_rows
 
@@ -200,7 +213,7 @@ def rows_of(paths: DbtPaths, sql: str) -> list[tuple]:
 
 def test_the_dataset_is_the_documented_size(built):
     _, _, raw_rows = built
-    assert raw_rows == 40
+    assert raw_rows == 43
 
 
 def test_run_materialises_the_partitions_and_passes_every_check(built):
@@ -237,7 +250,7 @@ def test_tie_out_staged_equals_clean_plus_quarantined_plus_duplicates(built):
     staged = rows_of(paths, "select count(*) from stg_queries")[0][0]
     clean = rows_of(paths, "select count(*) from clean_queries")[0][0]
     quarantined = rows_of(paths, "select count(*) from quarantine_queries")[0][0]
-    assert (staged, clean, quarantined) == (37, 30, 6)
+    assert (staged, clean, quarantined) == (40, 30, 9)
     assert staged == clean + quarantined + 1  # the one duplicate query_id (108)
     assert rows_of(paths, "select arrival_date, count(*) from clean_queries group by 1 order by 1") == [(D1, 22), (D2, 8)]
 
@@ -478,3 +491,91 @@ def test_every_model_and_column_is_described(built):
         assert sorted(actual) == sorted(documented), f"{name}: columns {actual} but YAML documents {documented}"
         undescribed = [c for c, props in node["columns"].items() if not props["description"].strip()]
         assert not undescribed, f"{name}: columns without a description: {undescribed}"
+
+
+def test_implausible_values_reach_neither_the_kpis_nor_the_leaderboard(built, tmp_path):
+    """1e30 MB scanned or spilled is quarantined: the KPI cards (from the serving snapshot) and the
+    leaderboard hold the clean rows' sums only."""
+    from pipeline_assets.serving.snapshot import KPIS, publish
+
+    paths, _, _ = built
+    publish(paths.warehouse, tmp_path)
+    kpis = query(paths.warehouse, f"select sum(queries), sum(mbytes_scanned), sum(mbytes_spilled) from '{tmp_path / KPIS}.parquet'")
+    clean = CLEAN_ROWS + LANDING_ROWS  # each query once (108's re-send is not kept)
+    assert kpis == [(30, sum(r["mbytes_scanned"] for r in clean), sum(r["mbytes_spilled"] for r in clean))]
+    assert kpis[0][1:] == (840.0, 22.0)  # 600 in hour 10 of P1 + 24 rows of 10 MB; spilled 5 + 10 + 7
+    assert rows_of(paths, "select max(value) from leaderboard") == [(400.0,)]  # the longest compile, 400 ms
+
+
+# --- every Kafka offset has one outcome (pipeline_assets/offset_outcomes.py) ------------------------
+
+# Offsets 0..36: the 28 clean rows (107's offset 6 written twice, counted once) and the 9
+# quarantined ones; offset 100: 108 sent again (a duplicate delivery); 101 and 102: dead letters.
+OUTCOME_COUNTS = {"clean": 28, "quarantined": 9, "duplicate_delivery": 1, "dead_letter": 2}
+
+
+def test_offset_check_passes_with_one_outcome_per_offset(built):
+    _, result, _ = built
+    [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == "offsets_have_one_outcome"]
+    assert evaluation.passed
+    metadata = {k: v.value for k, v in evaluation.metadata.items()}
+    assert {k: metadata[k] for k in OUTCOME_COUNTS} == OUTCOME_COUNTS
+    assert (metadata["no_outcome"], metadata["more_than_one_outcome"], metadata["not_yet_built"]) == (0, 0, 0)
+    assert (metadata["landing_rows"], metadata["redelivered_copies"]) == (2, 1)
+
+
+def copied(paths: DbtPaths, root) -> DbtPaths:
+    """A copy of the built raw zone, dead letters and warehouse, to break without harming `built`."""
+    import shutil
+
+    copy = DbtPaths(raw_dir=root / "raw", warehouse=root / "warehouse.duckdb", dead_dir=root / "dead_letters")
+    shutil.copytree(paths.raw_dir, copy.raw_dir)
+    shutil.copytree(paths.dead_dir, copy.dead_dir)
+    shutil.copyfile(paths.warehouse, copy.warehouse)
+    return copy
+
+
+def outcomes_of(paths: DbtPaths):
+    from pipeline_assets.offset_outcomes import offset_outcomes
+
+    return offset_outcomes(paths.raw_dir, paths.dead_dir, paths.warehouse)
+
+
+def test_offset_check_fails_on_an_offset_with_no_outcome(built, tmp_path):
+    import duckdb
+
+    paths = copied(built[0], tmp_path)
+    with duckdb.connect(str(paths.warehouse)) as con:
+        con.execute("delete from clean_queries where kafka_offset = 3")  # staged, then lost
+        con.execute("delete from stg_queries where kafka_offset = 4")  # never staged from a file dbt read
+        con.execute("delete from clean_queries where kafka_offset = 4")
+    found = outcomes_of(paths)
+    assert not found.passed
+    assert found.failures == {"none": (2, [f"{TOPIC}:0:3", f"{TOPIC}:0:4"])}
+    assert found.counts == dict(OUTCOME_COUNTS, clean=26)
+    assert f"2 offset(s) with no outcome (e.g. {TOPIC}:0:3, {TOPIC}:0:4)" in found.describe()
+
+
+def test_offset_check_fails_on_an_offset_with_two_outcomes(built, tmp_path):
+    import duckdb
+
+    paths = copied(built[0], tmp_path)
+    write_dead_letters(paths.dead_dir, TOPIC, [5], f"{TOPIC}-p0-o5-5.parquet")  # also a clean row
+    with duckdb.connect(str(paths.warehouse)) as con:  # a clean row kept twice
+        con.execute("insert into clean_queries select * from clean_queries where kafka_offset = 8")
+    found = outcomes_of(paths)
+    assert found.failures == {"clean + dead_letter": (1, [f"{TOPIC}:0:5"]), "clean (2 in all)": (1, [f"{TOPIC}:0:8"])}
+    assert found.counts == dict(OUTCOME_COUNTS, clean=26)
+    assert "1 offset(s) with clean + dead_letter (e.g. redset.queries:0:5)" in found.describe()
+
+
+def test_offsets_dbt_has_not_read_yet_are_counted_apart(built, tmp_path):
+    """A raw file written after its date was built: new offsets wait for the next build, and the
+    offsets it repeats keep their outcome."""
+    paths = copied(built[0], tmp_path)
+    later = kafka([q(120, P1, "2024-03-02 05:00:00", "select"), q(121, P1, "2024-03-02 06:00:00", "select")], 200, "b4", "2024-03-04 00:00:00")
+    again = next(r for r in kafka(CLEAN_ROWS, 0, "b5", "2024-03-04 00:00:00") if r["query_id"] == 111)
+    write_raw_file(paths.raw_dir, [*later, again], f"{TOPIC}-p0-o200-201.parquet")
+    found = outcomes_of(paths)
+    assert found.passed, found.describe()
+    assert (found.not_yet_built, found.counts, found.redelivered_copies) == (2, OUTCOME_COUNTS, 2)

@@ -1,6 +1,7 @@
 {% macro quarantine_reason() -%}
   {#- The first rule a staged row breaks, or NULL for a clean row. One reason per row, in this
-      order, so that staged = clean + quarantined + duplicates removed adds up. -#}
+      order, so that staged = clean + quarantined + duplicates removed adds up. The last rules
+      are the plausible bounds (var plausible_bounds), one per column, in the var's order. -#}
   case
     when deployment is null or instance_id is null or query_id is null
       then 'null_key'
@@ -16,7 +17,34 @@
       then 'unknown_query_type'
     when was_cached and cache_source_query_id is null
       then 'cached_without_source'
+    {%- for column, bounds in plausible_bounds().items() %}
+    -- NULL passes; NaN sorts above every number in DuckDB, so it fails like infinity.
+    when not ({{ column }} between {{ bounds[0] }} and {{ bounds[1] }})
+      then 'implausible_value: {{ column }}'
+    {%- endfor %}
   end
+{%- endmacro %}
+
+
+{% macro quarantine_reasons() -%}
+  {#- Every reason quarantine_reason() can give, in its order (the accepted_values of `reason`). -#}
+  {%- set reasons = ['null_key', 'negative_duration', 'arrival_out_of_span', 'unknown_query_type', 'cached_without_source'] -%}
+  {%- for column in plausible_bounds() -%}
+    {%- do reasons.append('implausible_value: ' ~ column) -%}
+  {%- endfor -%}
+  {{ return(reasons) }}
+{%- endmacro %}
+
+
+{% macro plausible_bounds() -%}
+  {#- var plausible_bounds ({column: [min, max]}), checked: a typo fails the compile, naming it. -#}
+  {%- set bounds = var('plausible_bounds') -%}
+  {%- for column, pair in bounds.items() -%}
+    {%- if pair is string or pair | length != 2 or not (pair[0] is number and pair[1] is number) or pair[0] > pair[1] -%}
+      {{ exceptions.raise_compiler_error("var plausible_bounds: " ~ column ~ " needs [min, max] numbers with min <= max, got " ~ pair) }}
+    {%- endif -%}
+  {%- endfor -%}
+  {{ return(bounds) }}
 {%- endmacro %}
 
 
@@ -44,3 +72,4 @@
       are not integers are left out (table_ids_are_integers reports them). -#}
   list_distinct(list_filter(list_transform({{ table_ids(column) }}, lambda x: try_cast(x as bigint)), lambda x: x is not null))
 {%- endmacro %}
+

@@ -28,8 +28,8 @@ Which rule lives where, decided once for the whole pipeline:
 
     dbt clean step (dbt_project, `quarantine_queries`): everything semantic about a row that
     typed fine: null_key, negative durations, arrival outside the data's span or in the
-    future, unknown query_type or deployment, was_cached without cache_source_query_id, and
-    duplicates (the same query delivered twice, or the same Kafka offset re-delivered after
+    future, unknown query_type or deployment, was_cached without cache_source_query_id, values
+    outside their plausible bounds (dbt var plausible_bounds), and duplicates (the same query delivered twice, or the same Kafka offset re-delivered after
     a crash).
 
 Every dead letter's reason starts with its kind and names the field when there is one, e.g.
