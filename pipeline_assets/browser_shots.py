@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
+import signal
 import subprocess
 import time
 import urllib.request
@@ -26,6 +28,7 @@ CHROMIUM_FLAGS = [
 RENDER_PATIENCE_S = 240.0
 MIN_SCREENSHOT_BYTES = 50_000  # a rendered page; the loading skeleton is about 16 KB
 DAGSTER_LOAD_TIMEOUT_S = 180.0
+CHROMIUM_TIMEOUT_S = 120.0
 
 
 class RenderError(RuntimeError):
@@ -43,7 +46,16 @@ def chromium_run(profile: Path, size: str, *args: str, scale: float = 1.0) -> su
     `scale` the device pixels per CSS pixel (2: a sharper picture twice as wide)."""
     cmd = [str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={size}"]
     cmd += [f"--force-device-scale-factor={scale}", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    # Its own session: a run that hangs on a busy machine is killed with its renderer children,
+    # and counts as one failed look (the caller looks again).
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=CHROMIUM_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        stderr += f"\nchromium did not finish within {CHROMIUM_TIMEOUT_S:.0f}s"
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
 def render(
