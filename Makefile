@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install java kafka-jars dbt-parse browser test demo docs dagster-home clean kafka-start kafka-stop
+.PHONY: install java kafka-jars dbt-parse browser test demo docs dagster-home clean kafka-start kafka-stop screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,11 @@ test: install kafka-jars dbt-parse browser
 # `make demo SOURCE=<path or https URL>` replays real Redset instead of generated rows.
 demo: install kafka-jars dbt-parse
 	$(BIN)/redset demo $(if $(SOURCE),--source '$(SOURCE)')
+
+# The README's pictures (docs/lineage.png, docs/dashboard-*.png) from a real demo run with its own
+# broker, free ports and a temporary folder, so a running `make demo` is left alone. A few minutes.
+screenshots: install kafka-jars dbt-parse browser
+	$(BIN)/python scripts/screenshots.py --out docs
 
 clean:
 	rm -rf $(VENV) .kafka data dbt_project/target

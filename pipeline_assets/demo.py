@@ -35,9 +35,10 @@ from pipeline_assets import settings
 from pipeline_assets.serving.dashboard.data import Filters, ServingData
 
 HOST = "127.0.0.1"
-DAGSTER_PORT = 3000
-DASHBOARD_PORT = 8501
-DOCS_PORT = 8080
+# REDSET_DEMO_*_PORT move a demo beside another one (`make screenshots` runs its own).
+DAGSTER_PORT = int(os.environ.get("REDSET_DEMO_DAGSTER_PORT") or 3000)
+DASHBOARD_PORT = int(os.environ.get("REDSET_DEMO_DASHBOARD_PORT") or 8501)
+DOCS_PORT = int(os.environ.get("REDSET_DEMO_DOCS_PORT") or 8080)
 # Replay the first day of data without pacing, so every screen has numbers at once.
 FULL_SPEED_HOURS = 24.0
 # Sensors tick every 3 s instead of the default 30 s: a batch waits for two sensor ticks (the
@@ -55,7 +56,7 @@ DAGSTER_YAML_TEMPLATE = settings.PROJECT_ROOT / "scripts" / "dagster.yaml"
 
 
 def dagster_home() -> Path:
-    return settings.PROJECT_ROOT / ".dagster_home"
+    return Path(os.environ.get("REDSET_DEMO_DAGSTER_HOME") or settings.PROJECT_ROOT / ".dagster_home")
 
 
 def log_dir() -> Path:

@@ -8,10 +8,7 @@ real pipeline built (tests/serving_pipeline.py); the Dagster webserver loads wor
 
 from __future__ import annotations
 
-import html
-import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -26,21 +23,11 @@ import serving_pipeline
 from conftest import free_ports
 from serving_pipeline import Built
 
-from pipeline_assets import demo, settings
+from pipeline_assets import browser_shots, demo, settings
 
-CHROMIUM = Path("/usr/bin/chromium")
 OUTPUT = settings.PROJECT_ROOT / "test-output"
 APP = settings.PROJECT_ROOT / "pipeline_assets" / "serving" / "dashboard" / "app.py"
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--virtual-time-budget=15000",
-]  # fmt: skip
-# A page still loading is loaded again until this many seconds have passed: on a busy machine the
-# first script runs of a fresh server (imports, first queries) outlast one virtual-time budget.
-RENDER_PATIENCE_S = 240.0
 START_TIMEOUT_S = 180.0
-MIN_SCREENSHOT_BYTES = 50_000  # a rendered page; the loading skeleton is about 16 KB
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +37,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
 
 @pytest.fixture(scope="module")
 def chromium() -> Path:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium)")
+    if not browser_shots.CHROMIUM.exists():
+        pytest.fail(f"{browser_shots.CHROMIUM} is missing: run `make browser` (apt-get install chromium)")
     OUTPUT.mkdir(exist_ok=True)
-    return CHROMIUM
+    return browser_shots.CHROMIUM
 
 
 def tool(name: str) -> str:
@@ -106,14 +93,6 @@ def dashboards(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield f"http://127.0.0.1:{port}"
 
 
-def graphql(base: str, query: str) -> dict:
-    request = urllib.request.Request(
-        f"{base}/graphql", data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
 @pytest.fixture(scope="module")
 def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (port,) = free_ports(1)
@@ -121,55 +100,19 @@ def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     cmd = [tool("dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
     with serve(cmd, {**os.environ, "DAGSTER_HOME": str(home)}, f"{base}/server_info", home / "webserver.log"):
-        # The code location loads in the background; the lineage needs it.
-        deadline = time.monotonic() + START_TIMEOUT_S
-        query = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
-        while any(e["loadStatus"] != "LOADED" for e in graphql(base, query)["data"]["workspaceOrError"]["locationEntries"]):
-            assert time.monotonic() < deadline, "the code location did not load"
-            time.sleep(1)
-        # Dismiss the "join the community" pop-up before any screenshot.
-        assert graphql(base, "mutation { setNuxSeen }")["data"]["setNuxSeen"] is True
+        browser_shots.dagster_ready(base, START_TIMEOUT_S)  # code location loaded, pop-up dismissed
         yield base
 
 
-def page_text(dom: str) -> str:
-    """Visible text of a dumped DOM: scripts and styles dropped, tags removed, spaces collapsed."""
-    dom = re.sub(r"<(script|style)\b[^>]*>.*?</\1>", " ", dom, flags=re.S | re.I)
-    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", dom)))
-
-
-def chromium_run(chromium: Path, profile: Path, size: str, *args: str) -> subprocess.CompletedProcess:
-    """One headless Chromium run with a new profile folder."""
-    cmd = [str(chromium), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={size}", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-
-
-def render(chromium: Path, url: str, expected: list[str], screenshot: str, profile: Path, size: str) -> str:
-    """The page's text once its DOM shows every expected text (or attempts run out), and a
-    screenshot of it in test-output/. A page still loading is retried: its DOM lacks the text and
-    its screenshot is a near-blank skeleton (a few KB)."""
-    deadline = time.monotonic() + RENDER_PATIENCE_S
-    attempt = 0
-    while True:
-        attempt += 1
-        text = page_text(chromium_run(chromium, profile / f"dom-{attempt}", size, "--dump-dom", url).stdout)
-        if all(e in text for e in expected) or time.monotonic() > deadline:
-            break
-    path = OUTPUT / screenshot
-    while True:
-        attempt += 1
-        path.unlink(missing_ok=True)
-        shot = chromium_run(chromium, profile / f"shot-{attempt}", size, f"--screenshot={path}", url)
-        if (path.exists() and path.stat().st_size > MIN_SCREENSHOT_BYTES) or time.monotonic() > deadline:
-            break
-    assert path.exists() and path.stat().st_size > MIN_SCREENSHOT_BYTES, f"no screenshot of {url}: {shot.stderr[-2000:]}"
-    return text
+def render(url: str, expected: list[str], screenshot: str, profile: Path, size: str) -> str:
+    """The page's text, and its screenshot in test-output/ (the shared helper waits out loading)."""
+    return browser_shots.render(url, expected, OUTPUT / screenshot, profile, size)
 
 
 def test_aggregate_page_renders_kpis_and_charts(chromium: Path, dashboards: str, tmp_path: Path) -> None:
     expected = ["Fleet: aggregate view", "Total queries", f"{serving_pipeline.ROWS:,}", "Query types",
                 "Queries per hour", "Cache hit rate", "Leaderboards", "Top 10 longest compiles"]  # fmt: skip
-    text = render(chromium, f"{dashboards}/", expected, "dashboard-aggregate.png", tmp_path / "p", "1400,2600")
+    text = render(f"{dashboards}/", expected, "dashboard-aggregate.png", tmp_path / "p", "1400,2600")
     missing = [e for e in expected if e not in text]
     assert not missing, f"not rendered: {missing}; page text: {text[:2000]}"
     assert "Traceback" not in text and "No serving data yet" not in text
@@ -178,21 +121,19 @@ def test_aggregate_page_renders_kpis_and_charts(chromium: Path, dashboards: str,
 def test_expert_page_renders_one_instance(chromium: Path, dashboards: str, tmp_path: Path) -> None:
     expected = ["Expert view: one instance", "Instance (busiest first)", "Stress index",
                 "Execution time percentiles per hour", "Workload per table", "Minutes since the last ingest"]  # fmt: skip
-    text = render(chromium, f"{dashboards}/expert", expected, "dashboard-expert.png", tmp_path / "p", "1400,2400")
+    text = render(f"{dashboards}/expert", expected, "dashboard-expert.png", tmp_path / "p", "1400,2400")
     missing = [e for e in expected if e not in text]
     assert not missing, f"not rendered: {missing}; page text: {text[:2000]}"
     assert "Traceback" not in text
 
 
 def test_dagster_lineage_page_shows_the_graph(chromium: Path, dagster_ui: str, tmp_path: Path) -> None:
-    from pipeline_assets.definitions import defs
-
-    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    # Upstream of the snapshot: the marts, the staging view and, once registered, the raw dump.
-    expected = ["serving_snapshot", "leaderboard", "query_metrics", "stress_index", "clean_queries", "stg_queries"]
-    expected += [k for k in ("raw_queries",) if k in keys]
+    # Upstream of the snapshot: the marts, the staging view, the raw dump and, as external assets,
+    # the Kafka topic and the source file.
+    expected = ["serving_snapshot", "leaderboard", "query_metrics", "stress_index", "clean_queries", "stg_queries",
+                "raw_queries", "redset_kafka_topic", "redset_source"]  # fmt: skip
     url = f"{dagster_ui}/{demo.LINEAGE_PATH}"  # the lineage URL `make demo` prints
-    text = render(chromium, url, expected, "dagster-lineage.png", tmp_path / "p", "1600,1000")
+    text = render(url, expected, "dagster-lineage.png", tmp_path / "p", "1600,1000")
     missing = [e for e in expected if e not in text]
     assert not missing, f"not in the lineage: {missing}; page text: {text[:2000]}"
     assert "community" not in text.lower(), "the pop-up is still open"
