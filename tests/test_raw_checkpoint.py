@@ -55,7 +55,8 @@ def test_a_commit_answered_with_a_failed_partition_is_retried() -> None:
             self.calls.append(offsets)
             if len(self.calls) == 1:
                 # TopicPartition.error is read-only: a stand-in with the one attribute read
-                failed = SimpleNamespace(error=KafkaError(KafkaError.REBALANCE_IN_PROGRESS, "rebalancing", retriable=True))
+                error = KafkaError(KafkaError.REBALANCE_IN_PROGRESS, "rebalancing", retriable=True)
+                failed = SimpleNamespace(error=error)
                 return [POSITIONS[0], failed]
             return offsets
 

@@ -64,7 +64,8 @@ class Checkpoint:
             name = f"{self.o.topic}-p{partition}-o{low}-{high}.parquet"
             self.stats.summary.bytes += dead_letters.write(table, self.o.dead_letter_dir, name)
         self.dead.clear()
-        commit(self.consumer, [TopicPartition(self.o.topic, p, o) for p, o in sorted(self.uncommitted.items())], self.log)
+        positions = [TopicPartition(self.o.topic, p, o) for p, o in sorted(self.uncommitted.items())]
+        commit(self.consumer, positions, self.log)
         self.uncommitted.clear()
         self.since = 0
         self.stats.commits += 1
@@ -113,7 +114,8 @@ def _worth_retrying(exc: BaseException) -> bool:
 
 
 def _log_retry(state: RetryCallState, log: Callable[[str], Any]) -> None:
-    log(f"commit failed, retrying: {state.outcome.exception() if state.outcome else '?'}")
+    assert state.outcome is not None  # tenacity sleeps only after an attempt
+    log(f"commit failed, retrying: {state.outcome.exception()}")
 
 
 def _kafka_name(info: zone.PartInfo) -> str:

@@ -35,11 +35,11 @@ Which rule lives where, decided once for the whole pipeline:
 Every dead letter's reason starts with its kind and names the field when there is one, e.g.
 "wrong_type: field 'instance_id' expected an integer, got a string".
 
-One judge: the rules are message_rules.py's, and only `check_message` says why a message is a
-dead letter. Arrow's bulk read is the fast path, not a second judge: cheap screens send it only
-chunks it would not let a bad message through (size, nesting, bare NaN/Infinity before the read;
-message_rules.typed_suspects after it), and tests/test_raw_parse_properties.py pins its
-acceptance to the rules: nothing the bulk path takes is refused by check_message, and back.
+One source of truth: what a valid message is lives in message_rules.py (`check_message`, and
+`typed_suspects` for what Arrow types but the rules refuse). Arrow's bulk read is only the fast
+path: screens keep from it what it would take wrongly (size, nesting, bare NaN/Infinity before
+the read; typed_suspects after), and tests/test_raw_parse_properties.py pins its verdicts to the
+rules both ways, but for one known gap: Arrow refuses 1e400 even in a field it ignores.
 
 Speed: a healthy chunk is parsed in one call to Arrow's JSON reader over the newline-joined
 values with the explicit schema, after screens that cost a few numpy or memchr passes over the
