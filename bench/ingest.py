@@ -5,7 +5,7 @@
 
 In one run, on a fresh topic of a private broker (free port, temporary storage):
   (a) bare   a confluent-kafka consume loop that discards the messages: the client's limit;
-  (b) dump   our raw dump (pipeline_assets.raw.kafka_dump.dump) into a temporary raw zone;
+  (b) dump   our raw dump (pipeline_assets.raw.kafka_consume.dump) into a temporary raw zone;
   (c) orig   the original project's way: json.loads per message -> pandas -> Parquet -> DuckDB COPY.
 Each runs in its own child process, so its peak RSS is its own (the child's VmHWM). Then (b) runs
 again on a backlog of --big-rows messages to show its peak RSS does not grow with the backlog.
@@ -42,7 +42,7 @@ RSS_TARGET_BYTES = 1 << 30
 
 def _consumer(bootstrap: str, group: str):
     """A consumer configured exactly like the raw dump's (same fetch sizes and queue bounds)."""
-    from pipeline_assets.raw.kafka_dump import CONSUMER_TUNING
+    from pipeline_assets.raw.kafka_consume import CONSUMER_TUNING
     from pipeline_assets.resources import KafkaResource
 
     return KafkaResource(bootstrap_servers=bootstrap).consumer(group, **CONSUMER_TUNING)
@@ -57,7 +57,7 @@ def _assign_from_start(consumer, topic: str) -> None:
 
 def _consume_all(consumer, expect: int, handle) -> int:
     """consume() in batches like the dump does, handing each batch to `handle`, until `expect`."""
-    from pipeline_assets.raw.kafka_dump import FETCH_BATCH, POLL_TIMEOUT_S
+    from pipeline_assets.raw.kafka_consume import FETCH_BATCH, POLL_TIMEOUT_S
 
     seen = 0
     while seen < expect:
@@ -77,9 +77,9 @@ def child_bare(bootstrap: str, topic: str, expect: int, work: Path) -> dict:
 
 
 def child_dump(bootstrap: str, topic: str, expect: int, work: Path) -> dict:
-    from pipeline_assets.raw import kafka_dump
+    from pipeline_assets.raw import kafka_consume
 
-    options = kafka_dump.DumpOptions(
+    options = kafka_consume.DumpOptions(
         topic=topic,
         group_id=f"bench-dump-{uuid.uuid4().hex[:8]}",
         raw_dir=work / "raw",
@@ -90,7 +90,7 @@ def child_dump(bootstrap: str, topic: str, expect: int, work: Path) -> dict:
     consumer = _consumer(bootstrap, options.group_id)
     try:
         with Stopwatch() as watch:
-            stats = kafka_dump.dump(consumer, options, log=lambda line: None)
+            stats = kafka_consume.dump(consumer, options, log=lambda line: None)
     finally:
         consumer.close()
     s = stats.summary

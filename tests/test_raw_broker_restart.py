@@ -10,7 +10,7 @@ from raw_support import assert_offsets_exactly_once, group_offsets, high_waterma
 
 from pipeline_assets import settings
 from pipeline_assets.kafka import broker, producer
-from pipeline_assets.raw import kafka_dump
+from pipeline_assets.raw import kafka_consume
 from pipeline_assets.resources import KafkaResource
 from pipeline_assets.source import generator
 
@@ -37,16 +37,16 @@ def test_nothing_is_lost_when_the_broker_restarts_mid_dump(tmp_path: Path, monke
         assert producer.produce(path, topic, bootstrap=own.bootstrap, progress=False).errors == 0
         highs = high_watermarks(own.bootstrap, topic)
 
-        options = kafka_dump.DumpOptions(
+        options = kafka_consume.DumpOptions(
             topic=topic, group_id=group, raw_dir=settings.raw_dir(), dead_letter_dir=settings.dead_letter_dir(),
             batch_id="restart", max_messages=ROWS, chunk_size=5_000, commit_every=20_000,
         )  # fmt: skip
-        consumer = KafkaResource().consumer(group, **kafka_dump.CONSUMER_TUNING)
+        consumer = KafkaResource().consumer(group, **kafka_consume.CONSUMER_TUNING)
         outcome: dict = {}
 
         def run() -> None:
             try:
-                outcome["stats"] = kafka_dump.dump(consumer, options, log=lambda _: None)
+                outcome["stats"] = kafka_consume.dump(consumer, options, log=lambda _: None)
             except BaseException as exc:  # handed to the test thread below
                 outcome["error"] = exc
 

@@ -28,7 +28,8 @@ from pipeline_assets import settings
 from pipeline_assets.checks import raw_offsets_contiguous, raw_rows_match_offsets
 from pipeline_assets.kafka import messages
 from pipeline_assets.raw import dump_retries, isolation, parse
-from pipeline_assets.raw.kafka_dump import DumpOptions, raw_queries
+from pipeline_assets.raw.dump_options import DumpOptions
+from pipeline_assets.raw.kafka_dump import raw_queries
 from pipeline_assets.resources import KafkaResource
 from pipeline_assets.sensors import kafka_lag_sensor
 from pipeline_assets.source import generator

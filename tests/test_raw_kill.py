@@ -36,7 +36,7 @@ from raw_support import (
 
 from pipeline_assets import schema, settings
 from pipeline_assets.kafka import producer
-from pipeline_assets.raw import kafka_dump, zone
+from pipeline_assets.raw import kafka_consume, zone
 from pipeline_assets.resources import KafkaResource
 from pipeline_assets.source import generator
 
@@ -165,8 +165,8 @@ def test_a_crash_between_rename_and_commit_redelivers_and_dedupes(
     path = generator.write(generator.generate(30_000, seed=43), tmp_path / "rows.parquet")
     assert producer.produce(path, kafka_topic, bootstrap=kafka_broker, progress=False).errors == 0
 
-    def options(batch: str) -> kafka_dump.DumpOptions:
-        return kafka_dump.DumpOptions(
+    def options(batch: str) -> kafka_consume.DumpOptions:
+        return kafka_consume.DumpOptions(
             topic=kafka_topic, group_id=group, raw_dir=settings.raw_dir(), dead_letter_dir=settings.dead_letter_dir(),
             batch_id=batch, max_messages=ROWS, chunk_size=5_000, commit_every=10_000,
         )  # fmt: skip
@@ -176,7 +176,7 @@ def test_a_crash_between_rename_and_commit_redelivers_and_dedupes(
     )
     crashing = CrashAtCommit(config, crash_at=2)
     with pytest.raises(SystemExit):
-        kafka_dump.dump(crashing, options("crashed"), log=lambda _: None)
+        kafka_consume.dump(crashing, options("crashed"), log=lambda _: None)
     crashing.close()
     committed_after_crash = committed(kafka_broker, kafka_topic, group)
     written_after_crash = raw_rows().num_rows
@@ -184,7 +184,7 @@ def test_a_crash_between_rename_and_commit_redelivers_and_dedupes(
     assert written_after_crash == 20_000  # the second one's files made it, its commit did not
 
     consumer = KafkaResource().consumer(group)
-    stats = kafka_dump.dump(consumer, options("resumed"), log=lambda _: None)
+    stats = kafka_consume.dump(consumer, options("resumed"), log=lambda _: None)
     consumer.close()
     assert stats.messages == 20_000  # resumed from the last commit: 10,000 delivered again
 

@@ -19,6 +19,7 @@ from pipeline_assets.source import generator
 GOOD = [v.encode() for v in messages.encode(generator.generate(40, seed=11).to_batches()[0])[1].to_pylist()]
 # Half the time a field the schema does not know: there Arrow and the rules could disagree unseen.
 FIELDS = st.sampled_from(schema.COLUMN_NAMES) | st.just("extra")
+ARROW_TOO_BIG = "unparseable: JSON parse error: Number too big to be stored in double."
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # --- strategies -----------------------------------------------------------------------------
@@ -110,6 +111,12 @@ def assert_nothing_lost(values: list[bytes | None], parsed: parse.Parsed) -> Non
     assert {d.kind for d in parsed.dead} <= set(message_rules.KINDS), [d.reason for d in parsed.dead]
     # One judge: the bulk path takes no message the one-message rules refuse...
     assert [i for i in good if message_rules.check_message(i, values[i]) is not None] == []
+    # ...and refuses none they take, but for one known gap: Arrow refuses a number beyond float64
+    # written with an exponent (1e400) even in a field it ignores, which the rules let pass...
+    assert [
+        d.reason for d in parsed.dead
+        if message_rules.check_message(d.index, values[d.index]) is None and not d.reason.startswith(ARROW_TOO_BIG)
+    ] == []  # fmt: skip
     # ...and a bad neighbour never costs a real message its row.
     assert {i for i, v in enumerate(values) if v in GOOD} <= set(good)
     # The dead-letter table takes whatever the messages and reasons hold.

@@ -24,13 +24,11 @@ import dataclasses
 import traceback
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipeline_assets.alerts import send_alert
 from pipeline_assets.raw.chunk import Chunk, ChunkTables, dead_chunk_tables
-
-if TYPE_CHECKING:
-    from pipeline_assets.raw.kafka_dump import DumpOptions
+from pipeline_assets.raw.dump_options import DumpOptions
 
 CHUNK_SIZE = 2_000  # messages per chunk, and per commit, in isolation mode
 REASON_MAX_CHARS = 2_000  # an exception's text can quote a whole message

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline_assets import schema
-from pipeline_assets.raw import dead_letters, landing_folder, parse, zone
+from pipeline_assets.raw import dead_letters, landing_folder, message_rules, zone
 from pipeline_assets.raw.landing_read import FORMATS, FileRejected, file_format, typed_batches
 from pipeline_assets.raw.metadata import WriteSummary
 
@@ -128,14 +128,14 @@ def _ingest(
 
 def _split_invalid(typed: pa.Table, first_row: int, origin: _Provenance) -> tuple[pa.Table, pa.Table | None]:
     """(raw rows with provenance, dead letters or None) of one typed batch of the file."""
-    suspects = parse.required_violations(typed)
+    suspects = message_rules.required_violations(typed)
     keep = np.ones(typed.num_rows, dtype=bool)
     keep[suspects] = False
     dead = None
     if suspects.size:
         raw_values, reasons, fields = [], [], []
         for i, row in zip(suspects.tolist(), typed.take(pa.array(suspects)).to_pylist(), strict=True):
-            reason, name = parse.required_problem(row) or ("unparseable: invalid required field", None)
+            reason, name = message_rules.required_problem(row) or ("unparseable: invalid required field", None)
             raw_values.append(json.dumps(row, default=str).encode())
             reasons.append(f"{reason} (row {first_row + i})")
             fields.append(name)

@@ -5,6 +5,10 @@ chunks in bulk with Arrow and asks `check_message` about every message it does n
 `check_message` returns a verdict for any bytes and never raises: a value that is too big or
 nests too deep is refused before json.loads sees it (json recurses once per level), and numbers
 that Python cannot hold (5000-digit integers, 1e400) are kept as text.
+
+Arrow types some values the rules refuse (a null or blank required field, a non-finite float,
+a timestamp outside the years 1-9999): `typed_suspects` finds those rows of a typed table, for
+`check_message` (or `required_problem`, for typed rows of a landing file) to say why.
 """
 
 from __future__ import annotations
@@ -14,13 +18,15 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline_assets import schema, settings
+from pipeline_assets.raw.json_nesting import nesting_depth
 
 # Deeper than any Redset message (depth 1) will ever be, far below Python's recursion limit.
 MAX_DEPTH = 64
@@ -36,8 +42,10 @@ _MAX_INT_DIGITS = 4000  # json.loads raises ValueError beyond Python's 4300-digi
 _TIMESTAMP_RE = re.compile(
     r"\d{4}-\d{2}-\d{2}([ T]\d{2}(:\d{2}(:\d{2}(\.\d{1,6})?)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?", re.ASCII
 )
-_OPEN, _CLOSE = b"{[", b"}]"
-_QUOTE, _BACKSLASH = ord('"'), ord("\\")
+_FLOATS = tuple(c.name for c in schema.COLUMNS if pa.types.is_floating(c.type))
+_TIMESTAMPS = tuple(c.name for c in schema.COLUMNS if pa.types.is_timestamp(c.type))
+# Python's datetime range (years 1-9999), which _is_timestamp meets as a ValueError or OverflowError.
+_EARLIEST_US, _LATEST_US = ((t - datetime(1970, 1, 1)) // timedelta(0, 0, 1) for t in (datetime.min, datetime.max))
 
 
 @dataclass(frozen=True)
@@ -100,24 +108,6 @@ def too_deep(value: bytes) -> bool:
     return nesting_depth(value) > MAX_DEPTH
 
 
-def nesting_depth(value: bytes) -> int:
-    """How deep arrays and objects nest, brackets inside strings not counted. numpy, no recursion."""
-    if not value:
-        return 0
-    data = np.frombuffer(value, np.uint8)
-    backslash = data == _BACKSLASH
-    # A quote is escaped when an odd run of backslashes precedes it.
-    at = np.arange(data.size)
-    last_other = np.maximum.accumulate(np.where(backslash, -1, at))
-    run = np.empty(data.size, np.int64)
-    run[0] = 0
-    run[1:] = at[:-1] - last_other[:-1]
-    quotes = (data == _QUOTE) & (run % 2 == 0)
-    outside = np.cumsum(quotes) % 2 == 0  # a closing quote counts as outside; it is no bracket
-    steps = ((data == _OPEN[0]) | (data == _OPEN[1])).astype(np.int64) - ((data == _CLOSE[0]) | (data == _CLOSE[1]))
-    return int(np.cumsum(np.where(outside, steps, 0)).max(initial=0))
-
-
 def _decode(value: bytes | None, max_bytes: int) -> _Object:
     if value is None:
         raise _Invalid("empty_message", "the message has no value")
@@ -173,15 +163,57 @@ def _check(obj: _Object, raw: bytes | None) -> None:
                 raise _Invalid("missing_field", f"required field '{name}' is missing", name)
             continue
         value = obj[name]
-        if value is None:
-            if column.required:
-                raise _Invalid("null_field", f"required field '{name}' is null", name)
-            continue
-        _check_type(name, column.type, value)
-        if column.required and isinstance(value, str) and not value.strip():
-            raise _Invalid("empty_field", f"required field '{name}' is empty", name)
+        if value is not None:
+            _check_type(name, column.type, value)
+        if column.required and (problem := _required(name, value)):
+            raise _Invalid(*problem, name)
     if raw is not None and b"\\u" in raw and not _encodable(obj):
         raise _Invalid("bad_unicode", "a lone surrogate escape (\\ud800-\\udfff) in an unknown field or key")
+
+
+def required_problem(row: dict[str, Any]) -> tuple[str, str] | None:
+    """(reason, field) for the first required field of a typed row that is null or blank."""
+    for name in schema.REQUIRED:
+        if problem := _required(name, row.get(name)):
+            return ": ".join(problem), name
+    return None
+
+
+def _required(name: str, value: Any) -> tuple[str, str] | None:
+    if value is None:
+        return "null_field", f"required field '{name}' is null"
+    if isinstance(value, str) and not value.strip():  # the same whitespace as utf8_trim_whitespace
+        return "empty_field", f"required field '{name}' is empty"
+    return None
+
+
+def required_violations(table: pa.Table) -> np.ndarray:
+    """Row numbers of a typed table where `_required` refuses a value: null, or a blank string."""
+    bad = pa.array(np.zeros(table.num_rows, dtype=bool))
+    for name in schema.REQUIRED:
+        column = table.column(name)
+        bad = pc.or_kleene(bad, pc.is_null(column))
+        if pa.types.is_string(column.type):
+            bad = pc.or_kleene(bad, pc.equal(pc.utf8_trim_whitespace(column), ""))
+    return np.flatnonzero(bad.to_numpy(zero_copy_only=False))
+
+
+def typed_suspects(table: pa.Table) -> np.ndarray:
+    """Rows of a typed table whose message the rules refuse though Arrow typed it: a required
+    field null or blank (Arrow reads a missing field as null), a float that is not finite (a
+    400-digit integer is inf to Arrow), a timestamp outside the years 1-9999."""
+    rows = [required_violations(table)]
+    for name in _FLOATS:
+        finite = pc.is_finite(table.column(name))
+        if pc.all(finite).as_py() is False:
+            rows.append(np.flatnonzero(pc.invert(finite).fill_null(False).to_numpy(zero_copy_only=False)))
+    for name in _TIMESTAMPS:
+        micros = table.column(name).cast(pa.int64())
+        low, high = pc.min_max(micros).values()
+        if low.is_valid and (low.as_py() < _EARLIEST_US or high.as_py() > _LATEST_US):
+            outside = pc.or_(pc.less(micros, _EARLIEST_US), pc.greater(micros, _LATEST_US)).fill_null(False)
+            rows.append(np.flatnonzero(outside.to_numpy(zero_copy_only=False)))
+    return rows[0] if len(rows) == 1 else np.unique(np.concatenate(rows))
 
 
 def _check_type(name: str, type_: pa.DataType, value: Any) -> None:
@@ -246,18 +278,10 @@ def _is_timestamp(text: str) -> bool:
 
 
 def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
     if isinstance(value, _Huge):
         return value.kind
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
+    return next((name for type_, name in _JSON_TYPES if isinstance(value, type_)), "an object")
+
+
+_JSON_TYPES = ((type(None), "null"), (bool, "a boolean"), (int, "an integer"), (float, "a number"),
+               (str, "a string"), (list, "an array"))  # fmt: skip; bool before int: True is an int too

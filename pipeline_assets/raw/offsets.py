@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 _TRANSIENT = {
     KafkaError.NOT_COORDINATOR,
@@ -68,15 +69,15 @@ def _committed(consumer: Consumer, partitions: list[TopicPartition], timeout: fl
     """consumer.committed(), retried while the group coordinator moves or loads (a new or
     restarting broker answers NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS for a while)."""
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return consumer.committed(partitions, timeout=max(1.0, deadline - time.monotonic()))
-        except KafkaException as exc:
-            error = exc.args[0]
-            transient = isinstance(error, KafkaError) and (error.retriable() or error.code() in _TRANSIENT)
-            if not transient or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    retrying = Retrying(
+        retry=retry_if_exception(_transient), stop=stop_after_delay(timeout), wait=wait_fixed(0.2), reraise=True
+    )
+    return retrying(lambda: consumer.committed(partitions, timeout=max(1.0, deadline - time.monotonic())))
+
+
+def _transient(exc: BaseException) -> bool:
+    error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+    return isinstance(error, KafkaError) and (error.retriable() or error.code() in _TRANSIENT)
 
 
 def total_lag(offsets: list[PartitionOffsets]) -> int:

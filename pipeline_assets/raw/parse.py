@@ -35,11 +35,16 @@ Which rule lives where, decided once for the whole pipeline:
 Every dead letter's reason starts with its kind and names the field when there is one, e.g.
 "wrong_type: field 'instance_id' expected an integer, got a string".
 
+One source of truth: what a valid message is lives in message_rules.py (`check_message`, and
+`typed_suspects` for what Arrow types but the rules refuse). Arrow's bulk read is only the fast
+path: screens keep from it what it would take wrongly (size, nesting, bare NaN/Infinity before
+the read; typed_suspects after), and tests/test_raw_parse_properties.py pins its verdicts to the
+rules both ways, but for one known gap: Arrow refuses 1e400 even in a field it ignores.
+
 Speed: a healthy chunk is parsed in one call to Arrow's JSON reader over the newline-joined
 values with the explicit schema, after screens that cost a few numpy or memchr passes over the
-bytes (size, nesting, bare NaN/Infinity: Arrow takes those, the rules do not). Only a chunk that
-fails is looked at message by message, to find the bad ones and say why; the good ones are then
-parsed in bulk again.
+bytes. Only a chunk that fails is looked at message by message, to find the bad ones and say
+why; the good ones are then parsed in bulk again.
 """
 
 from __future__ import annotations
@@ -47,24 +52,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline_assets import schema, settings
 from pipeline_assets.raw import arrow_json
-from pipeline_assets.raw.message_rules import MAX_DEPTH, DeadLetter, check_message, too_deep, unexpected
+from pipeline_assets.raw.message_rules import MAX_DEPTH, DeadLetter, check_message, too_deep, typed_suspects, unexpected
 
-__all__ = ["DeadLetter", "Parsed", "check_message", "parse_values", "required_problem", "required_violations"]
-
-_TIMESTAMPS = tuple(f.name for f in schema.ARROW_SCHEMA if pa.types.is_timestamp(f.type))
-_FLOATS = tuple(f.name for f in schema.ARROW_SCHEMA if pa.types.is_floating(f.type))
-# Years 1-9999 in microseconds: what Python's datetime (and the rules) can hold.
-_EARLIEST_US, _LATEST_US = -62_135_596_800_000_000, 253_402_300_799_999_999
-
-_REQUIRED_STRINGS = tuple(n for n in schema.REQUIRED if pa.types.is_string(schema.BY_NAME[n].type))
+__all__ = ["DeadLetter", "Parsed", "check_message", "parse_values"]
 
 
 @dataclass
@@ -120,7 +116,7 @@ def _without_suspects(
     table: pa.Table, good: np.ndarray, values: Sequence[bytes | None], dead: list[DeadLetter], limit: int
 ) -> Parsed:
     """Drop the rows Arrow typed but the rules refuse; the message check says why."""
-    suspects = _suspects(table)
+    suspects = typed_suspects(table)
     if suspects.size == 0:
         return Parsed(_typed(table), good, dead)
     dead += [check_message(int(good[i]), values[good[i]], limit) or _unexplained(int(good[i])) for i in suspects]
@@ -128,24 +124,6 @@ def _without_suspects(
     keep = np.ones(table.num_rows, dtype=bool)
     keep[suspects] = False
     return Parsed(_typed(table.filter(pa.array(keep))), good[keep], dead)
-
-
-def _suspects(table: pa.Table) -> np.ndarray:
-    """Rows Arrow accepts but the rules do not: a required field null or blank (Arrow reads a
-    missing field as null and accepts ""), a float that is not finite (a 400-digit integer is
-    inf to Arrow), a timestamp outside the years 1-9999."""
-    rows = required_violations(table)
-    for name in _FLOATS:
-        finite = pc.is_finite(table.column(name))
-        if pc.all(finite).as_py() is False:
-            rows = np.union1d(rows, np.flatnonzero(pc.invert(finite).fill_null(False).to_numpy(zero_copy_only=False)))
-    for name in _TIMESTAMPS:
-        micros = table.column(name).cast(pa.int64())
-        low, high = pc.min_max(micros).values()
-        if low.is_valid and (low.as_py() < _EARLIEST_US or high.as_py() > _LATEST_US):
-            outside = pc.or_(pc.less(micros, _EARLIEST_US), pc.greater(micros, _LATEST_US)).fill_null(False)
-            rows = np.union1d(rows, np.flatnonzero(outside.to_numpy(zero_copy_only=False)))
-    return rows
 
 
 def _read_bulk(values: Sequence[bytes | None], limit: int | None) -> pa.Table | None:
@@ -250,31 +228,6 @@ def _read_good(values: Sequence[bytes | None], good: np.ndarray, dead: list[Dead
     return _without_suspects(pa.concat_tables(tables), np.concatenate(kept), values, dead, limit)
 
 
-def required_violations(table: pa.Table) -> np.ndarray:
-    """Row numbers where a required field is null, or a required string field is blank."""
-    bad = None
-    for name in schema.REQUIRED:
-        column = table.column(name)
-        hit = pc.is_null(column)
-        if name in _REQUIRED_STRINGS:
-            hit = pc.or_kleene(hit, pc.equal(pc.utf8_trim_whitespace(column), ""))
-        bad = hit if bad is None else pc.or_kleene(bad, hit)
-    if bad is None:
-        return np.empty(0, dtype=np.int64)
-    return np.flatnonzero(bad.to_numpy(zero_copy_only=False))
-
-
-def required_problem(row: dict[str, Any]) -> tuple[str, str] | None:
-    """(reason, field) for the first required field of a typed row that is null or blank."""
-    for name in schema.REQUIRED:
-        value = row.get(name)
-        if value is None:
-            return f"null_field: required field '{name}' is null", name
-        if isinstance(value, str) and not value.strip():
-            return f"empty_field: required field '{name}' is empty", name
-    return None
-
-
 def _drop(indices: np.ndarray, dead: list[DeadLetter]) -> np.ndarray:
     if not dead:
         return indices
@@ -284,7 +237,7 @@ def _drop(indices: np.ndarray, dead: list[DeadLetter]) -> np.ndarray:
 
 
 def _unexplained(index: int) -> DeadLetter:
-    # Arrow typed a value the bulk checks refuse while check_message takes the message: a gap
-    # between the two mirrors. Kept as a dead letter so that a row is never lost.
+    # typed_suspects flagged a row that check_message takes: the screen and the rules disagree
+    # (the property tests look for this). Kept as a dead letter so that a row is never lost.
     return DeadLetter(index, "unparseable: Arrow typed a null/blank required field, a non-finite number or a "
                       "timestamp outside years 1-9999, which the message check did not explain")

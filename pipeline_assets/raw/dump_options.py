@@ -1,0 +1,33 @@
+"""What one raw dump run is asked to do (DumpOptions) and what it did (DumpStats)."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline_assets.raw import zone
+from pipeline_assets.raw.metadata import WriteSummary
+
+
+@dataclass(frozen=True)
+class DumpOptions:
+    topic: str
+    group_id: str
+    raw_dir: Path
+    dead_letter_dir: Path
+    batch_id: str
+    max_messages: int
+    chunk_size: int = 25_000
+    commit_every: int = 500_000
+    max_file_bytes: int = zone.DEFAULT_MAX_FILE_BYTES
+    idle_timeout_s: float = 120.0
+    isolate_failures: bool = False  # a message whose processing raises -> dead letter (isolation.py)
+
+
+@dataclass
+class DumpStats:
+    summary: WriteSummary = field(default_factory=WriteSummary)
+    messages: int = 0
+    first_offset: dict[int, int] = field(default_factory=dict)  # per partition, this run
+    last_offset: dict[int, int] = field(default_factory=dict)
+    lag_after: dict[int, int] = field(default_factory=dict)
+    skipped: dict[int, int] = field(default_factory=dict)  # offsets retention deleted before we read them
+    commits: int = 0
