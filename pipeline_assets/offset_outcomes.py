@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from pipeline_assets import settings
 from pipeline_assets.checks import DUCKDB_CONFIG, add_kafka_views, duckdb_temp_dir
 from pipeline_assets.dbt import POOL
-from pipeline_assets.serving.snapshot import warehouse_resource
+from pipeline_assets.serving.snapshot import WarehouseResource, warehouse_resource
 
 # Each outcome is a bit, so that a whole offset's outcomes aggregate as integers (bit_or).
 OUTCOME_BITS = {"dead_letter": 1, "clean": 2, "quarantined": 4, "duplicate_delivery": 8}
@@ -136,11 +135,11 @@ class OffsetOutcomes:
         )
 
 
-def offset_outcomes(raw_dir: Path, dead_dir: Path, warehouse: Path | DuckDBResource) -> OffsetOutcomes:
+def offset_outcomes(raw_dir: Path, dead_dir: Path, warehouse: Path | WarehouseResource) -> OffsetOutcomes:
     """Tie every Kafka offset in the raw zone and the dead letters to its outcome in the warehouse
     (a path, or the code location's read-only `warehouse` resource)."""
     result = OffsetOutcomes()
-    resource = warehouse if isinstance(warehouse, DuckDBResource) else warehouse_resource(warehouse)
+    resource = warehouse if isinstance(warehouse, WarehouseResource) else warehouse_resource(warehouse)
     with resource.get_connection() as con:
         for name, value in {**DUCKDB_CONFIG, "temp_directory": str(duckdb_temp_dir())}.items():
             con.execute(f"SET {name} = '{value}'")
@@ -175,7 +174,7 @@ def offset_outcomes(raw_dir: Path, dead_dir: Path, warehouse: Path | DuckDBResou
     description="Every Kafka offset in the raw zone or the dead letters, over all dates, has exactly one "
     "outcome: clean, quarantined, duplicate delivery or dead letter (offsets dbt has not read yet aside).",
 )
-def offsets_have_one_outcome(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+def offsets_have_one_outcome(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     outcomes = offset_outcomes(settings.raw_dir(), settings.dead_letter_dir(), warehouse)
     failures = outcomes.failures
     return dg.AssetCheckResult(

@@ -117,7 +117,7 @@ def materialize_dbt(
         partition_key=partition,
         tags=tags,
         run_config=config,
-        resources={"dbt": dbt_resource, "warehouse": warehouse_resource()},  # the REDSET_WAREHOUSE of the test
+        resources={"dbt": dbt_resource, "warehouse": warehouse_resource()},
         instance=instance,
     )
 

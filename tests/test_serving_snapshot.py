@@ -189,3 +189,19 @@ def test_the_warehouse_is_opened_read_only_through_duckdb_resource(tmp_path: Pat
         with pytest.raises(duckdb.Error, match="read-only"):
             con.execute("CREATE TABLE t (x INT)")
     assert isinstance(defs.resources["warehouse"], DuckDBResource)
+
+
+def test_the_code_locations_warehouse_follows_redset_warehouse_when_a_run_opens_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline_assets.definitions import defs
+
+    # The resource was built when the code location loaded; the variable is set afterwards.
+    warehouse = tmp_path / "later.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("CREATE TABLE marker AS SELECT 42 AS x")
+    monkeypatch.setenv("REDSET_WAREHOUSE", str(warehouse))
+    with defs.resources["warehouse"].get_connection() as con:
+        assert con.execute("SELECT x FROM marker").fetchone() == (42,)
+        with pytest.raises(duckdb.Error, match="read-only"):
+            con.execute("CREATE TABLE t (x INT)")

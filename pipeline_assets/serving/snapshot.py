@@ -14,9 +14,12 @@ shares the Dagster pool `duckdb` with dbt, so it never reads while dbt writes.
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -86,12 +89,33 @@ def read_manifest(serving_dir: Path) -> dict[str, object] | None:
     return json.loads(path.read_text())
 
 
-def warehouse_resource(path: Path | None = None) -> DuckDBResource:
+class WarehouseResource(DuckDBResource):
     """dbt's warehouse, read-only. Its connection waits out a write lock held outside Dagster (a
-    `dbt build` from a shell; inside Dagster the `duckdb` pool keeps dbt and this asset apart):
-    DuckDBResource retries a locked file for about 100 s."""
-    path = path or settings.warehouse_path()
-    return DuckDBResource(database=str(path), connection_config={"access_mode": "READ_ONLY"})
+    `dbt build` from a shell; inside Dagster the `duckdb` pool keeps dbt and the readers apart):
+    DuckDBResource retries a locked file for about 100 s. Without a `database`, the file is
+    settings.warehouse_path() (REDSET_WAREHOUSE) read when a connection opens, not when the code
+    location loads, like every other setting."""
+
+    database: str = ""
+    connection_config: dict[str, Any] = {"access_mode": "READ_ONLY"}
+
+    @property
+    def path(self) -> Path:
+        return Path(self.database) if self.database else settings.warehouse_path()
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self.database:
+            with super().get_connection() as con:
+                yield con
+        else:
+            with DuckDBResource(database=str(self.path), connection_config=self.connection_config).get_connection() as con:
+                yield con
+
+
+def warehouse_resource(path: Path | None = None) -> WarehouseResource:
+    """The read-only warehouse resource: of `path`, or of REDSET_WAREHOUSE when a connection opens."""
+    return WarehouseResource(database=str(path) if path else "")
 
 
 def _existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -139,7 +163,7 @@ def _write_json_atomically(payload: dict[str, object], target: Path) -> None:
 
 
 def publish(
-    warehouse: Path | None = None, serving_dir: Path | None = None, *, duckdb_resource: DuckDBResource | None = None
+    warehouse: Path | None = None, serving_dir: Path | None = None, *, duckdb_resource: WarehouseResource | None = None
 ) -> Publication:
     """Export the served marts and the KPIs from `warehouse` (or `duckdb_resource`'s database)
     into `serving_dir`.
@@ -148,7 +172,7 @@ def publish(
     dashboards show what exists. Publishing with no served model at all is an error.
     """
     duckdb_resource = duckdb_resource or warehouse_resource(warehouse)
-    warehouse = Path(duckdb_resource.database)
+    warehouse = duckdb_resource.path
     if not warehouse.exists():
         raise FileNotFoundError(f"warehouse {warehouse} does not exist yet: materialize the dbt models first")
     serving_dir = serving_dir or settings.serving_dir()
@@ -202,7 +226,7 @@ PUBLISH_AFTER_DBT = (
         "into the serving folder. The dashboards read only these files."
     ),
 )
-def serving_snapshot(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg.MaterializeResult:
+def serving_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     pub = publish(duckdb_resource=warehouse)
     if pub.missing:
         context.log.warning(f"marts not built yet, not published: {', '.join(pub.missing)}")
