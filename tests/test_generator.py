@@ -267,3 +267,4 @@ def test_summary_names_rows_instances_and_mix(table):
     assert f"{ROWS:,} rows" in text
     assert "provisioned" in text and "serverless" in text
     assert "select" in text and "2024-03-01" in text
+    assert "provisioned weeks, medians over instances: weekend/weekday 1." in text

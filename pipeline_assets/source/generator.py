@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline_assets import schema
-from pipeline_assets.source import arrivals, distributions, templates
+from pipeline_assets.source import arrivals, distributions, shapes, templates
 from pipeline_assets.source.distributions import CACHED, EXEC_EDGES_MS, INGEST_KINDS, KIND, KINDS, SCAN_EDGES_MB
 from pipeline_assets.source.instances import Instances, default_instances
 from pipeline_assets.source.instances import draw as draw_instances
@@ -266,7 +266,7 @@ def write(table: pa.Table, out: str | Path) -> Path:
 
 
 def summary(table: pa.Table, out: str | Path | None = None) -> str:
-    """A few lines for the terminal: rows, instances, date span, type mix."""
+    """A few lines for the terminal: rows, instances, date span, type mix, weekly shapes."""
     lines = [f"{table.num_rows:,} rows" + (f" -> {out}" if out else "")]
     if table.num_rows == 0:
         return lines[0]
@@ -283,4 +283,7 @@ def summary(table: pa.Table, out: str | Path | None = None) -> str:
     cached = pc.sum(table["was_cached"]).as_py() / table.num_rows
     aborted = pc.sum(table["was_aborted"]).as_py() / table.num_rows
     lines.append(f"cached {cached:.1%}, aborted {aborted:.2%}")
+    for deployment, m in shapes.medians(shapes.instance_shapes(table)).items():
+        lines.append(f"{deployment} weeks, medians over instances: weekend/weekday {m['weekend_ratio']:.2f}, "
+                     f"autocorrelation 24 h {m['acf24']:.2f}, 168 h {m['acf168']:.2f}, CV {m['cv']:.2f}")
     return "\n".join(lines)

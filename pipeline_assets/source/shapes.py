@@ -74,5 +74,6 @@ def medians(shapes: dict[tuple[str, int], dict[str, float]]) -> dict[str, dict[s
     out: dict[str, dict[str, float]] = {}
     for deployment in sorted({d for d, _ in shapes}):
         rows = [s for (d, _), s in shapes.items() if d == deployment]
-        out[deployment] = {m: float(np.nanmedian([r[m] for r in rows])) for m in MEASURES}
+        values = {m: [r[m] for r in rows if not np.isnan(r[m])] for m in MEASURES}
+        out[deployment] = {m: float(np.median(v)) if v else float("nan") for m, v in values.items()}
     return out
