@@ -87,20 +87,35 @@ def test_default_dates_follow_redset(db):
     assert hi.date() == date(2024, 5, 30)  # 91 days from March 1st
 
 
+# The paper's buckets describe provisioned rows (redset.md); serverless rows are heavier (below).
 def test_execution_time_buckets_match_the_paper(db):
     for (lo, hi), share in PAPER_EXEC_SHARES.items():
         cond = " AND ".join(
             c for c in (lo and f"execution_duration_ms > {lo}", hi and f"execution_duration_ms <= {hi}") if c
         )
-        got = one(db, f"SELECT avg(({cond})::int) FROM q")[0]
+        got = one(db, f"SELECT avg(({cond})::int) FROM q WHERE deployment = 'provisioned'")[0]
         assert abs(got - share) <= 0.03, ((lo, hi), got, share)
 
 
 def test_scan_size_buckets_match_the_paper(db):
     for (lo, hi), share in PAPER_SCAN_SHARES.items():
         cond = " AND ".join(c for c in (lo and f"mbytes_scanned >= {lo}", hi and f"mbytes_scanned < {hi}") if c)
-        got = one(db, f"SELECT avg(({cond})::int) FROM q WHERE NOT was_cached")[0]
+        got = one(db, f"SELECT avg(({cond})::int) FROM q WHERE NOT was_cached AND deployment = 'provisioned'")[0]
         assert abs(got - share) <= 0.03, ((lo, hi), got, share)
+
+
+def test_serverless_scans_and_runs_far_more(db):
+    # redset.md: serverless queries scan about 9x the MB and run about 4x as long on average.
+    scan, run = one(
+        db,
+        """SELECT avg(mbytes_scanned) FILTER (deployment = 'serverless')
+                    / avg(mbytes_scanned) FILTER (deployment = 'provisioned'),
+                  avg(execution_duration_ms) FILTER (deployment = 'serverless')
+                    / avg(execution_duration_ms) FILTER (deployment = 'provisioned')
+           FROM q""",
+    )
+    assert 7 <= scan <= 12, scan
+    assert 3 <= run <= 5.5, run
 
 
 def test_query_type_mix(db):
@@ -215,25 +230,16 @@ def test_no_tables_is_null_or_empty(db):
     assert bad == 0
 
 
-def test_diurnal_load(db):
-    # Per instance, the busiest hour of day sees at least twice the queries of the quietest.
+def test_flat_and_daily_instances_side_by_side(db):
+    # Machine-driven instances are flat over the hours of the day; scheduled and human ones are
+    # not (the busiest hour sees at least twice the queries of the quietest).
     ratios = first_column(
         db,
         """WITH h AS (SELECT deployment, instance_id, hour(arrival_timestamp) AS hr, count(*) AS n
                      FROM q WHERE query_type NOT IN ('copy', 'insert') GROUP BY ALL)
            SELECT max(n) / min(n) FROM h GROUP BY deployment, instance_id""",
     )
-    assert min(ratios) >= 2
-
-
-def test_weekends_are_quieter(db):
-    weekday, weekend = one(
-        db,
-        """WITH d AS (SELECT arrival_timestamp::DATE AS day, count(*) AS n FROM q
-                     WHERE query_type NOT IN ('copy', 'insert') GROUP BY 1)
-           SELECT avg(n) FILTER (WHERE isodow(day) <= 5), avg(n) FILTER (WHERE isodow(day) > 5) FROM d""",
-    )
-    assert weekend < 0.8 * weekday
+    assert min(ratios) < 1.3 and max(ratios) >= 2, ratios
 
 
 def test_start_and_days_are_honoured():
@@ -261,3 +267,4 @@ def test_summary_names_rows_instances_and_mix(table):
     assert f"{ROWS:,} rows" in text
     assert "provisioned" in text and "serverless" in text
     assert "select" in text and "2024-03-01" in text
+    assert "provisioned weeks, medians over instances: weekend/weekday 1." in text
