@@ -195,3 +195,86 @@ def test_deployment_and_fleet_rows(warehouse):
     # Users are per instance: S1's user 1 is not P1's user 1.
     assert fleet["user"] == (5, 1, 1700 + 29700 + 1_000_000, 1_000_000, 1_000_000 / 1_031_400)
     assert query(wh, "select count(*) from tail_concentration where scope = 'fleet' and (deployment is not null or instance_id is not null)") == [(0,)]
+
+
+# --- the dashboards ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def serving(warehouse, tmp_path_factory: pytest.TempPathFactory):
+    """Both marts exported as a serving folder (what serving_snapshot writes for them)."""
+    import duckdb
+
+    from pipeline_assets.serving.dashboard.data import ServingData
+
+    folder = tmp_path_factory.mktemp("serving_drift")
+    with duckdb.connect(str(warehouse[0]), read_only=True) as con:
+        for name in ("weekly_workload_drift", "tail_concentration"):
+            con.execute(f"copy {name} to '{folder / name}.parquet' (format parquet)")
+    data = ServingData(folder)
+    yield data
+    data.close()
+
+
+def test_changed_most_ranks_each_instances_largest_week(serving):
+    from pipeline_assets.serving.dashboard.data import Filters
+    from pipeline_assets.serving.dashboard.views import insights_drift
+
+    top = insights_drift.changed_most(serving, Filters(), min_queries=2)
+    # P1's largest change is W2 (1.0); W5 (0.63) is the same instance. P2 and S1 never compare.
+    assert top["instance"].tolist() == ["provisioned:1"]
+    assert top["week_start"].dt.date.tolist() == [W2]
+    assert top["query_type_js_distance"].tolist() == [pytest.approx(1.0)]
+    # A date filter ending before W2 leaves W1 (distance 0) as P1's largest.
+    before = insights_drift.changed_most(serving, Filters(end=date(2024, 3, 10)), min_queries=2)
+    assert before["query_type_js_distance"].tolist() == [pytest.approx(0.0, abs=1e-12)]
+    # Weeks of fewer than MIN_QUERIES queries do not rank at all.
+    assert insights_drift.changed_most(serving, Filters()).empty
+
+
+def test_fleet_tail_follows_the_deployment_filter(serving):
+    from pipeline_assets.serving.dashboard.data import Filters
+    from pipeline_assets.serving.dashboard.views import insights_drift
+
+    fleet = insights_drift.fleet_tail(serving, Filters())
+    assert fleet["entity"].tolist() == ["query", "user", "table"]
+    assert fleet["top_share"].iloc[0] == pytest.approx(1_005_000 / 1_031_500)
+    provisioned = insights_drift.fleet_tail(serving, Filters(deployments=("provisioned",)))
+    assert provisioned["top_share"].iloc[0] == pytest.approx(10_000 / 31_500)
+
+
+def test_both_pages_draw_the_sections(serving, monkeypatch: pytest.MonkeyPatch):
+    from streamlit.testing.v1 import AppTest
+
+    def page() -> None:
+        import os
+        from pathlib import Path
+
+        from pipeline_assets.serving.dashboard.data import Filters, Instance, ServingData
+        from pipeline_assets.serving.dashboard.views import insights_drift
+
+        data = ServingData(Path(os.environ["DRIFT_SERVING"]))
+        insights_drift.MIN_QUERIES = 2  # the hand-built weeks are small
+        insights_drift.render_aggregate(data, Filters())
+        insights_drift.render_expert(data, Filters(), Instance("provisioned", 1))
+
+    monkeypatch.setenv("DRIFT_SERVING", str(serving.serving_dir))
+    at = AppTest.from_function(page, default_timeout=60).run()
+    assert not at.exception, at.exception
+    keys = {e.proto.id.rsplit("-", 1)[-1] for e in at.get("plotly_chart")}
+    assert keys == {"drift_changed_most", "fleet_tail", "instance_drift", "instance_tail"}
+    assert "Instances that changed most" in [s.value for s in at.subheader]
+
+
+def test_the_candidate_floor_never_cuts_into_the_top_1_percent():
+    """tail_concentration ranks only the entities at or above the 98th percentile (quantile_disc):
+    for every size, at least ceil(1%) of them, ties or not."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        for n in range(1, 600):
+            for values in (f"range({n})", f"(select x // 7 from range({n}) t(x))"):
+                kept = con.execute(
+                    f"select count(*) filter (where x >= (select quantile_disc(x, 0.98) from {values} t(x))) from {values} t(x)"
+                ).fetchone()[0]
+                assert kept >= math.ceil(n / 100), (n, values, kept)

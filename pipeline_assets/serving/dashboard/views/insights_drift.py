@@ -26,9 +26,11 @@ ENTITIES = ["query", "user", "table"]
 WHERE_WEEK = "week_start BETWEEN $start - INTERVAL 6 DAY AND $end"
 
 
-def changed_most(data: ServingData, f: Filters, limit: int = 10, min_queries: int = MIN_QUERIES) -> pd.DataFrame:
+def changed_most(data: ServingData, f: Filters, limit: int = 10, min_queries: int | None = None) -> pd.DataFrame:
     """Per instance, its largest week-over-week distance in the period (the larger of the two
-    measures ranks), with the week and the query type that moved most; largest first."""
+    measures ranks), with the week and the query type that moved most; largest first. Only
+    weeks where both weeks had `min_queries` (default MIN_QUERIES) queries rank."""
+    min_queries = MIN_QUERIES if min_queries is None else min_queries
     return data.query(
         f"""
         SELECT deployment, instance_id, deployment || ':' || instance_id AS instance,
