@@ -24,7 +24,9 @@ from pipeline_assets.serving.dashboard import ui
 
 APP = Path(dashboard.__file__).parent / "app.py"
 AGGREGATE_CHARTS = ("query_types", "per_hour", "cache_hit_rate", "spill_vs_scan", "leaderboard", "plan_ops", "compile_share")
+AGGREGATE_CHARTS += ("fleet_tail",)  # drift needs two weeks; the serving data has one
 EXPERT_CHARTS = ("stress", "latency", "top_tables", "since_ingest", "until_ingest")
+EXPERT_CHARTS += ("instance_tail",)
 
 
 @pytest.fixture(scope="module")

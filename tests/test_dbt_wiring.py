@@ -54,8 +54,11 @@ MODELS = {
     "leaderboard": "marts",
     "table_ingest_gaps": "marts",
     "table_workload": "marts",
+    "weekly_workload_drift": "marts",
+    "tail_concentration": "marts",
 }
 ALL_TIME = {"leaderboard", "table_ingest_gaps", "table_workload"}
+ALL_TIME |= {"weekly_workload_drift", "tail_concentration"}
 
 
 # --- the dbt project agrees with schema.py --------------------------------------------------

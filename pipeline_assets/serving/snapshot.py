@@ -38,6 +38,8 @@ SERVED_MODELS: tuple[str, ...] = (
     "table_ingest_gaps",
     "table_workload",
     "stress_index",
+    "weekly_workload_drift",
+    "tail_concentration",
 )
 KPIS = "kpis"
 MANIFEST = "_published.json"
