@@ -88,9 +88,11 @@ def decompose_ses(y: np.ndarray, h: int, level: float = LEVEL) -> Forecast:
     adjusted = y - seasonal
     # A fixed, small smoothing weight: the level follows a lasting change within days, and no
     # optimizer runs (it cost ~0.2 s a fit, x 14 origins x instances x metrics).
-    fit = SimpleExpSmoothing(adjusted, initialization_method="known", initial_level=adjusted[:SEASON].mean()).fit(
-        smoothing_level=SMOOTHING, optimized=False
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its AIC divides by a zero error on a flat series
+        fit = SimpleExpSmoothing(adjusted, initialization_method="known", initial_level=adjusted[:SEASON].mean()).fit(
+            smoothing_level=SMOOTHING, optimized=False
+        )
     mean = np.resize(seasonal[-SEASON:], h) + fit.forecast(h)
     return _band(mean, adjusted - fit.fittedvalues, level)
 

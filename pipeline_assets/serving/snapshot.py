@@ -35,6 +35,8 @@ SERVED_MODELS: tuple[str, ...] = (
     "table_ingest_gaps",
     "table_workload",
     "stress_index",
+    "workload_forecasts",
+    "forecast_backtest",
 )
 KPIS = "kpis"
 MANIFEST = "_published.json"
