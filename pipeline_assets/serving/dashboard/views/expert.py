@@ -114,3 +114,7 @@ else:
     with right:
         fig = px.histogram(minutes.dropna(subset=["until"]), x="until", color="table", nbins=40, title="Minutes until the next ingest")
         ui.chart(fig, "until_ingest")
+
+from pipeline_assets.serving.dashboard.views import insights_forecast  # noqa: E402
+
+insights_forecast.render_expert(data, filters, inst)
