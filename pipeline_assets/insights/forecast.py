@@ -67,11 +67,13 @@ def _band(mean: np.ndarray, residuals: np.ndarray, level: float) -> Forecast:
 
 
 def seasonal_naive(y: np.ndarray, h: int, level: float = LEVEL) -> Forecast:
-    """The same hour one week earlier; the band from the past week-over-week differences."""
-    if len(y) < SEASON:
-        raise ValueError(f"seasonal_naive needs at least {SEASON} hours, got {len(y)}")
-    mean = np.resize(y[-SEASON:], h)  # repeats the last week for h > 168
-    return _band(mean, y[SEASON:] - y[:-SEASON], level)
+    """The same hour one week earlier (one day earlier while the series is younger than a week);
+    the band from the past differences at that lag."""
+    lag = SEASON if len(y) >= SEASON else DAY
+    if len(y) < lag:
+        raise ValueError(f"seasonal_naive needs at least {DAY} hours, got {len(y)}")
+    mean = np.resize(y[-lag:], h)  # repeats the last week (day) for longer horizons
+    return _band(mean, y[lag:] - y[:-lag], level)
 
 
 def decompose_ses(y: np.ndarray, h: int, level: float = LEVEL) -> Forecast:
@@ -162,10 +164,10 @@ def backtest(frame: pd.DataFrame, models: dict[str, Model] = MODELS) -> pd.DataF
 
 def forecast(frame: pd.DataFrame, models: dict[str, Model] = MODELS, horizon: int = HORIZON) -> pd.DataFrame:
     """(series_id, hour, model, forecast, lower, upper) for the `horizon` hours after each series'
-    last hour; series shorter than a week get no forecast (the baseline has nothing to repeat)."""
+    last hour; series shorter than a day get none (the baseline has nothing to repeat)."""
     parts = []
     for key, hours, y in _series(frame):
-        if len(y) < SEASON:
+        if len(y) < DAY:
             continue
         ahead = pd.date_range(hours[-1] + pd.Timedelta(hours=1), periods=horizon, freq="h")
         for name, model in models.items():

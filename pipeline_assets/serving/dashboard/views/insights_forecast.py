@@ -62,6 +62,9 @@ def render_aggregate(data, filters) -> None:
            FROM forecast_backtest WHERE isfinite(mase) GROUP BY deployment, instance_id, metric""",
         needs=("forecast_backtest",),
     )
+    if wins.empty:  # every series younger than a week and a day: no MASE yet
+        ui.no_data("backtest over a week and a day of history, so no winner")
+        return
     counts = wins.groupby(["deployment", "metric", "winner"]).size().reset_index(name="instances won")
     fig = px.bar(counts, x="deployment", y="instances won", color="winner", facet_col="metric", barmode="group",
                  title="Which model wins where (lowest MASE per instance)")  # fmt: skip
