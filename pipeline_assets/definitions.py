@@ -4,6 +4,7 @@ import dagster as dg
 
 from pipeline_assets import dbt as dbt_stage
 from pipeline_assets.checks import raw_offsets_contiguous, raw_rows_match_offsets
+from pipeline_assets.insights.forecast_asset import workload_forecasts, workload_forecasts_automation
 from pipeline_assets.jobs import build_marts_job
 from pipeline_assets.offset_outcomes import offsets_have_one_outcome
 from pipeline_assets.pools import single_writer_executor
@@ -32,6 +33,7 @@ defs = dg.Definitions(
         dbt_stage.dbt_daily_models,
         dbt_stage.dbt_all_time_models,
         serving_snapshot,
+        workload_forecasts,
     ],
     asset_checks=[raw_offsets_contiguous, raw_rows_match_offsets, offsets_have_one_outcome],
     jobs=[dump_kafka_job, ingest_landing_file_job, build_marts_job, serving_job],
@@ -42,6 +44,7 @@ defs = dg.Definitions(
         all_time_marts_automation,
         serving_snapshot_automation,
         alert_on_run_failure,
+        workload_forecasts_automation,
     ],
     schedules=[daily_marts_schedule],
     resources={

@@ -26,6 +26,7 @@ import pytest
 from pipeline_assets import settings
 from pipeline_assets.settings import environment
 from pipeline_assets.raw import zone
+from pipeline_assets.insights.forecast_asset import workload_forecasts
 from pipeline_assets.serving.snapshot import serving_snapshot, warehouse_resource
 from pipeline_assets.source import generator
 
@@ -118,6 +119,7 @@ def run_dbt(built: Built, command: str = "build") -> subprocess.CompletedProcess
 def materialize_snapshot(built: Built) -> dg.MaterializeResult:
     """The serving_snapshot asset through Dagster, as a sensor-launched run would execute it."""
     with environment(built.env()):
-        result = dg.materialize([serving_snapshot], resources={"warehouse": warehouse_resource()})
+        # The forecasts first: the snapshot serves their tables too.
+        result = dg.materialize([workload_forecasts, serving_snapshot], resources={"warehouse": warehouse_resource()})
     assert result.success
     return result

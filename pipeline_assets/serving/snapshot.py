@@ -40,6 +40,8 @@ SERVED_MODELS: tuple[str, ...] = (
     "stress_index",
     "weekly_workload_drift",
     "tail_concentration",
+    "workload_forecasts",
+    "forecast_backtest",
 )
 KPIS = "kpis"
 MANIFEST = "_published.json"

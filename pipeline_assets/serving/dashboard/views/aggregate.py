@@ -4,7 +4,7 @@ import plotly.express as px
 import streamlit as st
 
 from pipeline_assets.serving.dashboard import ui
-from pipeline_assets.serving.dashboard.views import insights_drift
+from pipeline_assets.serving.dashboard.views import insights_drift, insights_forecast
 
 BOARD_LABELS = {
     "instances_by_queries": "Instances by queries",
@@ -141,3 +141,4 @@ else:
         ui.chart(fig, "compile_share")
 
 insights_drift.render_aggregate(data, filters)
+insights_forecast.render_aggregate(data, filters)

@@ -7,7 +7,7 @@ from plotly.subplots import make_subplots
 
 from pipeline_assets.serving.dashboard import ui
 from pipeline_assets.serving.dashboard.data import Instance
-from pipeline_assets.serving.dashboard.views import insights_drift
+from pipeline_assets.serving.dashboard.views import insights_drift, insights_forecast
 
 # Above this many days the stress chart shows the hourly peak instead of every minute.
 MINUTE_DETAIL_DAYS = 3
@@ -117,3 +117,4 @@ else:
         ui.chart(fig, "until_ingest")
 
 insights_drift.render_expert(data, filters, inst)
+insights_forecast.render_expert(data, filters, inst)

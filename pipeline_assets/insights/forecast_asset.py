@@ -1,0 +1,104 @@
+"""The `workload_forecasts` asset: per instance, next week's hourly queries and execution hours.
+
+Reads the hourly series from clean_queries (query_metrics has no execution-time sum), fits
+forecast.py's models per instance and metric, and writes two warehouse tables: `workload_forecasts`
+(the next 168 h with an 80 % band) and `forecast_backtest` (MASE and sMAPE per model over the last
+14 daily origins). The hour holding the newest arrival is still filling, so series end before it.
+
+Cadence: at most hourly, once clean_queries changed (its own automation sensor). A week-ahead
+forecast does not need every batch, and its backtest costs seconds per instance.
+"""
+
+# No `from __future__ import annotations`: Dagster inspects the asset's `context` annotation.
+import time
+
+import dagster as dg
+import duckdb
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from pipeline_assets import settings
+from pipeline_assets.dbt import POOL
+from pipeline_assets.insights import forecast as fc
+
+HOURLY_SQL = """
+    WITH q AS (SELECT * FROM main.clean_queries),
+    newest AS (SELECT date_trunc('hour', max(arrival_timestamp)) AS filling FROM q)
+    SELECT deployment, instance_id, date_trunc('hour', arrival_timestamp) AS hour,
+           count(*) AS queries, coalesce(sum(execution_duration_ms), 0) / 3600000.0 AS exec_hours
+    FROM q, newest
+    WHERE arrival_timestamp < newest.filling
+    GROUP BY ALL
+"""
+METRICS = ("queries", "exec_hours")
+KEYS = ["deployment", "instance_id"]
+
+
+def forecast_tables(hourly: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(workload_forecasts, forecast_backtest) from (deployment, instance_id, hour, queries, exec_hours)."""
+    forecasts, backtests = [], []
+    series_id = hourly["deployment"] + "/" + hourly["instance_id"].astype(str)
+    for metric in METRICS:
+        frame = pd.DataFrame({"series_id": series_id, "hour": hourly["hour"], "value": hourly[metric]})
+        forecasts.append(fc.forecast(frame).assign(metric=metric))
+        backtests.append(fc.backtest(frame).assign(metric=metric))
+    out = []
+    for table, columns in (
+        (pd.concat(forecasts), ["hour", "metric", "model", "forecast", "lower", "upper"]),
+        (pd.concat(backtests), ["metric", "model", "mase", "smape", "origins"]),
+    ):
+        keys = table["series_id"].str.split("/", n=1, expand=True)
+        table = table.assign(deployment=keys[0], instance_id=keys[1].astype("int64"))
+        out.append(table[KEYS + columns].reset_index(drop=True))
+    return out[0], out[1]
+
+
+def write_tables(path, forecasts: pd.DataFrame, backtests: pd.DataFrame) -> None:
+    """Replace both tables in one transaction, the warehouse open for writing only meanwhile."""
+    with duckdb.connect(str(path)) as con:
+        con.execute("BEGIN")
+        con.execute(
+            "CREATE OR REPLACE TABLE main.workload_forecasts AS SELECT deployment, CAST(instance_id AS BIGINT) AS instance_id, "
+            "CAST(hour AS TIMESTAMP) AS hour, metric, model, forecast, lower, upper FROM forecasts"
+        )
+        con.execute(
+            "CREATE OR REPLACE TABLE main.forecast_backtest AS SELECT deployment, CAST(instance_id AS BIGINT) AS instance_id, "
+            "metric, model, mase, smape, CAST(origins AS INTEGER) AS origins FROM backtests"
+        )
+        con.execute("COMMIT")
+
+
+@dg.asset(
+    deps=[dg.AssetKey("clean_queries")],
+    pool=POOL,  # DuckDB: one writer process; never beside dbt or the snapshot
+    group_name="marts",
+    automation_condition=dg.AutomationCondition.on_cron("0 * * * *"),
+    description="Next 168 h of hourly queries and execution hours per instance (seasonal naive and "
+    "statsmodels decomposition + SES, 80 % band) in `workload_forecasts`; their backtest (MASE m=168, "
+    "sMAPE, last 14 daily origins, 24 h ahead) in `forecast_backtest`.",
+)
+def workload_forecasts(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg.MaterializeResult:
+    started = time.monotonic()
+    with warehouse.get_connection() as con:
+        hourly = con.execute(HOURLY_SQL).df()
+    forecasts, backtests = forecast_tables(hourly)
+    write_tables(settings.warehouse_path(), forecasts, backtests)
+    medians = {m: backtests[backtests.metric == m].groupby("model")["mase"].median() for m in METRICS}
+    context.log.info(f"median MASE per model: { {m: v.round(3).to_dict() for m, v in medians.items()} }")
+    return dg.MaterializeResult(
+        metadata={
+            **{f"median_mase_{m}": dg.MetadataValue.json(v.round(4).to_dict()) for m, v in medians.items()},
+            **{f"winner_{m}": (v.idxmin() if v.notna().any() else "none") for m, v in medians.items()},
+            "instances": dg.MetadataValue.int(int(hourly[KEYS].drop_duplicates().shape[0])),
+            "seconds": dg.MetadataValue.float(round(time.monotonic() - started, 1)),
+        }
+    )
+
+
+# Evaluates the hourly condition above (sensors.py's sensors each target their own assets).
+workload_forecasts_automation = dg.AutomationConditionSensorDefinition(
+    name="workload_forecasts_automation",
+    target=dg.AssetSelection.assets(workload_forecasts),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=settings.sensor_interval_seconds(),
+)
