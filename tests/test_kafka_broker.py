@@ -10,7 +10,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipeline_assets import cli, settings
-from pipeline_assets.kafka import broker, broker_config, jars
+from pipeline_assets.kafka import broker, broker_config, jars, ports
 from conftest import free_ports, start_test_broker
 
 
@@ -35,9 +35,9 @@ def test_server_properties_suit_a_laptop(tmp_path: Path) -> None:
 
 def test_port_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REDSET_KAFKA_PORT", raising=False)
-    assert broker.default_port() == 9092
+    assert ports.default_port() == 9092
     monkeypatch.setenv("REDSET_KAFKA_PORT", "29092")
-    assert broker.default_port() == 29092
+    assert ports.default_port() == 29092
 
 
 def test_missing_java_or_maven_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

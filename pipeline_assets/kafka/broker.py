@@ -36,8 +36,8 @@ from pipeline_assets import settings
 from pipeline_assets.durable import pid_alive
 from pipeline_assets.kafka.broker_config import format_storage, log4j_properties, server_properties
 from pipeline_assets.kafka.jars import KAFKA_VERSION, BrokerError, fetch_jars, java, java_cmd, jars_cached
+from pipeline_assets.kafka.ports import default_port, free_ports, port_in_use
 
-DEFAULT_PORT = 9092
 HEAP = "512m"
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
@@ -70,11 +70,6 @@ class Broker:
 
 def _home(home: str | Path | None) -> Path:
     return Path(home).expanduser().resolve() if home is not None else settings.kafka_home()
-
-
-def default_port() -> int:
-    value = os.environ.get("REDSET_KAFKA_PORT", "").strip()
-    return int(value) if value else DEFAULT_PORT
 
 
 def _log_file(home: Path) -> Path:
@@ -120,17 +115,6 @@ def running(home: str | Path | None = None) -> Broker | None:
         return broker
     path.unlink(missing_ok=True)
     return None
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # Java listens with SO_REUSEADDR too, so a port in TIME_WAIT counts as free.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
 
 
 def _silent(*args: object, **kwargs: object) -> None:
@@ -186,7 +170,7 @@ def start(
     port = port or default_port()
     controller_port = controller_port or port + 1
     for p, role in ((port, "listener"), (controller_port, "controller")):
-        if _port_in_use(p):
+        if port_in_use(p):
             raise BrokerError(
                 f"port {p} (the broker's {role} port) on 127.0.0.1 is taken by another process; "
                 "choose another with --port or REDSET_KAFKA_PORT"
@@ -229,20 +213,6 @@ def start(
     say(f"Kafka {KAFKA_VERSION} is up on {broker.bootstrap} (pid {proc.pid}, {time.monotonic() - started:.1f}s); "
         f"log: {broker.log_file}")  # fmt: skip
     return broker
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct TCP ports free on 127.0.0.1 right now."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def start_on_free_ports(home: str | Path, attempts: int = 3) -> Broker:
