@@ -5,7 +5,7 @@
 
 The pipeline runs as `make demo` runs it, in private places: a broker on free ports, a temporary
 data folder and DAGSTER_HOME, and `dagster-daemon run` with every sensor on at the demo interval
-(REDSET_SENSOR_INTERVAL from pipeline_assets.demo). A baseline of --rows generated rows flows
+(REDSET_SENSOR_INTERVAL from pipeline_assets.demo.dagster_home). A baseline of --rows generated rows flows
 through first. Then each marker is a small batch of queries for an instance the baseline does not
 have; its latency runs from the moment the producer has delivered it to the moment the serving
 snapshot's leaderboard (serving_dir/leaderboard.parquet) ranks that instance with exactly the
@@ -50,7 +50,7 @@ LEADERBOARD_BOARD = "instances_by_queries"
 
 
 def dagster_env(root: Path, bootstrap: str, topic: str) -> dict[str, str]:
-    from pipeline_assets.demo import DAGSTER_YAML_TEMPLATE, DEMO_SENSOR_INTERVAL
+    from pipeline_assets.demo.dagster_home import DAGSTER_YAML_TEMPLATE, DEMO_SENSOR_INTERVAL
 
     home = root / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)

@@ -41,11 +41,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_kafka(args: argparse.Namespace) -> int:
-    from pipeline_assets.kafka import broker
+    from pipeline_assets.kafka import broker, jars
 
     try:
         if args.action == "fetch":
-            broker.fetch_jars()
+            jars.fetch_jars()
         elif args.action == "start":
             broker.start(port=args.port)
         elif args.action == "stop":

@@ -26,8 +26,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from pipeline_assets import browser_shots, demo
+from pipeline_assets import browser_shots, demo, settings
 from pipeline_assets.kafka import broker
+from pipeline_assets.kafka.ports import free_ports
 from pipeline_assets.serving.dashboard.data import Filters, ServingData
 
 READY_TIMEOUT_S = 1800.0
@@ -137,13 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     proc = None
     ok = False
     try:
-        ports = broker.free_ports(3)
+        ports = free_ports(3)
         cmd = [sys.executable, "-m", "pipeline_assets.cli", "demo"] + (["--source", args.source] if args.source else [])
         print(f"Starting the demo (ports {ports}, folder {tmp}) ...", flush=True)
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 cmd, env=demo_env(tmp, kafka.bootstrap, ports), stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True, cwd=demo.settings.PROJECT_ROOT,
+                stderr=subprocess.STDOUT, start_new_session=True, cwd=settings.PROJECT_ROOT,
             )  # fmt: skip
         shown = wait_for_numbers(proc, tmp / "data" / "serving", args.min_queries, log)
         print(f"The dashboards show {shown:,} queries; taking the pictures:", flush=True)

@@ -23,7 +23,7 @@ import requests
 from dagster._core.instance.ref import InstanceRef
 from dagster_graphql import DagsterGraphQLClient
 
-from pipeline_assets.kafka.broker import free_ports
+from pipeline_assets.kafka.ports import free_ports
 from pipeline_assets.pools import ensure_single_writer_pools
 
 ROOT = Path(__file__).resolve().parents[1]

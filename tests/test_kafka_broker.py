@@ -10,17 +10,17 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipeline_assets import cli, settings
-from pipeline_assets.kafka import broker
+from pipeline_assets.kafka import broker, broker_config, jars, ports
 from conftest import free_ports, start_test_broker
 
 
 def test_version_is_pinned_in_the_pom() -> None:
-    assert broker.KAFKA_VERSION == "4.1.1"
-    assert broker.jar_dir() == settings.kafka_home() / "jars" / "4.1.1"
+    assert jars.KAFKA_VERSION == "4.1.1"
+    assert jars.jar_dir() == settings.kafka_home() / "jars" / "4.1.1"
 
 
 def test_server_properties_suit_a_laptop(tmp_path: Path) -> None:
-    text = broker._server_properties(tmp_path, 19092, 19093)
+    text = broker_config.server_properties(tmp_path, 19092, 19093)
     props = dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
     assert props["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
     assert props["process.roles"] == "broker,controller"
@@ -35,9 +35,9 @@ def test_server_properties_suit_a_laptop(tmp_path: Path) -> None:
 
 def test_port_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REDSET_KAFKA_PORT", raising=False)
-    assert broker.default_port() == 9092
+    assert ports.default_port() == 9092
     monkeypatch.setenv("REDSET_KAFKA_PORT", "29092")
-    assert broker.default_port() == 29092
+    assert ports.default_port() == 29092
 
 
 def test_missing_java_or_maven_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,7 +50,7 @@ def test_missing_java_or_maven_says_what_to_install(tmp_path: Path, monkeypatch:
 
     monkeypatch.setenv("REDSET_KAFKA_HOME", str(tmp_path / "empty-cache"))
     with pytest.raises(broker.BrokerError, match="`mvn` was not found"):
-        broker.fetch_jars(quiet=True)
+        jars.fetch_jars(quiet=True)
 
 
 def test_a_taken_port_is_named(tmp_path: Path) -> None:
@@ -95,8 +95,8 @@ def test_start_status_stop_restart_keeps_data(
     assert not broker.stop(home, quiet=True)  # stopping a stopped broker is fine
 
     # Again through the `redset kafka` command, on a new port: the same storage comes back.
-    shared_jars = broker.jar_dir()
-    monkeypatch.setattr(broker, "jar_dir", lambda: shared_jars)  # it follows REDSET_KAFKA_HOME otherwise
+    shared_jars = jars.jar_dir()
+    monkeypatch.setattr(jars, "jar_dir", lambda: shared_jars)  # it follows REDSET_KAFKA_HOME otherwise
     monkeypatch.setenv("REDSET_KAFKA_HOME", str(home))
     monkeypatch.setenv("REDSET_KAFKA_PORT", str(free_ports(1)[0]))
     try:

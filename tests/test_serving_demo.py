@@ -17,7 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from pipeline_assets import demo, settings
+from pipeline_assets import settings
+from pipeline_assets.demo import addresses, processes, replay, session
 from pipeline_assets.kafka import producer
 from pipeline_assets.source import generator, reader
 
@@ -33,14 +34,14 @@ def test_a_second_run_resumes_where_the_topic_ends_and_loses_no_row(
     generator.write(generator.generate(rows=5_000, seed=3, days=2), source)
     rows = pa.Table.from_batches(list(reader.iter_batches(source))).to_pandas()
 
-    assert demo.topic_state(kafka_broker) == demo.TopicState(0, None)
+    assert replay.topic_state(kafka_broker) == replay.TopicState(0, None)
     stats = producer.produce(str(source), settings.topic(), limit=3_000, bootstrap=kafka_broker, progress=False)
     assert stats.rows == 3_000 and stats.errors == 0
 
-    state = demo.topic_state(kafka_broker)
+    state = replay.topic_state(kafka_broker)
     assert state.messages == 3_000
     assert rows["arrival_timestamp"].iloc[0] <= state.resume_from <= rows["arrival_timestamp"].iloc[2_999]
-    kept, total = demo.rows_from(str(source), state.resume_from, tmp_path / "rest.parquet")
+    kept, total = replay.rows_from(str(source), state.resume_from, tmp_path / "rest.parquet")
     rest = pd.read_parquet(tmp_path / "rest.parquet")
     assert total == 5_000 and kept == len(rest)
     key = ["deployment", "instance_id", "query_id"]
@@ -52,7 +53,7 @@ def test_a_second_run_resumes_where_the_topic_ends_and_loses_no_row(
 def test_rows_from_writes_nothing_when_no_row_qualifies(tmp_path: Path) -> None:
     source = tmp_path / "rows.parquet"
     generator.write(generator.generate(rows=1_000, seed=3, days=1), source)
-    kept, total = demo.rows_from(str(source), datetime(2030, 1, 1), tmp_path / "none.parquet")
+    kept, total = replay.rows_from(str(source), datetime(2030, 1, 1), tmp_path / "none.parquet")
     assert (kept, total) == (0, 1_000)
     assert not (tmp_path / "none.parquet").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
@@ -69,7 +70,7 @@ def alive(pid: int) -> bool:
 
 def test_stopping_a_service_stops_its_children_and_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REDSET_DATA_DIR", str(tmp_path / "data"))  # the service log goes there
-    d = demo.Demo(source=None, rows=0, speed=None)
+    d = session.Demo(source=None, rows=0, speed=None)
     bystander = subprocess.Popen(["sleep", "300"])
     try:
         # A service that starts a child of its own, as `dagster dev` does.
@@ -97,9 +98,9 @@ def test_the_ports_it_needs_are_checked_first(monkeypatch: pytest.MonkeyPatch) -
     import socket
 
     with socket.socket() as s:
-        s.bind((demo.HOST, 0))
+        s.bind((addresses.HOST, 0))
         s.listen()
         taken = s.getsockname()[1]
-        monkeypatch.setattr(demo, "DOCS_PORT", taken)
-        with pytest.raises(demo.DemoError, match=f"{taken}.*another `make demo`"):
-            demo.Demo(source=None, rows=0, speed=None).check_ports()
+        monkeypatch.setattr(session, "DOCS_PORT", taken)
+        with pytest.raises(processes.DemoError, match=f"{taken}.*another `make demo`"):
+            session.Demo(source=None, rows=0, speed=None).check_ports()
