@@ -3,6 +3,7 @@
 import dagster as dg
 
 from pipeline_assets import dbt as dbt_stage
+from pipeline_assets.anomaly_alerts import alert_on_new_anomalies
 from pipeline_assets.checks import raw_offsets_contiguous, raw_rows_match_offsets
 from pipeline_assets.jobs import build_marts_job
 from pipeline_assets.offset_outcomes import offsets_have_one_outcome
@@ -42,6 +43,7 @@ defs = dg.Definitions(
         all_time_marts_automation,
         serving_snapshot_automation,
         alert_on_run_failure,
+        alert_on_new_anomalies,
     ],
     schedules=[daily_marts_schedule],
     resources={

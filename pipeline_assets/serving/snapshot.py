@@ -35,6 +35,7 @@ SERVED_MODELS: tuple[str, ...] = (
     "table_ingest_gaps",
     "table_workload",
     "stress_index",
+    "workload_anomalies",
 )
 KPIS = "kpis"
 MANIFEST = "_published.json"
