@@ -138,3 +138,6 @@ else:
         fig = px.bar(compile_df, x="query_type", y="compile_share", title="Compile share of total time")
         fig.update_yaxes(tickformat=".0%")
         ui.chart(fig, "compile_share")
+
+from pipeline_assets.serving.dashboard.views import insights_anomalies  # noqa: E402
+insights_anomalies.render_aggregate(data, filters)

@@ -114,3 +114,6 @@ else:
     with right:
         fig = px.histogram(minutes.dropna(subset=["until"]), x="until", color="table", nbins=40, title="Minutes until the next ingest")
         ui.chart(fig, "until_ingest")
+
+from pipeline_assets.serving.dashboard.views import insights_anomalies  # noqa: E402
+insights_anomalies.render_expert(data, filters, inst)
