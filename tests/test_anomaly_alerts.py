@@ -99,3 +99,14 @@ def test_the_cursor_forgets_anomalies_gone_from_the_mart():
     assert len(alerts) == 1 and len(alerts[0].anomalies) == 2
     _, state = anomaly_alerts.plan_alerts(rows[1:], state, datetime(2024, 6, 1, 10))
     assert state.alerted == {"provisioned:1": ["2024-03-08T11|exec_spike"]}
+
+
+def test_the_sensor_is_registered_and_the_mart_reads_the_forecasts_asset():
+    from pipeline_assets.definitions import defs
+
+    assert defs.resolve_sensor_def("alert_on_new_anomalies") is anomaly_alerts.alert_on_new_anomalies
+    graph = defs.resolve_asset_graph()
+    parents = graph.get(dg.AssetKey("workload_anomalies")).parent_keys
+    assert parents == {dg.AssetKey("workload_forecasts"), dg.AssetKey("query_metrics"), dg.AssetKey("clean_queries")}
+    assert graph.get(dg.AssetKey("workload_anomalies")).partitions_def is None  # all-time
+    assert dg.AssetKey("workload_anomalies") in graph.get(dg.AssetKey("serving_snapshot")).parent_keys
