@@ -23,8 +23,9 @@ import pipeline_assets.serving.dashboard as dashboard
 from pipeline_assets.serving.dashboard import ui
 
 APP = Path(dashboard.__file__).parent / "app.py"
-AGGREGATE_CHARTS = ("query_types", "per_hour", "cache_hit_rate", "spill_vs_scan", "leaderboard", "plan_ops", "compile_share")
-EXPERT_CHARTS = ("stress", "latency", "top_tables", "since_ingest", "until_ingest")
+AGGREGATE_CHARTS = ("query_types", "per_hour", "cache_hit_rate", "spill_vs_scan", "leaderboard", "plan_ops", "compile_share",
+                    "anomalies_per_instance")
+EXPERT_CHARTS = ("stress", "latency", "top_tables", "since_ingest", "until_ingest", "anomaly_tags")
 
 
 @pytest.fixture(scope="module")
