@@ -29,6 +29,8 @@ EXPERT_CHARTS = ("stress", "latency", "top_tables", "since_ingest", "until_inges
 EXPERT_CHARTS += ("instance_tail",)
 # forecast_winners needs 8+ days of history; the build has 3 (test_forecast_asset covers it).
 EXPERT_CHARTS += ("forecast_band",)
+AGGREGATE_CHARTS += ("anomalies_per_instance",)
+EXPERT_CHARTS += ("anomaly_tags",)
 
 
 @pytest.fixture(scope="module")

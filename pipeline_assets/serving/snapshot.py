@@ -42,6 +42,7 @@ SERVED_MODELS: tuple[str, ...] = (
     "tail_concentration",
     "workload_forecasts",
     "forecast_backtest",
+    "workload_anomalies",
 )
 KPIS = "kpis"
 MANIFEST = "_published.json"

@@ -4,7 +4,7 @@ import plotly.express as px
 import streamlit as st
 
 from pipeline_assets.serving.dashboard import ui
-from pipeline_assets.serving.dashboard.views import insights_drift, insights_forecast
+from pipeline_assets.serving.dashboard.views import insights_anomalies, insights_drift, insights_forecast
 
 BOARD_LABELS = {
     "instances_by_queries": "Instances by queries",
@@ -142,3 +142,4 @@ else:
 
 insights_drift.render_aggregate(data, filters)
 insights_forecast.render_aggregate(data, filters)
+insights_anomalies.render_aggregate(data, filters)

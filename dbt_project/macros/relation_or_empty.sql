@@ -1,0 +1,11 @@
+{#- The rows of `relation` if it exists in the warehouse, else an empty select with `columns`
+    ({name: type}): for a table another asset writes (workload_forecasts), so a model reading it
+    still builds before that asset has ever run. -#}
+{% macro relation_or_empty(relation, columns) %}
+    {%- set found = adapter.get_relation(database=relation.database, schema=relation.schema, identifier=relation.identifier) if execute else none -%}
+    {%- if found is not none -%}
+    select {{ columns.keys() | join(', ') }} from {{ relation }}
+    {%- else -%}
+    select {% for name, type in columns.items() %}cast(null as {{ type }}) as {{ name }}{{ ", " if not loop.last }}{% endfor %} where false
+    {%- endif -%}
+{% endmacro %}
