@@ -168,7 +168,9 @@ def render(chromium: Path, url: str, expected: list[str], screenshot: str, profi
 
 def test_aggregate_page_renders_kpis_and_charts(chromium: Path, dashboards: str, tmp_path: Path) -> None:
     expected = ["Fleet: aggregate view", "Total queries", f"{serving_pipeline.ROWS:,}", "Query types",
-                "Queries per hour", "Cache hit rate", "Leaderboards", "Top 10 longest compiles"]  # fmt: skip
+                "Queries per hour", "Cache hit rate", "Leaderboards", "Top 10 longest compiles",
+                "Repetition and cache opportunity", "Missed-cache share",
+                ]  # fmt: skip
     text = render(chromium, f"{dashboards}/", expected, "dashboard-aggregate.png", tmp_path / "p", "1400,2600")
     missing = [e for e in expected if e not in text]
     assert not missing, f"not rendered: {missing}; page text: {text[:2000]}"
@@ -177,7 +179,9 @@ def test_aggregate_page_renders_kpis_and_charts(chromium: Path, dashboards: str,
 
 def test_expert_page_renders_one_instance(chromium: Path, dashboards: str, tmp_path: Path) -> None:
     expected = ["Expert view: one instance", "Instance (busiest first)", "Stress index",
-                "Execution time percentiles per hour", "Workload per table", "Minutes since the last ingest"]  # fmt: skip
+                "Execution time percentiles per hour", "Workload per table", "Minutes since the last ingest",
+                "Repeat share and cache hit rate per day",
+                ]  # fmt: skip
     text = render(chromium, f"{dashboards}/expert", expected, "dashboard-expert.png", tmp_path / "p", "1400,2400")
     missing = [e for e in expected if e not in text]
     assert not missing, f"not rendered: {missing}; page text: {text[:2000]}"

@@ -35,6 +35,9 @@ SERVED_MODELS: tuple[str, ...] = (
     "table_ingest_gaps",
     "table_workload",
     "stress_index",
+    "daily_query_repetition",
+    "fleet_query_repetition",
+    "cache_opportunity_leaderboard",
 )
 KPIS = "kpis"
 MANIFEST = "_published.json"

@@ -4,6 +4,7 @@ import plotly.express as px
 import streamlit as st
 
 from pipeline_assets.serving.dashboard import ui
+from pipeline_assets.serving.dashboard.views import insights_repetition
 
 BOARD_LABELS = {
     "instances_by_queries": "Instances by queries",
@@ -138,3 +139,4 @@ else:
         fig = px.bar(compile_df, x="query_type", y="compile_share", title="Compile share of total time")
         fig.update_yaxes(tickformat=".0%")
         ui.chart(fig, "compile_share")
+insights_repetition.render_aggregate(data, filters)

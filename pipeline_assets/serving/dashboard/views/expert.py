@@ -7,6 +7,7 @@ from plotly.subplots import make_subplots
 
 from pipeline_assets.serving.dashboard import ui
 from pipeline_assets.serving.dashboard.data import Instance
+from pipeline_assets.serving.dashboard.views import insights_repetition
 
 # Above this many days the stress chart shows the hourly peak instead of every minute.
 MINUTE_DETAIL_DAYS = 3
@@ -114,3 +115,4 @@ else:
     with right:
         fig = px.histogram(minutes.dropna(subset=["until"]), x="until", color="table", nbins=40, title="Minutes until the next ingest")
         ui.chart(fig, "until_ingest")
+insights_repetition.render_expert(data, filters, inst)
