@@ -158,3 +158,19 @@ def test_cache_opportunity_leaderboard(built):
         (1, "provisioned", 1, 10, 5, 3, pytest.approx(2500 / HOUR_MS)),
         (2, "provisioned", 2, 2, 1, 1, pytest.approx(700 / HOUR_MS)),
     ]
+
+
+def test_models_are_daily_or_all_time_assets_with_their_checks():
+    from pipeline_assets.definitions import defs
+    from pipeline_assets.partitions import daily_partitions
+
+    graph = defs.resolve_asset_graph()
+    for model in ("query_repeats", "daily_query_repetition"):
+        assert graph.get(dg.AssetKey(model)).partitions_def == daily_partitions, model
+    for model in ALL_TIME:
+        assert graph.get(dg.AssetKey(model)).partitions_def is None, model
+        assert graph.get(dg.AssetKey(model)).group_name == "marts"
+    checks = {(key.asset_key.path[-1], key.name) for key in graph.asset_check_keys}
+    shares = ("repeat_share", "cache_hit_rate", "missed_cache_share")
+    for model in ("daily_query_repetition", "fleet_query_repetition", "cache_opportunity_leaderboard"):
+        assert {(model, f"between_zero_and_one_{model}_{share}") for share in shares} <= checks, model
