@@ -12,13 +12,20 @@
     tags=['daily'],
 ) }}
 
-with queries as (
+with read_lists as (
 
     select deployment, instance_id, query_id, arrival_timestamp, arrival_date, query_type,
-        was_cached, cache_source_query_id, execution_duration_ms,
-        {{ repeat_key('feature_fingerprint', 'num_scans', 'num_joins', integer_table_ids('read_table_ids')) }} as own_key,
+        was_cached, cache_source_query_id, execution_duration_ms, feature_fingerprint, num_scans, num_joins,
         {{ integer_table_ids('read_table_ids') }} as read_ids
     from {{ ref('clean_queries') }}
+
+),
+
+queries as (
+
+    select * exclude (feature_fingerprint, num_scans, num_joins),
+        {{ repeat_key('feature_fingerprint', 'num_scans', 'num_joins', 'read_ids') }} as own_key
+    from read_lists
 
 ),
 
