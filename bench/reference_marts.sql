@@ -257,3 +257,89 @@ windowed AS (
 SELECT deployment, instance_id, minute, arrival_date, queries, avg_exec_15m_ms, avg_exec_24h_ms,
     avg_exec_15m_ms / nullif(avg_exec_24h_ms, 0) AS stress_index, spilled_mb_15m
 FROM windowed;
+
+-- Repetition (Redbench's key: fingerprint, scans, joins, sorted distinct read tables; a cached
+-- row takes its source's), per query, then per day, fleet-wide and as a board.
+CREATE OR REPLACE TEMP TABLE query_repeats AS
+WITH q AS (
+    SELECT *, list_sort(list_distinct(list_filter(
+            list_transform(string_split(coalesce(read_table_ids, ''), ','), lambda x: try_cast(trim(x) AS bigint)),
+            lambda x: x IS NOT NULL))) AS reads
+    FROM clean_queries
+),
+k AS (
+    SELECT q.deployment, q.instance_id, q.query_id, q.arrival_timestamp, q.arrival_date, q.query_type,
+        coalesce(q.was_cached, false) AS was_cached, q.execution_duration_ms,
+        CASE WHEN q.was_cached THEN s.feature_fingerprint ELSE q.feature_fingerprint END AS fp,
+        CASE WHEN q.was_cached THEN [s.num_scans, s.num_joins] ELSE [q.num_scans, q.num_joins] END AS counts,
+        CASE WHEN q.was_cached THEN s.reads ELSE q.reads END AS key_reads
+    FROM q LEFT JOIN q AS s
+        ON q.was_cached AND s.deployment = q.deployment AND s.instance_id = q.instance_id
+        AND s.query_id = q.cache_source_query_id
+),
+p AS (
+    SELECT *, CASE WHEN fp IS NOT NULL THEN lag(arrival_timestamp) OVER (
+            PARTITION BY deployment, instance_id, fp, counts, key_reads ORDER BY arrival_timestamp, query_id) END AS prev
+    FROM k
+),
+reads AS (
+    SELECT deployment, instance_id, query_id, arrival_timestamp, prev, unnest(key_reads) AS table_id
+    FROM p WHERE prev IS NOT NULL AND (query_type = 'select' OR was_cached)
+),
+writes AS (
+    SELECT deployment, instance_id, table_id, arrival_timestamp AS write_timestamp
+    FROM flattened_table_access WHERE access = 'write'
+),
+dirty AS (
+    SELECT DISTINCT r.deployment, r.instance_id, r.query_id
+    FROM reads r ASOF JOIN writes w
+        ON r.deployment = w.deployment AND r.instance_id = w.instance_id AND r.table_id = w.table_id
+        AND r.arrival_timestamp > w.write_timestamp
+    WHERE w.write_timestamp > r.prev
+)
+SELECT p.*, prev IS NOT NULL AS is_repeat, epoch(arrival_timestamp - prev) AS gap,
+    prev IS NOT NULL AND (query_type = 'select' OR was_cached) AND d.query_id IS NULL AS cacheable
+FROM p LEFT JOIN dirty d USING (deployment, instance_id, query_id);
+
+CREATE OR REPLACE TABLE daily_query_repetition AS
+SELECT deployment, instance_id, arrival_date, count(*) AS queries,
+    count(*) FILTER (WHERE is_repeat) AS repeats,
+    count(*) FILTER (WHERE is_repeat) / count(*) AS repeat_share,
+    count(*) FILTER (WHERE was_cached) AS cache_hits,
+    count(*) FILTER (WHERE was_cached) / count(*) AS cache_hit_rate,
+    count(*) FILTER (WHERE is_repeat AND NOT was_cached) AS missed_cache_repeats,
+    count(*) FILTER (WHERE is_repeat AND NOT was_cached) / nullif(count(*) FILTER (WHERE is_repeat), 0) AS missed_cache_share,
+    median(gap) AS median_seconds_between_repeats,
+    count(*) FILTER (WHERE cacheable) AS cacheable_repeats,
+    coalesce(sum(execution_duration_ms) FILTER (WHERE cacheable AND NOT was_cached), 0) / 3600000.0 AS saved_exec_hours
+FROM query_repeats GROUP BY ALL;
+
+CREATE OR REPLACE TABLE fleet_query_repetition AS
+WITH rows AS (
+    SELECT *, deployment AS grp FROM query_repeats
+    UNION ALL
+    SELECT *, 'all' FROM query_repeats
+)
+SELECT grp AS deployment, count(DISTINCT (deployment, instance_id)) AS instances, count(*) AS queries,
+    count(*) FILTER (WHERE is_repeat) AS repeats,
+    count(*) FILTER (WHERE is_repeat) / count(*) AS repeat_share,
+    count(*) FILTER (WHERE was_cached) AS cache_hits,
+    count(*) FILTER (WHERE was_cached) / count(*) AS cache_hit_rate,
+    count(*) FILTER (WHERE is_repeat AND NOT was_cached) AS missed_cache_repeats,
+    count(*) FILTER (WHERE is_repeat AND NOT was_cached) / nullif(count(*) FILTER (WHERE is_repeat), 0) AS missed_cache_share,
+    median(gap) AS median_seconds_between_repeats,
+    count(*) FILTER (WHERE cacheable) AS cacheable_repeats,
+    coalesce(sum(execution_duration_ms) FILTER (WHERE cacheable AND NOT was_cached), 0) / 3600000.0 AS saved_exec_hours
+FROM rows GROUP BY grp;
+
+CREATE OR REPLACE TABLE cache_opportunity_leaderboard AS
+WITH t AS (
+    SELECT deployment, instance_id, sum(queries) AS queries, sum(repeats) AS repeats, sum(cache_hits) AS hits,
+        sum(missed_cache_repeats) AS missed, sum(cacheable_repeats) AS cacheable, sum(saved_exec_hours) AS hours
+    FROM daily_query_repetition GROUP BY ALL
+)
+SELECT CAST(row_number() OVER (ORDER BY hours DESC, deployment, instance_id) AS integer) AS rank,
+    deployment, instance_id, CAST(queries AS bigint) AS queries, CAST(repeats AS bigint) AS repeats,
+    repeats / queries AS repeat_share, hits / queries AS cache_hit_rate, missed / nullif(repeats, 0) AS missed_cache_share,
+    CAST(cacheable AS bigint) AS cacheable_repeats, hours AS saved_exec_hours
+FROM t;

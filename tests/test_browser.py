@@ -113,7 +113,7 @@ def test_aggregate_page_renders_kpis_and_charts(chromium: Path, dashboards: str,
     expected = ["Fleet: aggregate view", "Total queries", f"{serving_pipeline.ROWS:,}", "Query types",
                 "Queries per hour", "Cache hit rate", "Leaderboards", "Top 10 longest compiles"]  # fmt: skip
     expected += ["Instances that changed most", "Execution time from the top 1%"]
-    expected += ["Forecast accuracy", "Anomalies per instance"]
+    expected += ["Forecast accuracy", "Anomalies per instance", "Repetition and cache opportunity", "Missed-cache share"]
     text = render(f"{dashboards}/", expected, "dashboard-aggregate.png", tmp_path / "p", "1400,2600")
     missing = [e for e in expected if e not in text]
     assert not missing, f"not rendered: {missing}; page text: {text[:2000]}"
@@ -124,7 +124,7 @@ def test_expert_page_renders_one_instance(chromium: Path, dashboards: str, tmp_p
     expected = ["Expert view: one instance", "Instance (busiest first)", "Stress index",
                 "Execution time percentiles per hour", "Workload per table", "Minutes since the last ingest"]  # fmt: skip
     expected += ["Workload drift and tail concentration"]
-    expected += ["Forecast: next 168 hours", "Anomaly tags"]
+    expected += ["Forecast: next 168 hours", "Anomaly tags", "Repeat share and cache hit rate per day"]
     text = render(f"{dashboards}/expert", expected, "dashboard-expert.png", tmp_path / "p", "1400,2400")
     missing = [e for e in expected if e not in text]
     assert not missing, f"not rendered: {missing}; page text: {text[:2000]}"

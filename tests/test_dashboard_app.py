@@ -31,6 +31,10 @@ EXPERT_CHARTS += ("instance_tail",)
 EXPERT_CHARTS += ("forecast_band",)
 AGGREGATE_CHARTS += ("anomalies_per_instance",)
 EXPERT_CHARTS += ("anomaly_tags",)
+AGGREGATE_CHARTS += ("cache_opportunity",)
+EXPERT_CHARTS += ("repetition_per_day",)
+# The query-volume cards (other sections' cards show shares, checked by their own tests).
+VOLUME_CARDS = ("Total queries", "Successful", "Aborted", "Cached", "Scanned", "Spilled", "Joins", "Aggregations")
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +83,7 @@ def points(traces: list[dict]) -> int:
 
 def metrics(at: AppTest) -> dict[str, float]:
     """Card values; MB cards show a short unit (289.2 TB) and the exact MB in their help text."""
-    exact = {m.label: m.help if m.help else m.value for m in at.metric}
+    exact = {m.label: m.help if m.help else m.value for m in at.metric if m.label in VOLUME_CARDS}
     return {label: float(text.replace(",", "").removesuffix(" MB")) for label, text in exact.items()}
 
 
@@ -272,3 +276,12 @@ def test_reruns_reuse_the_snapshot_until_a_new_one_is_published(
     at.run()
     assert not at.exception, at.exception
     assert sorted(reads) == first
+
+
+def test_repetition_cards_on_the_aggregate_view(app_test: AppTest, source: pd.DataFrame) -> None:
+    at = app_test.run()
+    cards = {m.label: m.value for m in at.metric}
+    hit_rate = source["was_cached"].fillna(False).astype(bool).mean()
+    assert cards["Cache hit rate"] == f"{hit_rate:.1%}"
+    assert {"Repeat share", "Missed-cache share", "Cacheable hours"} <= set(cards)
+    assert points(charts(at)["cache_opportunity"]) > 0

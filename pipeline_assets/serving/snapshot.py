@@ -43,6 +43,9 @@ SERVED_MODELS: tuple[str, ...] = (
     "workload_forecasts",
     "forecast_backtest",
     "workload_anomalies",
+    "daily_query_repetition",
+    "fleet_query_repetition",
+    "cache_opportunity_leaderboard",
 )
 KPIS = "kpis"
 MANIFEST = "_published.json"

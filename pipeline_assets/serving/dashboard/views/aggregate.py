@@ -4,7 +4,7 @@ import plotly.express as px
 import streamlit as st
 
 from pipeline_assets.serving.dashboard import ui
-from pipeline_assets.serving.dashboard.views import insights_anomalies, insights_drift, insights_forecast
+from pipeline_assets.serving.dashboard.views import insights_anomalies, insights_drift, insights_forecast, insights_repetition
 
 BOARD_LABELS = {
     "instances_by_queries": "Instances by queries",
@@ -143,3 +143,4 @@ else:
 insights_drift.render_aggregate(data, filters)
 insights_forecast.render_aggregate(data, filters)
 insights_anomalies.render_aggregate(data, filters)
+insights_repetition.render_aggregate(data, filters)

@@ -7,7 +7,7 @@ from plotly.subplots import make_subplots
 
 from pipeline_assets.serving.dashboard import ui
 from pipeline_assets.serving.dashboard.data import Instance
-from pipeline_assets.serving.dashboard.views import insights_anomalies, insights_drift, insights_forecast
+from pipeline_assets.serving.dashboard.views import insights_anomalies, insights_drift, insights_forecast, insights_repetition
 
 # Above this many days the stress chart shows the hourly peak instead of every minute.
 MINUTE_DETAIL_DAYS = 3
@@ -119,3 +119,4 @@ else:
 insights_drift.render_expert(data, filters, inst)
 insights_forecast.render_expert(data, filters, inst)
 insights_anomalies.render_expert(data, filters, inst)
+insights_repetition.render_expert(data, filters, inst)
