@@ -66,7 +66,7 @@ class RawZoneFiller:
         import pyarrow.compute as pc
 
         from pipeline_assets import schema
-        from pipeline_assets.raw import zone
+        from pipeline_assets.raw import zone, zone_rows
 
         # The contract's file names for Kafka rows: <topic>-p<partition>-o<first>-<last>.parquet.
         writer = zone.RawZoneWriter(self.raw_dir, lambda info: f"{info.group}-o{info.first_offset}-{info.last_offset}.parquet")
@@ -91,7 +91,7 @@ class RawZoneFiller:
                 "batch_id": pa.array(np.full(n, batch_id, object), pa.string()),
                 "ingested_at": pa.array(np.full(n, now.value), schema.TIMESTAMP),
             }
-            raw = zone.to_raw_table(rows, provenance)
+            raw = zone_rows.to_raw_table(rows, provenance)
             for p in range(PARTITIONS):
                 writer.write(raw.filter(pa.array(partition == p)), f"{self.topic}-p{p}")
         writer.publish()

@@ -60,7 +60,7 @@ def cmd_kafka(args: argparse.Namespace) -> int:
 
 def cmd_produce(args: argparse.Namespace) -> int:
     from pipeline_assets.kafka import producer
-    from pipeline_assets.source.reader import SchemaError
+    from pipeline_assets.source.conform import SchemaError
 
     try:
         stats = producer.produce(

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline_assets import schema
-from pipeline_assets.raw import zone
+from pipeline_assets.raw import zone, zone_rows
 from pipeline_assets.sensors import RANGE_END_TAG, RANGE_START_TAG
 
 __all__ = ["RANGE_END_TAG", "RANGE_START_TAG"]  # re-exported for the tests
@@ -66,7 +66,7 @@ def raw_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
 def write_raw_file(raw_dir: Path, rows: Sequence[Mapping[str, Any]], name: str) -> list[Path]:
     """Write rows as raw-zone Parquet: one file called `name` in each arrival_date folder touched."""
     written = []
-    for day, part in zone.split_by_arrival_date(raw_table(rows)):
+    for day, part in zone_rows.split_by_arrival_date(raw_table(rows)):
         path = zone.date_dir(raw_dir, day) / name
         zone.write_table_atomically(part, path)
         written.append(path)

@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from pipeline_assets import settings
-from pipeline_assets.raw import dead_letters, offsets, zone
+from pipeline_assets.raw import dead_letters, offsets, zone_read
 
 
 def use_private_dirs(monkeypatch: pytest.MonkeyPatch, data_dir: Path, topic: str) -> str:
@@ -22,7 +22,7 @@ def use_private_dirs(monkeypatch: pytest.MonkeyPatch, data_dir: Path, topic: str
 
 
 def raw_rows(columns: list[str] | None = None) -> pa.Table:
-    return zone.read_raw_zone(settings.raw_dir(), columns)
+    return zone_read.read_raw_zone(settings.raw_dir(), columns)
 
 
 def dead_rows(columns: list[str] | None = None) -> pa.Table:

@@ -25,7 +25,7 @@ import pytest
 
 from pipeline_assets import settings
 from pipeline_assets.settings import environment
-from pipeline_assets.raw import zone
+from pipeline_assets.raw import zone, zone_rows
 from pipeline_assets.insights.forecast_asset import workload_forecasts
 from pipeline_assets.serving.snapshot import serving_snapshot, warehouse_resource
 from pipeline_assets.source import generator
@@ -88,7 +88,7 @@ def write_raw_zone(table: pa.Table, raw_dir: Path, source_file: str) -> None:
     sha8 = hashlib.sha256(source_file.encode()).hexdigest()[:8]
     stem = Path(source_file).stem
     writer = zone.RawZoneWriter(raw_dir, lambda info: f"landing-{stem}-{sha8}-{info.seq}.parquet")
-    writer.write(zone.to_raw_table(table, provenance), group=f"landing-{stem}-{sha8}")
+    writer.write(zone_rows.to_raw_table(table, provenance), group=f"landing-{stem}-{sha8}")
     writer.publish()
 
 

@@ -28,7 +28,7 @@ from dbt_support import RANGE_END_TAG, RANGE_START_TAG, dbt_paths, materialize_d
 from pipeline_assets import schema, settings
 from pipeline_assets.dbt import project_var
 from pipeline_assets.kafka import producer
-from pipeline_assets.raw import zone
+from pipeline_assets.raw import zone_read
 from pipeline_assets.source import generator
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -188,7 +188,7 @@ def test_generated_rows_through_kafka_and_dbt(kafka_broker: str, kafka_topic: st
     }  # fmt: skip
     assert (outcomes["no_outcome"], outcomes["more_than_one_outcome"], outcomes["not_yet_built"]) == (0, 0, 0)
 
-    raw = zone.read_raw_zone(paths.raw_dir).to_pandas()
+    raw = zone_read.read_raw_zone(paths.raw_dir).to_pandas()
     assert len(raw) == ROWS + extra.num_rows
 
     # Tie-out with the raw zone: every raw row is staged (no re-delivery here), and every staged

@@ -7,13 +7,13 @@ import pyarrow as pa
 import pytest
 
 from pipeline_assets import checks, schema, settings
-from pipeline_assets.raw import dead_letters, zone
+from pipeline_assets.raw import dead_letters, zone, zone_rows
 from pipeline_assets.source import generator
 
 
 def write_kafka_rows(offsets: list[int], partition: int = 0, batch: str = "b1") -> None:
     n = len(offsets)
-    rows = zone.to_raw_table(
+    rows = zone_rows.to_raw_table(
         generator.generate(n, seed=7, days=1),
         {
             "kafka_topic": pa.repeat(pa.scalar("t"), n),

@@ -10,13 +10,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline_assets import schema
-from pipeline_assets.raw import zone
+from pipeline_assets.raw import zone, zone_read, zone_rows
 from pipeline_assets.source import generator
 
 
 def kafka_rows(rows: int, partition: int = 0, first_offset: int = 0) -> pa.Table:
     typed = generator.generate(rows, seed=3, days=4)
-    return zone.to_raw_table(
+    return zone_rows.to_raw_table(
         typed,
         {
             "kafka_topic": pa.array(["t"] * rows),
@@ -42,12 +42,12 @@ def test_rows_land_by_arrival_date_and_nothing_is_visible_before_publish(tmp_pat
     writer.write(table, "t-p0")
     # Only hidden temporary files so far: a reader globbing *.parquet sees nothing.
     assert list(tmp_path.rglob("*.parquet")) == []
-    assert zone.read_raw_zone(tmp_path).num_rows == 0
+    assert zone_read.read_raw_zone(tmp_path).num_rows == 0
     files = writer.publish()
 
     assert not list(tmp_path.rglob(f"*{zone.TEMP_SUFFIX}"))
     assert sum(f.rows for f in files) == 20_000
-    back = zone.read_raw_zone(tmp_path)
+    back = zone_read.read_raw_zone(tmp_path)
     assert back.num_rows == 20_000
     assert back.schema.equals(schema.RAW_SCHEMA)
     for f in files:
@@ -74,11 +74,11 @@ def test_files_rotate_at_the_size_bound_and_names_are_deterministic(tmp_path: Pa
     assert len(first) > 8  # 4 days, several parts each
     assert all(f.bytes < 100_000 + 150_000 for f in first)  # bound + at most one row group over
     assert [f.path.relative_to(tmp_path / "a") for f in first] == [f.path.relative_to(tmp_path / "b") for f in again]
-    assert zone.read_raw_zone(tmp_path / "a").num_rows == 40_000
+    assert zone_read.read_raw_zone(tmp_path / "a").num_rows == 40_000
 
     # Writing the same rows again replaces the files instead of adding copies.
     write(tmp_path / "a")
-    assert zone.read_raw_zone(tmp_path / "a").num_rows == 40_000
+    assert zone_read.read_raw_zone(tmp_path / "a").num_rows == 40_000
 
 
 def test_abort_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -110,7 +110,7 @@ def test_stale_temp_files_of_dead_processes_are_removed(tmp_path: Path) -> None:
 
 def test_landing_rows_keep_null_kafka_columns(tmp_path: Path) -> None:
     typed = generator.generate(500, seed=9, days=1)
-    rows = zone.to_raw_table(
+    rows = zone_rows.to_raw_table(
         typed,
         {
             "source_file": pa.array(["f.csv@12345678"] * 500),

@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline_assets import schema
-from pipeline_assets.source import generator, reader
+from pipeline_assets.source import fetch, generator, reader
+from pipeline_assets.source.conform import SchemaError, conform
 
 ROWS = 5_000
 
@@ -130,7 +131,7 @@ def test_deployment_inferred_given_or_missing(tmp_path, generated):
     assert set(read_all(serverless, limit=10)["deployment"].to_pylist()) == {"serverless"}
 
     anonymous = write(shaped, tmp_path / "queries.parquet")
-    with pytest.raises(reader.SchemaError) as err:
+    with pytest.raises(SchemaError) as err:
         read_all(anonymous)
     assert str(anonymous) in str(err.value) and "deployment" in str(err.value)
     given = read_all(anonymous, deployment="serverless", limit=10)
@@ -149,7 +150,7 @@ def test_deployment_column_of_generated_files_is_kept_and_filters(tmp_path):
 def test_missing_columns_are_named_with_the_file(tmp_path, generated):
     shaped = redset_shaped(generated).drop_columns(["query_id", "arrival_timestamp"])
     path = write(shaped, tmp_path / "provisioned.parquet")
-    with pytest.raises(reader.SchemaError) as err:
+    with pytest.raises(SchemaError) as err:
         read_all(path)
     message = str(err.value)
     assert str(path) in message
@@ -170,7 +171,7 @@ def test_wrong_types_are_named_with_the_file(tmp_path, generated):
     j = shaped.schema.get_field_index("arrival_timestamp")
     shaped = shaped.set_column(j, "arrival_timestamp", pc.cast(shaped["query_id"], pa.float64()))
     path = write(shaped, tmp_path / "provisioned.parquet")
-    with pytest.raises(reader.SchemaError) as err:
+    with pytest.raises(SchemaError) as err:
         read_all(path)
     message = str(err.value)
     assert str(path) in message
@@ -182,7 +183,7 @@ def test_booleans_other_than_zero_one_are_refused(tmp_path, generated):
     i = shaped.schema.get_field_index("was_aborted")
     shaped = shaped.set_column(i, "was_aborted", pa.array(np.full(ROWS, 2, np.int8)))
     path = write(shaped, tmp_path / "provisioned.parquet")
-    with pytest.raises(reader.SchemaError) as err:
+    with pytest.raises(SchemaError) as err:
         read_all(path)
     assert str(path) in str(err.value) and "was_aborted" in str(err.value)
 
@@ -190,8 +191,8 @@ def test_booleans_other_than_zero_one_are_refused(tmp_path, generated):
 def test_fractional_integers_are_refused():
     table = pa.table({"instance_id": [1], "query_id": [1.5], "arrival_timestamp": ["2024-03-01 00:00:00"],
                       "query_type": ["select"]})
-    with pytest.raises(reader.SchemaError, match="x.csv.*query_id"):
-        reader.conform(table, "x.csv", "provisioned")
+    with pytest.raises(SchemaError, match="x.csv.*query_id"):
+        conform(table, "x.csv", "provisioned")
 
 
 def test_conform_csv_and_ndjson(tmp_path, generated):
@@ -199,14 +200,14 @@ def test_conform_csv_and_ndjson(tmp_path, generated):
     csv_path = tmp_path / "landing.csv"
     shaped = redset_shaped(sample, int_bools=True)
     pacsv.write_csv(shaped, csv_path)
-    from_csv = reader.conform(pacsv.read_csv(csv_path), str(csv_path), "provisioned")
+    from_csv = conform(pacsv.read_csv(csv_path), str(csv_path), "provisioned")
     # CSV cannot tell an empty table-id list from NULL (both are an empty field).
     assert by_key(empty_ids_as_null(from_csv)).equals(by_key(empty_ids_as_null(sample)))
 
     ndjson = tmp_path / "landing.ndjson"
     rows = redset_shaped(sample).to_pylist()
     ndjson.write_text("\n".join(json.dumps(r, default=str) for r in rows) + "\n")
-    from_json = reader.conform(pajson.read_json(ndjson), str(ndjson), "provisioned")
+    from_json = conform(pajson.read_json(ndjson), str(ndjson), "provisioned")
     assert by_key(from_json).equals(by_key(sample))
 
 
@@ -222,7 +223,7 @@ def test_conform_timezone_aware_and_string_booleans():
             "read_table_ids": pa.array([19, None], pa.int64()),
         }
     )
-    got = reader.conform(table, "t")
+    got = conform(table, "t")
     assert got.schema.equals(schema.ARROW_SCHEMA)
     assert got["was_cached"].to_pylist() == [True, None]
     assert got["read_table_ids"].to_pylist() == ["19", None]
@@ -253,7 +254,7 @@ def test_url_is_downloaded_once_to_the_cache(tmp_path, generated, http_root, mon
     got = read_all(url)
     assert got.num_rows == ROWS
     assert set(got["deployment"].to_pylist()) == {"serverless"}
-    cached = reader.cache_path(url)
+    cached = fetch.cache_path(url)
     assert cached.is_relative_to(tmp_path / "data" / "cache") and cached.exists()
 
     (root / "redset" / "serverless" / "sample_0.001.parquet").unlink()  # the cache answers now
@@ -271,7 +272,7 @@ def test_conform_pandas_nan_and_nanosecond_timestamps():
             "mbytes_scanned": [float("nan"), 1.5],
         }
     )
-    got = reader.conform(table, "pandas.parquet", "provisioned")
+    got = conform(table, "pandas.parquet", "provisioned")
     assert got["instance_id"].to_pylist() == [1, 2]
     assert got["compile_duration_ms"].to_pylist() == [None, 5]
     assert got["mbytes_scanned"].to_pylist() == [None, 1.5]  # NaN would not survive JSON

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from pipeline_assets.kafka import messages
 from pipeline_assets.kafka.config import LIBRDKAFKA_LOG, client_config
-from pipeline_assets.source import reader
+from pipeline_assets.source import fetch, reader
 
 # Producer defaults; any KAFKA_* variable overrides them (except idempotence, which we require).
 PRODUCER_DEFAULTS: dict[str, object] = {
@@ -155,13 +155,9 @@ class _Clock:
         return start, min(MAX_SLEEP_S, self.anchor + offsets[start] - now)
 
 
-def _is_url(source: str | Path) -> bool:
-    return str(source).startswith(("http://", "https://"))
-
-
 def _source_rows(source: str | Path) -> int | None:
     """Rows in a local (or already downloaded) source, from parquet footers; None if unknown."""
-    local = reader.cache_path(str(source)) if _is_url(source) else Path(source)
+    local = fetch.cache_path(str(source)) if fetch.is_url(source) else Path(source)
     try:
         return sum(pq.ParquetFile(f).metadata.num_rows for f in reader.parquet_files(local))
     except (OSError, ValueError):

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
-from pipeline_assets.raw import dead_letters, zone
+from pipeline_assets.raw import dead_letters, zone, zone_rows
 from pipeline_assets.raw.chunk import ChunkTables
 from pipeline_assets.raw.dump_options import DumpOptions, DumpStats
 
@@ -123,4 +123,4 @@ def _kafka_name(info: zone.PartInfo) -> str:
 
 
 def _by_partition(table: pa.Table) -> list[tuple[int, pa.Table]]:
-    return list(zone.split_rows(table, table.column("kafka_partition").to_numpy()))
+    return list(zone_rows.split_rows(table, table.column("kafka_partition").to_numpy()))

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from confluent_kafka import Message
 
 from pipeline_assets import schema
-from pipeline_assets.raw import dead_letters, parse, zone
+from pipeline_assets.raw import dead_letters, parse, zone_rows
 from pipeline_assets.schema import TIMESTAMP
 
 
@@ -86,7 +86,7 @@ def chunk_tables(chunk: Chunk, topic: str, batch_id: str, now: datetime) -> Chun
     kafka = kafka_columns(chunk, topic)
     parsed = parse.parse_values(chunk.values)
     good_kafka = kafka if len(parsed.good) == len(chunk) else kafka.take(pa.array(parsed.good))
-    rows = zone.to_raw_table(
+    rows = zone_rows.to_raw_table(
         parsed.table,
         {
             **{name: good_kafka.column(name) for name in good_kafka.column_names},

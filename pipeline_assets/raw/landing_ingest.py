@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline_assets import schema
-from pipeline_assets.raw import dead_letters, landing_folder, message_rules, zone
+from pipeline_assets.raw import dead_letters, landing_folder, message_rules, zone, zone_rows
 from pipeline_assets.raw.landing_read import FORMATS, FileRejected, file_format, typed_batches
 from pipeline_assets.raw.metadata import WriteSummary
 
@@ -145,7 +145,7 @@ def _split_invalid(typed: pa.Table, first_row: int, origin: _Provenance) -> tupl
         )  # fmt: skip
         typed = typed.filter(pa.array(keep))
     n = typed.num_rows
-    rows = zone.to_raw_table(
+    rows = zone_rows.to_raw_table(
         typed,
         {
             "source_file": pa.repeat(pa.scalar(origin.source_file, pa.string()), n),

@@ -1,6 +1,6 @@
 """Reading one landing file (parquet, csv or ndjson) as batches typed to schema.ARROW_SCHEMA.
 
-Typing is reader.conform(), the same as the Kafka producer's reader: a timestamp with a zone
+Typing is conform(), the same as the Kafka producer's reader: a timestamp with a zone
 offset ("+02:00", "Z") becomes UTC in every format, as on the Kafka path. What makes a whole
 file bad raises FileRejected naming the file: an unsupported suffix, a missing required
 column, a column of the wrong type, or an unknown deployment.
@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from pipeline_assets import schema
 from pipeline_assets.source import reader
+from pipeline_assets.source.conform import SchemaError, conform
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "ndjson"}
 BATCH_ROWS = 100_000
@@ -79,6 +80,6 @@ def _typed(table: pa.Table, name: str, deployment: str | None) -> pa.Table:
             "add a deployment column or rename the file (e.g. provisioned-queries.parquet)"
         )
     try:
-        return reader.conform(table, name, deployment)
-    except reader.SchemaError as exc:
+        return conform(table, name, deployment)
+    except SchemaError as exc:
         raise FileRejected(str(exc)) from None

@@ -1,4 +1,4 @@
-"""The raw zone on disk: append-only Parquet, Hive layout by arrival date, atomic files.
+"""Writing the raw zone: append-only Parquet, Hive layout by arrival date, atomic files.
 
     <root>/arrival_date=YYYY-MM-DD/<final name>.parquet
 
@@ -13,23 +13,25 @@ Memory stays bounded: rows are buffered per (arrival date, group) only until a r
 full or the buffers reach `buffer_bytes`, and a part file rotates when it reaches
 `max_file_bytes`. At most `max_open_parts` files are open at once; the one written least
 recently is closed first (with time-ordered data, that is a day no new row arrives for).
+
+zone_rows shapes the rows written here; zone_read reads the published files back.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline_assets import schema
 from pipeline_assets.durable import fsync_dir, fsync_path, pid_alive
+from pipeline_assets.raw.zone_rows import split_by_arrival_date
 
 # Snappy, not zstd: the raw dump's profile had zstd's per-page compression as the largest part
 # of Parquet writing (the bench's parts are small: one per Kafka partition and day). Snappy
@@ -54,7 +56,6 @@ DEFAULT_ROW_GROUP_ROWS = 128 * 1024
 DEFAULT_BUFFER_BYTES = 64 << 20
 DEFAULT_MAX_OPEN_PARTS = 64
 TEMP_SUFFIX = ".tmp"
-_EPOCH = date(1970, 1, 1)  # day 0 of Arrow's date32
 
 
 @dataclass(frozen=True)
@@ -278,51 +279,3 @@ class RawZoneWriter:
             part.temp_path.unlink(missing_ok=True)
         self._closed = []
         self._buffered_bytes = 0
-
-
-def to_raw_table(typed: pa.Table, provenance: dict[str, pa.Array | pa.ChunkedArray]) -> pa.Table:
-    """Typed rows (schema.ARROW_SCHEMA) plus provenance columns -> schema.RAW_SCHEMA.
-
-    Provenance columns not given (e.g. kafka_* for landing rows) are null.
-    """
-    n = typed.num_rows
-    columns = [typed.column(f.name) for f in schema.ARROW_SCHEMA]
-    for f in list(schema.RAW_SCHEMA)[len(schema.ARROW_SCHEMA) :]:
-        column = provenance.get(f.name)
-        columns.append(pa.nulls(n, f.type) if column is None else column)
-    return pa.Table.from_arrays(columns, schema=schema.RAW_SCHEMA)
-
-
-def split_by_arrival_date(table: pa.Table) -> Iterable[tuple[date, pa.Table]]:
-    """(day, rows of that day) for each arrival date in the table, in date order."""
-    days = pc.cast(pc.cast(table.column("arrival_timestamp"), pa.date32()), pa.int32()).to_numpy()
-    for day, rows in split_rows(table, days):
-        yield _EPOCH + timedelta(days=day), rows
-
-
-def split_rows(table: pa.Table, keys: np.ndarray) -> Iterable[tuple[int, pa.Table]]:
-    """(key, rows with that key) for each distinct integer key, in key order; rows keep their order.
-
-    One stable sort and one take, then zero-copy slices: a filter per key went over the whole
-    table once per key (a tenth of the raw dump's worker thread in the profile).
-    """
-    if keys.size == 0:
-        return
-    if (keys == keys[0]).all():
-        yield int(keys[0]), table
-        return
-    order = np.argsort(keys, kind="stable")
-    keys = keys[order]
-    table = table.take(order)
-    starts = [0, *(np.flatnonzero(keys[1:] != keys[:-1]) + 1).tolist()]
-    for start, end in zip(starts, [*starts[1:], keys.size]):
-        yield int(keys[start]), table.slice(start, end - start)
-
-
-def read_raw_zone(root: Path, columns: list[str] | None = None) -> pa.Table:
-    """Every published row of a raw zone (tests and checks); temporary files are ignored."""
-    files = sorted(Path(root).glob(f"{schema.RAW_PARTITION_COLUMN}=*/*.parquet"))
-    files = [f for f in files if not f.name.startswith((".", "_"))]
-    if not files:
-        return schema.RAW_SCHEMA.empty_table().select(columns or schema.RAW_SCHEMA.names)
-    return pa.concat_tables(pq.read_table(f, columns=columns, schema=schema.RAW_SCHEMA) for f in files)
