@@ -63,6 +63,23 @@ def raw_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
     )
 
 
+def kafka_rows(rows: list[dict], first_offset: int, batch: str, ingested: datetime) -> list[dict]:
+    """Source rows as delivered by the dump: one Kafka partition, offsets from `first_offset`."""
+    return [
+        dict(
+            row,
+            kafka_topic="redset.queries",
+            kafka_partition=0,
+            kafka_offset=first_offset + i,
+            kafka_timestamp=ingested,
+            kafka_key=schema.message_key(row["deployment"], row["instance_id"]),
+            batch_id=batch,
+            ingested_at=ingested,
+        )
+        for i, row in enumerate(rows)
+    ]
+
+
 def write_raw_file(raw_dir: Path, rows: Sequence[Mapping[str, Any]], name: str) -> list[Path]:
     """Write rows as raw-zone Parquet: one file called `name` in each arrival_date folder touched."""
     written = []
