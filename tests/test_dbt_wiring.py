@@ -304,7 +304,8 @@ def test_importing_the_code_location_without_a_manifest_writes_one_with_every_mo
     )
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
-    subprocess.run([sys.executable, "-c", code], cwd=root, env=env, check=True, capture_output=True, timeout=600)
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
 
     manifest = json.loads((project / "target" / "manifest.json").read_text())
     parsed = {node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "model"}
