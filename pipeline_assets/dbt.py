@@ -6,8 +6,9 @@ their `meta.dagster.asset_key`), so lineage runs unbroken from Kafka to the mart
 
 The models are split as in dagster-open-platform: the ones tagged `daily` (the staging views and
 models/marts/daily/) are daily-partitioned and incremental, and a partition run passes its dates to
-dbt as REDSET_MIN_DATE / REDSET_MAX_DATE; the rest are rebuilt whole from the daily tables. Both sets
-run in the `duckdb` pool (limit 1), because DuckDB allows one writing process per file.
+dbt as REDSET_MIN_DATE / REDSET_MAX_DATE (window_env; the whole mechanism is described in
+dbt_project/macros/partition_window.sql); the rest are rebuilt whole from the daily tables. Both
+sets run in the `duckdb` pool (limit 1), because DuckDB allows one writing process per file.
 """
 
 import os
@@ -100,11 +101,18 @@ class DbtBuildConfig(dg.Config):
     whatever the partition. Needed after a change of a model's columns."""
 
 
+def window_env(window: dg.TimeWindow | None) -> dict[str, str]:
+    """A partition range as REDSET_MIN_DATE / REDSET_MAX_DATE, its first and last day (inclusive;
+    empty: no window, every date). What dbt does with them: dbt_project/macros/partition_window.sql."""
+    return {
+        "REDSET_MIN_DATE": window.start.strftime(DATE_FORMAT) if window else "",
+        "REDSET_MAX_DATE": (window.end - timedelta(days=1)).strftime(DATE_FORMAT) if window else "",
+    }
+
+
 def dbt_env(window: dg.TimeWindow | None) -> dict[str, str]:
     """Environment of the dbt subprocess (it inherits ours):
-    - the span, and the partition window's dates (inclusive; empty: every date). Not --vars: dbt
-      re-parses the whole project (~10 s) whenever they change, and the macros read these only
-      when models run, so a new window keeps dbt's partial parse (see partition_window.sql);
+    - the span, and the partition window (window_env);
     - the absolute warehouse and raw-zone paths as settings resolve them (REDSET_DATA_DIR
       included), instead of the relative defaults in profiles.yml and the sources;
     - tests run when all their models are built or upstream of the selection ("buildable"), so
@@ -113,8 +121,7 @@ def dbt_env(window: dg.TimeWindow | None) -> dict[str, str]:
     return {
         "REDSET_SPAN_START": settings.span_start().isoformat(),
         "REDSET_SPAN_END": settings.span_end().isoformat(),
-        "REDSET_MIN_DATE": window.start.strftime(DATE_FORMAT) if window else "",
-        "REDSET_MAX_DATE": (window.end - timedelta(days=1)).strftime(DATE_FORMAT) if window else "",
+        **window_env(window),
         "REDSET_WAREHOUSE": str(settings.warehouse_path()),
         "REDSET_RAW_DIR": str(settings.raw_dir()),
         "DBT_INDIRECT_SELECTION": "buildable",

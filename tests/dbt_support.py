@@ -14,10 +14,11 @@ from typing import Any
 
 import dagster as dg
 import duckdb
+import pandas as pd
 import pyarrow as pa
 import pytest
 
-from pipeline_assets import schema
+from pipeline_assets import schema, settings
 from pipeline_assets.raw import zone, zone_rows
 from pipeline_assets.sensors import RANGE_END_TAG, RANGE_START_TAG
 
@@ -61,6 +62,23 @@ def raw_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(
         [{name: row.get(name) for name in schema.RAW_SCHEMA.names} for row in rows], schema=NULLABLE_RAW_SCHEMA
     )
+
+
+def kafka_rows(rows: list[dict], first_offset: int, batch: str, ingested: datetime) -> list[dict]:
+    """Source rows as delivered by the dump: one Kafka partition, offsets from `first_offset`."""
+    return [
+        dict(
+            row,
+            kafka_topic="redset.queries",
+            kafka_partition=0,
+            kafka_offset=first_offset + i,
+            kafka_timestamp=ingested,
+            kafka_key=schema.message_key(row["deployment"], row["instance_id"]),
+            batch_id=batch,
+            ingested_at=ingested,
+        )
+        for i, row in enumerate(rows)
+    ]
 
 
 def write_raw_file(raw_dir: Path, rows: Sequence[Mapping[str, Any]], name: str) -> list[Path]:
@@ -120,6 +138,28 @@ def materialize_dbt(
         resources={"dbt": dbt_resource, "warehouse": warehouse_resource()},
         instance=instance,
     )
+
+
+def reasons_in_pandas(staged: pd.DataFrame) -> pd.Series:
+    """Each staged row's quarantine reason (NA: valid), from the rules as the issue states them and
+    the dbt var plausible_bounds: an independent check of dbt_project/macros/rules.sql."""
+    from pipeline_assets.dbt import project_var
+
+    durations = staged[["compile_duration_ms", "queue_duration_ms", "execution_duration_ms"]]
+    start, end = pd.Timestamp(settings.span_start()), pd.Timestamp(settings.span_end())
+    rules = {  # in the documented order: the first broken rule is the reason
+        "null_key": staged[["deployment", "instance_id", "query_id"]].isna().any(axis=1),
+        "negative_duration": (durations < 0).any(axis=1),
+        "arrival_out_of_span": (staged.arrival_timestamp < start) | (staged.arrival_timestamp >= end),
+        "unknown_query_type": ~staged.query_type.isin(schema.QUERY_TYPES),
+        "cached_without_source": staged.was_cached.eq(True) & staged.cache_source_query_id.isna(),
+    }
+    for column, (low, high) in project_var("plausible_bounds").items():  # NULL passes
+        rules[f"implausible_value: {column}"] = staged[column].notna() & ~staged[column].between(low, high)
+    reason = pd.Series(pd.NA, index=staged.index, dtype="object")
+    for name, broken in rules.items():
+        reason = reason.mask(reason.isna() & broken, name)
+    return reason
 
 
 def query(warehouse: Path, sql: str) -> list[tuple]:

@@ -24,9 +24,16 @@ import pyarrow as pa
 import pytest
 
 from confluent_kafka import Producer
-from dbt_support import RANGE_END_TAG, RANGE_START_TAG, dbt_paths, materialize_dbt, query, write_dead_letters
-from pipeline_assets import schema, settings
-from pipeline_assets.dbt import project_var
+from dbt_support import (
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    dbt_paths,
+    materialize_dbt,
+    query,
+    reasons_in_pandas,
+    write_dead_letters,
+)
+from pipeline_assets import schema
 from pipeline_assets.kafka import producer
 from pipeline_assets.raw import zone_read
 from pipeline_assets.source import generator
@@ -75,20 +82,7 @@ def troublemakers(rows: pa.Table) -> pa.Table:
 def clean_in_pandas(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     """(clean rows, reasons of the rejected rows), straight from the rules in the issue."""
     staged = raw.drop_duplicates(["kafka_topic", "kafka_partition", "kafka_offset"])
-    durations = staged[["compile_duration_ms", "queue_duration_ms", "execution_duration_ms"]]
-    start, end = pd.Timestamp(settings.span_start()), pd.Timestamp(settings.span_end())
-    rules = {  # in the documented order: the first broken rule is the reason
-        "null_key": staged[["deployment", "instance_id", "query_id"]].isna().any(axis=1),
-        "negative_duration": (durations < 0).any(axis=1),
-        "arrival_out_of_span": (staged.arrival_timestamp < start) | (staged.arrival_timestamp >= end),
-        "unknown_query_type": ~staged.query_type.isin(schema.QUERY_TYPES),
-        "cached_without_source": staged.was_cached.eq(True) & staged.cache_source_query_id.isna(),
-    }
-    for column, (low, high) in project_var("plausible_bounds").items():  # NULL passes
-        rules[f"implausible_value: {column}"] = staged[column].notna() & ~staged[column].between(low, high)
-    reason = pd.Series(pd.NA, index=staged.index, dtype="object")
-    for name, broken in rules.items():
-        reason = reason.mask(reason.isna() & broken, name)
+    reason = reasons_in_pandas(staged)
     valid = staged[reason.isna()].sort_values(["ingested_at", "kafka_timestamp", "kafka_partition", "kafka_offset"])
     clean = valid.drop_duplicates(["deployment", "instance_id", "query_id"], keep="first")
     return clean, reason.dropna()

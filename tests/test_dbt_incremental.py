@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from dbt_support import dbt_paths, materialize_dbt, table, write_raw_file
+from dbt_support import dbt_paths, kafka_rows, materialize_dbt, table, write_raw_file
 from pipeline_assets import schema
 from pipeline_assets.source import generator
 
@@ -33,22 +33,6 @@ DAILY_TABLES = (
     "daily_longest_compiles",
 )
 NEW_DAY = date(2024, 3, 4)
-
-
-def kafka_rows(rows: list[dict], first_offset: int, batch: str, ingested: datetime) -> list[dict]:
-    return [
-        dict(
-            row,
-            kafka_topic="redset.queries",
-            kafka_partition=0,
-            kafka_offset=first_offset + i,
-            kafka_timestamp=ingested,
-            kafka_key=schema.message_key(row["deployment"], row["instance_id"]),
-            batch_id=batch,
-            ingested_at=ingested,
-        )
-        for i, row in enumerate(rows)
-    ]
 
 
 def rounded(row: dict) -> dict:

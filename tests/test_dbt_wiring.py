@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -19,7 +20,7 @@ import pytest
 import yaml
 
 from pipeline_assets import schema, settings
-from pipeline_assets.dbt import dbt_all_time_models, dbt_daily_models, dbt_env, dbt_project
+from pipeline_assets.dbt import dbt_all_time_models, dbt_daily_models, dbt_env
 from pipeline_assets.definitions import defs
 from pipeline_assets.jobs import build_marts_job
 from pipeline_assets.partitions import daily_partitions, partition_for
@@ -295,8 +296,23 @@ def test_run_failure_writes_an_alert_line_and_posts_json(tmp_path: Path, monkeyp
     assert "explode" in payload["message"]
 
 
-def test_manifest_exists_for_the_code_location():
-    assert dbt_project.manifest_path.exists()
+@pytest.mark.slow
+def test_importing_the_code_location_without_a_manifest_writes_one_with_every_model(tmp_path):
+    # `make dbt-parse`'s command, in a copy of the project that has no target/ folder at all.
+    project = tmp_path / "dbt_project"
+    shutil.copytree(settings.DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb*"))
+    code = (
+        "from pathlib import Path; from pipeline_assets import settings; "
+        f"settings.DBT_PROJECT_DIR = Path({str(project)!r}); import pipeline_assets.dbt"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    manifest = json.loads((project / "target" / "manifest.json").read_text())
+    parsed = {node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "model"}
+    assert parsed == {path.stem for path in (project / "models").rglob("*.sql")}
 
 
 # --- the all-time marts follow the daily partitions ----------------------------------------------

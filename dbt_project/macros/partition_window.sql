@@ -1,3 +1,29 @@
+{#-
+  The partition window: every piece of it lives in this file.
+
+  1. Dagster: the daily dbt models (tag `daily`) are daily-partitioned; a run covers one partition
+     or a range of them (BackfillPolicy.single_run: one dbt invocation per range).
+  2. pipeline_assets/dbt.py `window_env()` turns the range into REDSET_MIN_DATE / REDSET_MAX_DATE
+     (first and last day, inclusive; empty: no window, every date). They are environment variables,
+     not --vars, and window_date() reads them only at run time (`execute`): dbt re-parses the whole
+     project when --vars change, but not for an env var it never saw while parsing, so every
+     partition run keeps the partial parse. `--vars '{min_date: ..., max_date: ...}'` still works by hand.
+  3. partition_window(column): the SQL predicate "column is in the window" that every daily model
+     puts on its inputs (and stress_index widens with lookback_days). The span's first and last
+     days are open-ended, so out-of-span rows still reach quarantine.
+  4. Incremental strategy `partition_window` (stg_queries and the daily marts, see dbt_project.yml):
+     delete every target row of the window's arrival dates, insert the freshly computed rows: exactly
+     the window's dates are replaced, the other dates are not touched.
+  5. get_where_subquery override: the generic tests of a daily model look only at the window on a
+     partition run (a full build tests everything).
+  6. The special case, strategy `partition_window_and_keys` (daily_table_ingest_gaps): a window's
+     ingests change rows of earlier/later dates (their "next ingest"), so the model also returns
+     those rows, and they replace the old rows with the same unique_key.
+
+  tests/test_partition_window.py shows a rebuilt day replacing exactly its own dates.
+-#}
+
+
 {% macro window_date(name) -%}
   {#- The window date `name` (min_date or max_date) as a datetime.date, or none when not given:
       from --vars (by hand), else from REDSET_MIN_DATE / REDSET_MAX_DATE (what Dagster sets), read
@@ -60,6 +86,61 @@
       the freshly computed rows go in. Without a window this replaces the whole table. -#}
   {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
   delete from {{ arg_dict['target_relation'] }} where {{ partition_window('arrival_date') }};
+  insert into {{ arg_dict['target_relation'] }} ({{ columns }})
+  select {{ columns }} from {{ arg_dict['temp_relation'] }}
+{%- endmacro %}
+
+
+{% macro get_where_subquery(relation) -%}
+  {#- Overrides dbt's macro of the same name, which every generic test (not_null, unique, ...)
+      calls on the model it tests. On a partition run, a test of a daily model then looks at the
+      partition window only, instead of scanning the whole table each time a day is rebuilt; a
+      full build (no window) still tests everything. The test's own `where` config still applies.
+      (dbt's documented way to template test filters with a macro.) -#}
+  {%- set conditions = [] -%}
+  {%- set where = config.get('where') -%}
+  {%- if where -%}
+    {%- do conditions.append('(' ~ where ~ ')') -%}
+  {%- endif -%}
+  {%- if execute and is_partition_run() and is_daily_relation(relation) -%}
+    {%- do conditions.append(partition_window('arrival_date')) -%}
+  {%- endif -%}
+  {%- if conditions -%}
+    {%- do return('(select * from ' ~ relation ~ ' where ' ~ conditions | join(' and ') ~ ') dbt_subquery') -%}
+  {%- else -%}
+    {%- do return(relation) -%}
+  {%- endif -%}
+{%- endmacro %}
+
+
+{% macro is_daily_relation(relation) -%}
+  {#- True when `relation` is a model tagged `daily` (date-partitioned, with an arrival_date). -#}
+  {%- for node in graph.nodes.values() -%}
+    {%- if node.resource_type == 'model' and node.name == relation.identifier and 'daily' in node.tags -%}
+      {{ return(true) }}
+    {%- endif -%}
+  {%- endfor -%}
+  {{ return(false) }}
+{%- endmacro %}
+
+
+{% macro get_incremental_partition_window_and_keys_sql(arg_dict) -%}
+  {#- Incremental strategy `partition_window_and_keys`: partition_window for models whose rows of
+      the window also change rows of other dates (daily_table_ingest_gaps: an ingest today is the
+      "next ingest" of yesterday's last selects). The model returns the window's rows plus the
+      other rows it recomputed; every target row of the window goes (even rows that are gone from
+      the source), and so does every target row with the unique_key of a new row, then the new
+      rows go in. -#}
+  {%- set keys = arg_dict['unique_key'] -%}
+  {%- set keys = [keys] if keys is string else keys -%}
+  {%- if not keys -%}
+    {{ exceptions.raise_compiler_error("incremental strategy partition_window_and_keys needs a unique_key") }}
+  {%- endif -%}
+  {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+  delete from {{ arg_dict['target_relation'] }} where {{ partition_window('arrival_date') }};
+  delete from {{ arg_dict['target_relation'] }} as target
+  using {{ arg_dict['temp_relation'] }} as fresh
+  where {% for key in keys %}target.{{ key }} = fresh.{{ key }}{{ ' and ' if not loop.last }}{% endfor %};
   insert into {{ arg_dict['target_relation'] }} ({{ columns }})
   select {{ columns }} from {{ arg_dict['temp_relation'] }}
 {%- endmacro %}

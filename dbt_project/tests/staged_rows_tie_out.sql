@@ -7,6 +7,8 @@
 -- counting from stg_queries and the deliveries view, not from clean_queries' logic: the check
 -- catches rows an incremental run lost or kept twice. A duplicate is a valid copy of a query that
 -- is not its earliest delivery, wherever (on whichever arrival date) the earliest one is.
+-- It applies the same rules (quarantine_reason()) as the models, so it cannot tell a wrong rule:
+-- tests/test_dbt_models.py and test_dbt_end_to_end.py check rules.sql against the rules in pandas.
 
 with staged as (
 
