@@ -16,22 +16,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from dbt_support import dbt_paths, kafka_rows, materialize_dbt, table, write_raw_file
+from dbt_support import DAILY_MARTS, dbt_paths, kafka_rows, materialize_dbt, table, write_raw_file
 from pipeline_assets import schema
 from pipeline_assets.source import generator
 
 pytestmark = pytest.mark.slow
 
-DAILY_TABLES = (
-    "clean_queries",
-    "quarantine_queries",
-    "query_metrics",
-    "compile_metrics",
-    "flattened_table_access",
-    "stress_index",
-    "daily_user_activity",
-    "daily_longest_compiles",
-)
 NEW_DAY = date(2024, 3, 4)
 
 
@@ -42,7 +32,7 @@ def rounded(row: dict) -> dict:
 
 def snapshot(warehouse, before: date | None = None) -> dict[str, list[dict]]:
     where = f" where arrival_date < '{before}'" if before else ""
-    return {name: [rounded(r) for r in table(warehouse, name + where)] for name in DAILY_TABLES}
+    return {name: [rounded(r) for r in table(warehouse, name + where)] for name in DAILY_MARTS}
 
 
 def test_a_new_day_rebuilds_only_its_partition_and_matches_a_full_refresh(tmp_path, monkeypatch):
@@ -91,6 +81,6 @@ def test_a_new_day_rebuilds_only_its_partition_and_matches_a_full_refresh(tmp_pa
     refreshed = materialize_dbt([dbt_daily_models], partition=NEW_DAY.isoformat(), full_refresh=True)
     assert refreshed.success
     full = snapshot(full_paths.warehouse)
-    for name in DAILY_TABLES:
+    for name in DAILY_MARTS:
         assert incremental[name] == full[name], f"{name} differs from a full refresh"
     assert sum(r["queries"] for r in full["query_metrics"]) == old.num_rows + new.num_rows

@@ -15,23 +15,13 @@ import dagster as dg
 import duckdb
 import pytest
 
-from dbt_support import dbt_paths, kafka_rows, materialize_dbt, table, write_raw_file
+from dbt_support import DAILY_MARTS, dbt_paths, kafka_rows, materialize_dbt, table, write_raw_file
 from pipeline_assets import schema
 from pipeline_assets.source import generator
 
 pytestmark = pytest.mark.slow
 
-DAILY_TABLES = (
-    "stg_queries",
-    "clean_queries",
-    "quarantine_queries",
-    "query_metrics",
-    "compile_metrics",
-    "flattened_table_access",
-    "stress_index",
-    "daily_user_activity",
-    "daily_longest_compiles",
-)
+DAILY_TABLES = ("stg_queries", *DAILY_MARTS)
 DAYS = (date(2024, 3, 1), date(2024, 3, 2), date(2024, 3, 3))
 MIDDLE = DAYS[1]
 RAW_FILE = "redset.queries-p0-o0.parquet"

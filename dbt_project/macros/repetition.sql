@@ -19,3 +19,31 @@
     {{ partition_window(column) }}
   {%- endif -%}
 {%- endmacro %}
+
+
+{% macro repetition_counts() -%}
+  {#- The repetition counts of a group of query_repeats rows (an instance's day, a deployment, the
+      fleet): one definition for daily_query_repetition and fleet_query_repetition. -#}
+  count(*) as queries,
+        count(*) filter (where is_repeat) as repeats,
+        count(*) filter (where was_cached) as cache_hits,
+        count(*) filter (where is_repeat and not was_cached) as missed_cache_repeats,
+        quantile_cont(seconds_since_previous, 0.5) filter (where is_repeat) as median_seconds_between_repeats,
+        count(*) filter (where is_cacheable) as cacheable_repeats,
+        coalesce(sum(execution_duration_ms) filter (where is_cacheable and not was_cached), 0) / 3600000.0 as saved_exec_hours
+{%- endmacro %}
+
+
+{% macro repetition_shares() -%}
+  {#- The counts of repetition_counts() with the shares they give. -#}
+  queries,
+    repeats,
+    repeats / queries as repeat_share,
+    cache_hits,
+    cache_hits / queries as cache_hit_rate,
+    missed_cache_repeats,
+    missed_cache_repeats / nullif(repeats, 0) as missed_cache_share,
+    median_seconds_between_repeats,
+    cacheable_repeats,
+    cast(saved_exec_hours as double) as saved_exec_hours
+{%- endmacro %}
