@@ -3,7 +3,7 @@
 Three instances with eight quiet days (2024-03-01..08, 6 queries an hour, execution 100-160 ms,
 no queue, spill or abort), then on 2024-03-08:
 - P1: every query of 12:00 runs 5 s (an execution-time spike);
-- P2: 10:00 queues 10 s per query (queue-bound), 11:00 spills 5 GB per query (heavy spill),
+- P2: 10:00 queues 10 s per query (queue-bound), 11:00 spills 20 GB per query (heavy spill),
   12:00 aborts 4 of 6 queries (abort burst);
 - S1: 14:00 has 30 queries, against a hand-made forecast whose upper bound is 10 (load surge);
   15:00 has 30 too, but one model's upper bound there is 100 (no surge: every band must be beaten).
@@ -59,7 +59,7 @@ def dataset() -> list[dict[str, Any]]:
             elif instance == P2 and hour == QUEUED:
                 rows += hour_rows(instance, hour, 6, qid, queue_duration_ms=10_000)
             elif instance == P2 and hour == SPILLED:
-                rows += hour_rows(instance, hour, 6, qid, mbytes_spilled=5000.0)
+                rows += hour_rows(instance, hour, 6, qid, mbytes_spilled=20_000.0)
             elif instance == P2 and hour == ABORTED:
                 rows += hour_rows(instance, hour, 2, qid) + hour_rows(instance, hour, 4, qid + 2, was_aborted=True)
             elif instance == S1 and hour in (SURGE, NO_SURGE):
@@ -145,8 +145,8 @@ def test_values_baselines_and_thresholds(built):
     # 21 each; the median of the logs falls between 124.75 and 134.75 ms: their geometric mean.
     assert spike["baseline"] == pytest.approx(((1 + 124.75) * (1 + 134.75)) ** 0.5 - 1)
     assert spike["baseline"] < spike["threshold"] < spike["value"]
-    assert by_tag["heavy_spill"]["value"] == pytest.approx(30_000.0)
-    assert by_tag["heavy_spill"]["threshold"] == pytest.approx(10_240.0)  # the floor: the baseline is 0 MB
+    assert by_tag["heavy_spill"]["value"] == pytest.approx(120_000.0)
+    assert by_tag["heavy_spill"]["threshold"] == pytest.approx(102_400.0)  # the floor: the baseline is 0 MB
     assert by_tag["queue_bound"]["value"] == pytest.approx(60_000 / (60_000 + 6 * 130 + 15))
     assert by_tag["abort_burst"]["value"] == 4
     assert by_tag["abort_burst"]["baseline"] == pytest.approx(0.0)
