@@ -56,9 +56,11 @@ def shots() -> dict[str, list[Shot]]:
         ],
         "dashboards": [
             Shot("dashboard-aggregate.png", "", ("Fleet: aggregate view", "Total queries", "Query types",
-                 "Queries per hour", "Leaderboards"), "1400,2600"),
+                 "Queries per hour", "Leaderboards", "Repetition and cache opportunity",
+                 "Instances that changed most", "Forecast accuracy", "Anomalies per instance"), "1400,6200"),
             Shot("dashboard-expert.png", "expert", ("Expert view: one instance", "Stress index",
-                 "Execution time percentiles per hour", "Workload per table"), "1400,2400"),
+                 "Execution time percentiles per hour", "Workload per table", "Anomaly tags",
+                 "Forecast: next 168 hours", "Workload drift and tail concentration"), "1400,5600"),
         ],
     }  # fmt: skip
 
