@@ -52,8 +52,9 @@ def forecast_tables(hourly: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, p
         (pd.concat(backtests), ["metric", "model", "mase", "smape", "origins"]),
         (pd.concat(histories), ["hour", "metric", "model", "origin", "forecast", "lower", "upper"]),
     ):
-        keys = table["series_id"].str.split("/", n=1, expand=True)
-        table = table.assign(deployment=keys[0], instance_id=keys[1].astype("int64"))
+        # Split by hand: expand=True yields no columns on an empty table (series under a week: no history).
+        keys = table["series_id"].astype(str).str.split("/", n=1)
+        table = table.assign(deployment=keys.str[0], instance_id=keys.str[1].astype("int64"))
         out.append(table[KEYS + columns].reset_index(drop=True))
     return out[0], out[1], out[2]
 
