@@ -29,6 +29,10 @@ def test_asset_writes_forecasts_and_backtest(tmp_path, monkeypatch):
             "SELECT metric, model, count(*), min(hour), min(forecast), max(forecast) FROM workload_forecasts GROUP BY ALL ORDER BY ALL"
         ).fetchall()
         backtest = con.execute("SELECT metric, model, origins, smape FROM forecast_backtest ORDER BY ALL").fetchall()
+        history = con.execute(
+            "SELECT metric, model, count(*), count(DISTINCT hour), min(hour), max(hour), min(forecast), max(forecast), "
+            "bool_and(origin <= hour AND hour < origin + INTERVAL 24 HOUR) FROM forecast_history GROUP BY ALL"
+        ).fetchall()
         types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'workload_forecasts'").fetchall())
     first = datetime(2024, 3, 1) + timedelta(hours=3 * 168)
     # The filling hour is left out, so the week ahead starts at it; the flat series forecasts itself.
@@ -38,4 +42,10 @@ def test_asset_writes_forecasts_and_backtest(tmp_path, monkeypatch):
     assert {(m, mo) for m, mo, *_ in forecasts} == {(m, mo) for m in ("queries", "exec_hours") for mo in ("seasonal_naive", "decompose_ses")}
     # Origins at hours 168, 192, .., 480: the first has no week-over-week error before it, so 13.
     assert all(origins == 13 and smape == pytest.approx(0) for *_, origins, smape in backtest)
+    # forecast_history: the 13 origins' 24 h each, hours 192..503, each from the origin before it.
+    assert len(history) == 4
+    for metric, model, n, distinct, start, end, low, high, before in history:
+        expected = 3.0 if metric == "queries" else 1.0
+        assert (n, distinct, start, end, before) == (312, 312, datetime(2024, 3, 1) + timedelta(hours=192), first - timedelta(hours=1), True)
+        assert low == pytest.approx(expected) and high == pytest.approx(expected)
     assert types["instance_id"] == "BIGINT" and types["hour"] == "TIMESTAMP"

@@ -5,10 +5,12 @@ no queue, spill or abort), then on 2024-03-08:
 - P1: every query of 12:00 runs 5 s (an execution-time spike);
 - P2: 10:00 queues 10 s per query (queue-bound), 11:00 spills 20 GB per query (heavy spill),
   12:00 aborts 4 of 6 queries (abort burst);
-- S1: 14:00 has 30 queries, against a hand-made forecast whose upper bound is 10 (load surge);
-  15:00 has 30 too, but one model's upper bound there is 100 (no surge: every band must be beaten).
-The all-time build runs first without the forecast table (the model must build anyway), then again
-after the test writes workload_forecasts into the warehouse.
+- S1: 14:00 has 30 queries, against hand-made forecast_history rows (made at 00:00) whose upper
+  bounds are 10 and 9 (load surge; a workload_forecasts row there with upper 100 is ignored: the
+  forecast made before the hour wins); 15:00 has 30 too, but one model's upper bound there is 100
+  (no surge: every band must be beaten).
+The all-time build runs first without the forecast tables (the model must build anyway), then again
+after the test writes forecast_history and workload_forecasts into the warehouse.
 """
 
 from __future__ import annotations
@@ -72,30 +74,40 @@ def dataset() -> list[dict[str, Any]]:
     ]
 
 
-FORECASTS = [
+HISTORY = [
     # (instance, hour, model, forecast, upper)
     (S1, SURGE, "seasonal_naive", 6.0, 10.0),
-    (S1, SURGE, "ets", 6.0, 9.0),
+    (S1, SURGE, "decompose_ses", 6.0, 9.0),
     (S1, NO_SURGE, "seasonal_naive", 6.0, 10.0),
-    (S1, NO_SURGE, "ets", 6.0, 100.0),
+    (S1, NO_SURGE, "decompose_ses", 6.0, 100.0),
 ]
+# Hindsight for SURGE (the history covers it) and an exec_hours band far below (not a query count).
+AHEAD = [(S1, SURGE, "seasonal_naive", "queries", 50.0, 100.0), (S1, SURGE, "seasonal_naive", "exec_hours", 0.0, 0.0)]
 
 
 def write_forecasts(warehouse) -> None:
     with duckdb.connect(str(warehouse)) as con:
         con.execute(
+            "create table forecast_history (deployment varchar, instance_id bigint, hour timestamp, "
+            "metric varchar, model varchar, origin timestamp, forecast double, lower double, upper double)"
+        )
+        con.execute(
             "create table workload_forecasts (deployment varchar, instance_id bigint, hour timestamp, "
             "metric varchar, model varchar, forecast double, lower double, upper double)"
         )
-        for (deployment, instance_id), hour, model, forecast, upper in FORECASTS:
+        for (deployment, instance_id), hour, model, forecast, upper in HISTORY:
             con.execute(
-                "insert into workload_forecasts values (?, ?, ?, 'queries', ?, ?, 0, ?)",
-                [deployment, instance_id, hour, model, forecast, upper],
+                "insert into forecast_history values (?, ?, ?, 'queries', ?, ?, ?, 0, ?)",
+                [deployment, instance_id, hour, model, LAST_DAY, forecast, upper],
             )
-            # An exec_hours forecast far below: only the query-count forecast counts for a surge.
             con.execute(
-                "insert into workload_forecasts values (?, ?, ?, 'exec_hours', ?, 0, 0, 0)",
-                [deployment, instance_id, hour, model],
+                "insert into forecast_history values (?, ?, ?, 'exec_hours', ?, ?, 0, 0, 0)",
+                [deployment, instance_id, hour, model, LAST_DAY],
+            )
+        for (deployment, instance_id), hour, model, metric, forecast, upper in AHEAD:
+            con.execute(
+                "insert into workload_forecasts values (?, ?, ?, ?, ?, ?, 0, ?)",
+                [deployment, instance_id, hour, metric, model, forecast, upper],
             )
 
 
@@ -151,5 +163,5 @@ def test_values_baselines_and_thresholds(built):
     assert by_tag["abort_burst"]["value"] == 4
     assert by_tag["abort_burst"]["baseline"] == pytest.approx(0.0)
     surge = by_tag["load_surge"]
-    assert (surge["value"], surge["baseline"], surge["threshold"]) == (30.0, 6.0, 10.0)
+    assert (surge["value"], surge["baseline"], surge["threshold"]) == (30.0, 6.0, 12.5)  # 1.25 x the higher upper
     assert "30 queries" in surge["detail"]

@@ -120,10 +120,15 @@ def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
 
 
 def backtest_series(
-    y: np.ndarray, models: dict[str, Model] = MODELS, origins: int = BACKTEST_ORIGINS, horizon: int = BACKTEST_HORIZON
+    y: np.ndarray,
+    models: dict[str, Model] = MODELS,
+    origins: int = BACKTEST_ORIGINS,
+    horizon: int = BACKTEST_HORIZON,
+    history: list[tuple[str, int, Forecast]] | None = None,
 ) -> list[dict[str, object]]:
     """Per model: mean MASE and sMAPE over the daily origins that have a week and an hour of history
-    before them (MASE over the origins with a nonzero scale), and how many origins there were."""
+    before them (MASE over the origins with a nonzero scale), and how many origins there were.
+    `history`, when given, receives every out-of-sample forecast as (model, origin index, Forecast)."""
     y = np.asarray(y, dtype=float)
     starts = [len(y) - horizon * k for k in range(origins, 0, -1)]
     starts = [s for s in starts if s > SEASON]
@@ -131,7 +136,10 @@ def backtest_series(
     for name, model in models.items():
         mases, smapes = [], []
         for s in starts:
-            predicted = model(y[:s], horizon, LEVEL).mean
+            fc = model(y[:s], horizon, LEVEL)
+            predicted = fc.mean
+            if history is not None:
+                history.append((name, s, fc))
             mases.append(mase(y[s : s + horizon], predicted, y[:s]))
             smapes.append(smape(y[s : s + horizon], predicted))
         finite = [v for v in mases if np.isfinite(v)]
@@ -156,10 +164,24 @@ def _series(frame: pd.DataFrame) -> list[tuple[object, pd.DatetimeIndex, np.ndar
 
 def backtest(frame: pd.DataFrame, models: dict[str, Model] = MODELS) -> pd.DataFrame:
     """(series_id, model, mase, smape, origins) for every series of a (series_id, hour, value) frame."""
-    rows = [
-        {"series_id": key, **row} for key, _, y in _series(frame) for row in backtest_series(y, models)
-    ]
-    return pd.DataFrame(rows, columns=["series_id", "model", "mase", "smape", "origins"])
+    return backtest_with_history(frame, models)[0]
+
+
+def backtest_with_history(frame: pd.DataFrame, models: dict[str, Model] = MODELS) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """backtest() plus its out-of-sample forecasts: (series_id, hour, model, origin, forecast, lower,
+    upper), each backtested hour forecast from the origin before it (at most 24 h ahead)."""
+    rows, parts = [], []
+    for key, hours, y in _series(frame):
+        history: list[tuple[str, int, Forecast]] = []
+        rows += [{"series_id": key, **row} for row in backtest_series(y, models, history=history)]
+        for name, s, fc in history:
+            ahead = hours[s : s + len(fc.mean)]  # the last origin's horizon may run past the series
+            n = len(ahead)
+            parts.append(pd.DataFrame({"series_id": key, "hour": ahead, "model": name, "origin": hours[s],
+                                       "forecast": fc.mean[:n], "lower": fc.lower[:n], "upper": fc.upper[:n]}))  # fmt: skip
+    backtests = pd.DataFrame(rows, columns=["series_id", "model", "mase", "smape", "origins"])
+    columns = ["series_id", "hour", "model", "origin", "forecast", "lower", "upper"]
+    return backtests, (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns))
 
 
 def forecast(frame: pd.DataFrame, models: dict[str, Model] = MODELS, horizon: int = HORIZON) -> pd.DataFrame:

@@ -1,9 +1,10 @@
 """The `workload_forecasts` asset: per instance, next week's hourly queries and execution hours.
 
 Reads the hourly series from clean_queries (query_metrics has no execution-time sum), fits
-forecast.py's models per instance and metric, and writes two warehouse tables: `workload_forecasts`
-(the next 168 h with an 80 % band) and `forecast_backtest` (MASE and sMAPE per model over the last
-14 daily origins). The hour holding the newest arrival is still filling, so series end before it.
+forecast.py's models per instance and metric, and writes three warehouse tables: `workload_forecasts`
+(the next 168 h with an 80 % band), `forecast_backtest` (MASE and sMAPE per model over the last
+14 daily origins) and `forecast_history` (the backtest's forecasts: each of those past hours as
+forecast from the daily origin before it, so load_surge can judge past hours). The hour holding the newest arrival is still filling, so series end before it.
 
 Cadence: at most hourly, once clean_queries changed (its own automation sensor). A week-ahead
 forecast does not need every batch, and its backtest costs seconds per instance.
@@ -34,27 +35,32 @@ METRICS = ("queries", "exec_hours")
 KEYS = ["deployment", "instance_id"]
 
 
-def forecast_tables(hourly: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(workload_forecasts, forecast_backtest) from (deployment, instance_id, hour, queries, exec_hours)."""
-    forecasts, backtests = [], []
+def forecast_tables(hourly: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(workload_forecasts, forecast_backtest, forecast_history) from (deployment, instance_id, hour,
+    queries, exec_hours)."""
+    forecasts, backtests, histories = [], [], []
     series_id = hourly["deployment"] + "/" + hourly["instance_id"].astype(str)
     for metric in METRICS:
         frame = pd.DataFrame({"series_id": series_id, "hour": hourly["hour"], "value": hourly[metric]})
         forecasts.append(fc.forecast(frame).assign(metric=metric))
-        backtests.append(fc.backtest(frame).assign(metric=metric))
+        backtest, history = fc.backtest_with_history(frame)
+        backtests.append(backtest.assign(metric=metric))
+        histories.append(history.assign(metric=metric))
     out = []
     for table, columns in (
         (pd.concat(forecasts), ["hour", "metric", "model", "forecast", "lower", "upper"]),
         (pd.concat(backtests), ["metric", "model", "mase", "smape", "origins"]),
+        (pd.concat(histories), ["hour", "metric", "model", "origin", "forecast", "lower", "upper"]),
     ):
-        keys = table["series_id"].str.split("/", n=1, expand=True)
-        table = table.assign(deployment=keys[0], instance_id=keys[1].astype("int64"))
+        # Split by hand: expand=True yields no columns on an empty table (series under a week: no history).
+        keys = table["series_id"].astype(str).str.split("/", n=1)
+        table = table.assign(deployment=keys.str[0], instance_id=keys.str[1].astype("int64"))
         out.append(table[KEYS + columns].reset_index(drop=True))
-    return out[0], out[1]
+    return out[0], out[1], out[2]
 
 
-def write_tables(path, forecasts: pd.DataFrame, backtests: pd.DataFrame) -> None:
-    """Replace both tables in one transaction, the warehouse open for writing only meanwhile."""
+def write_tables(path, forecasts: pd.DataFrame, backtests: pd.DataFrame, history: pd.DataFrame) -> None:
+    """Replace the three tables in one transaction, the warehouse open for writing only meanwhile."""
     with duckdb.connect(str(path)) as con:
         con.execute("BEGIN")
         con.execute(
@@ -64,6 +70,11 @@ def write_tables(path, forecasts: pd.DataFrame, backtests: pd.DataFrame) -> None
         con.execute(
             "CREATE OR REPLACE TABLE main.forecast_backtest AS SELECT deployment, CAST(instance_id AS BIGINT) AS instance_id, "
             "metric, model, mase, smape, CAST(origins AS INTEGER) AS origins FROM backtests"
+        )
+        con.execute(
+            "CREATE OR REPLACE TABLE main.forecast_history AS SELECT deployment, CAST(instance_id AS BIGINT) AS instance_id, "
+            "CAST(hour AS TIMESTAMP) AS hour, metric, model, CAST(origin AS TIMESTAMP) AS origin, "
+            "CAST(forecast AS DOUBLE) AS forecast, CAST(lower AS DOUBLE) AS lower, CAST(upper AS DOUBLE) AS upper FROM history"
         )
         con.execute("COMMIT")
 
@@ -75,14 +86,15 @@ def write_tables(path, forecasts: pd.DataFrame, backtests: pd.DataFrame) -> None
     automation_condition=dg.AutomationCondition.on_cron("0 * * * *"),
     description="Next 168 h of hourly queries and execution hours per instance (seasonal naive and "
     "statsmodels decomposition + SES, 80 % band) in `workload_forecasts`; their backtest (MASE m=168, "
-    "sMAPE, last 14 daily origins, 24 h ahead) in `forecast_backtest`.",
+    "sMAPE, last 14 daily origins, 24 h ahead) in `forecast_backtest`, its out-of-sample forecasts "
+    "per past hour in `forecast_history`.",
 )
 def workload_forecasts(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg.MaterializeResult:
     started = time.monotonic()
     with warehouse.get_connection() as con:
         hourly = con.execute(HOURLY_SQL).df()
-    forecasts, backtests = forecast_tables(hourly)
-    write_tables(settings.warehouse_path(), forecasts, backtests)
+    forecasts, backtests, history = forecast_tables(hourly)
+    write_tables(settings.warehouse_path(), forecasts, backtests, history)
     medians = {m: backtests[backtests.metric == m].groupby("model")["mase"].median() for m in METRICS}
     context.log.info(f"median MASE per model: { {m: v.round(3).to_dict() for m, v in medians.items()} }")
     return dg.MaterializeResult(

@@ -114,11 +114,38 @@ abort_bursts as (
 
 ),
 
-forecasts as (
+-- Written by the asset of source workload_forecasts with it (one source per Dagster asset key).
+forecast_history as (
+
+    {{ relation_or_empty(source('insights', 'workload_forecasts').incorporate(path={'identifier': 'forecast_history'}), {
+        'deployment': 'varchar', 'instance_id': 'bigint', 'hour': 'timestamp', 'metric': 'varchar',
+        'model': 'varchar', 'origin': 'timestamp', 'forecast': 'double', 'lower': 'double', 'upper': 'double'}) }}
+
+),
+
+forecasts_ahead as (
 
     {{ relation_or_empty(source('insights', 'workload_forecasts'), {
         'deployment': 'varchar', 'instance_id': 'bigint', 'hour': 'timestamp', 'metric': 'varchar',
         'model': 'varchar', 'forecast': 'double', 'lower': 'double', 'upper': 'double'}) }}
+
+),
+
+-- Past hours: the out-of-sample forecasts made before them; an hour without one (newer than the
+-- forecast run) takes the current forecast's. Never both, so no band of hindsight is mixed in.
+forecasts as (
+
+    select deployment, instance_id, hour, model, forecast, upper
+    from forecast_history
+    where metric = 'queries'
+    union all
+    select deployment, instance_id, hour, model, forecast, upper
+    from forecasts_ahead as f
+    where metric = 'queries'
+        and not exists (
+            select 1 from forecast_history as h
+            where h.metric = 'queries' and (h.deployment, h.instance_id, h.hour) = (f.deployment, f.instance_id, f.hour)
+        )
 
 ),
 
@@ -127,7 +154,6 @@ forecast_bands as (
 
     select deployment, instance_id, hour, max(forecast) as forecast, max(upper) as upper, count(*) as models
     from forecasts
-    where metric = 'queries'
     group by all
 
 ),
