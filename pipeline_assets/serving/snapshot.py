@@ -7,7 +7,8 @@ exports every served mart to `settings.serving_dir()/<model>.parquet`, adds `kpi
 
 Every file is written under a temporary dot-name in the same folder and renamed over the old
 one, so a reader sees either the previous file or the new one, never half a file. The asset
-shares the Dagster pool `duckdb` with dbt, so it never reads while dbt writes.
+shares the Dagster pool `duckdb` with dbt, and publishing holds the warehouse's writer lock
+(warehouse_lock.py), so it never reads while dbt or live mode writes.
 """
 
 # No `from __future__ import annotations` here: Dagster inspects the asset's `context` annotation.
@@ -27,6 +28,7 @@ from dagster_duckdb import DuckDBResource
 
 from pipeline_assets import settings
 from pipeline_assets.durable import fsync_path
+from pipeline_assets.warehouse_lock import warehouse_writer
 
 # dbt marts the dashboards read. clean_queries and quarantine_queries are row-level tables the
 # dashboards do not need, so they stay in the warehouse.
@@ -98,9 +100,9 @@ def read_manifest(serving_dir: Path) -> dict[str, object] | None:
 
 
 class WarehouseResource(DuckDBResource):
-    """dbt's warehouse, read-only. Its connection waits out a write lock held outside Dagster (a
-    `dbt build` from a shell; inside Dagster the `duckdb` pool keeps dbt and the readers apart):
-    DuckDBResource retries a locked file for about 100 s. Without a `database`, the file is
+    """dbt's warehouse, read-only. A connection holds the warehouse's writer lock
+    (warehouse_lock.py), so no process writes meanwhile (live mode included); for a `dbt build`
+    from a shell, which takes no lock, DuckDBResource retries a locked file for about 100 s. Without a `database`, the file is
     settings.warehouse_path() (REDSET_WAREHOUSE) read when a connection opens, not when the code
     location loads, like every other setting."""
 
@@ -113,12 +115,13 @@ class WarehouseResource(DuckDBResource):
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        if self.database:
-            with super().get_connection() as con:
-                yield con
-        else:
-            with DuckDBResource(database=str(self.path), connection_config=self.connection_config).get_connection() as con:
-                yield con
+        with warehouse_writer("a read-only warehouse connection", self.path):  # no writer meanwhile
+            if self.database:
+                with super().get_connection() as con:
+                    yield con
+            else:
+                with DuckDBResource(database=str(self.path), connection_config=self.connection_config).get_connection() as con:
+                    yield con
 
 
 def warehouse_resource(path: Path | None = None) -> WarehouseResource:
@@ -188,7 +191,7 @@ def publish(
     started = time.monotonic()
     pub = Publication(published_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"), serving_dir=serving_dir)
 
-    with duckdb_resource.get_connection() as con:
+    with warehouse_writer("serving snapshot publish", warehouse), duckdb_resource.get_connection() as con:
         existing = _existing_tables(con)
         pub.missing = [m for m in SERVED_MODELS if m not in existing]
         if len(pub.missing) == len(SERVED_MODELS):
