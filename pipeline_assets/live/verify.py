@@ -30,10 +30,11 @@ from dagster_dbt.asset_utils import get_asset_check_key_for_test
 from pipeline_assets import settings
 from pipeline_assets.alerts import send_alert
 from pipeline_assets.dbt import dbt_all_time_models, dbt_daily_models, dbt_project, translator
+from pipeline_assets.serving import verification
 from pipeline_assets.serving.snapshot import write_json_atomically
+from pipeline_assets.serving.verification import STATE_FILE
 from pipeline_assets.warehouse_lock import warehouse_writer
 
-STATE_FILE = "_verification.json"
 ERROR_STATUSES = ("fail", "error")  # dbt's TestStatus values of a failed error-severity test
 LISTED = 10  # failing tests named in an alert
 
@@ -85,12 +86,8 @@ def evaluation(result: Any, key: dg.AssetCheckKey) -> dg.AssetCheckEvaluation:
 
 
 def read_state(serving_dir: Path | None = None) -> dict[str, Any] | None:
-    """The last verification's state, or None when live mode never ran the tests here."""
-    path = (serving_dir or settings.serving_dir()) / STATE_FILE
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
+    """The last verification's state (serving/verification.py), or None when there is none."""
+    return verification.read_state(serving_dir or settings.serving_dir())
 
 
 def record(failed: list[str], serving_dir: Path | None = None, log: Any = None) -> dict[str, Any]:
