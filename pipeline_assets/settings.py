@@ -104,6 +104,17 @@ def sensor_interval_seconds() -> int:
     return int(_env("REDSET_SENSOR_INTERVAL", "30"))
 
 
+def live_test_seconds() -> float:
+    """Live mode runs the dbt tests at most this often (they cost seconds; a cycle, far less)."""
+    return float(_env("REDSET_LIVE_TEST_SECONDS", "60"))
+
+
+def freshness_minutes() -> int:
+    """The served marts and the snapshot are stale when the raw dump has lag and nothing was
+    published for this long."""
+    return int(_env("REDSET_FRESHNESS_MINUTES", "5"))
+
+
 def build_max_attempts() -> int:
     """Failed build_marts_job runs of a date before the sensor stops retrying it (it is then stale)."""
     return int(_env("REDSET_BUILD_MAX_ATTEMPTS", "3"))

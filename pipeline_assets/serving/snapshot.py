@@ -166,7 +166,7 @@ def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def _write_json_atomically(payload: dict[str, object], target: Path) -> None:
+def write_json_atomically(payload: dict[str, object], target: Path) -> None:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
     fsync_path(tmp)
@@ -207,7 +207,7 @@ def publish(
             pub.rows[KPIS] = _export(con, _select_for_export(con, KPI_SQL), serving_dir / f"{KPIS}.parquet")
 
     # The manifest goes last: once it names a publication, every file of it is in place.
-    _write_json_atomically(pub.manifest(warehouse), serving_dir / MANIFEST)
+    write_json_atomically(pub.manifest(warehouse), serving_dir / MANIFEST)
     pub.seconds = time.monotonic() - started
     return pub
 
