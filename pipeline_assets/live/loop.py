@@ -96,7 +96,7 @@ def _cycles(summary, reporter, stop, dbt, consumer, log, keep_going, max_cycles)
         untested |= cycle is not None and cycle.build is not None
         if untested and verify.due(last_tests, now):
             last_tests, untested = now, False
-            errors += _tests(reporter, dbt)
+            errors += _tests(reporter, dbt, log)
         summary.messages += cycle.stats.messages if cycle else 0
         if cycle is not None and (cycle.build is not None or cycle.stats.messages):
             log.info(cycle.summary())
@@ -118,10 +118,10 @@ def _one_cycle(summary, reporter, consumer, dbt, owed, insights_due, log) -> tup
     return cycle, list(cycle.errors)
 
 
-def _tests(reporter: Reporter, dbt: WarmDbt) -> list[str]:
+def _tests(reporter: Reporter, dbt: WarmDbt, log: Any) -> list[str]:
     """The dbt tests as asset checks (verify.py alerts on failing tests itself)."""
     try:
-        reporter.checks(verify.run_checks(dbt, {}))
+        reporter.checks(verify.run_checks(dbt, {}, log=log))
     except Exception as exc:
         return [f"dbt tests: {type(exc).__name__}: {exc}"]
     return []
