@@ -91,8 +91,8 @@ def cmd_live(args: argparse.Namespace) -> int:
 
     import dagster as dg
 
-    from pipeline_assets.live.loop import run_live
-    from pipeline_assets.live.report import Reporter
+    from pipeline_assets.live.loop import LiveLoop
+    from pipeline_assets.live.report import report_runless
     from pipeline_assets.live.stopping import stop_on_signals
     from pipeline_assets.live.switch import LiveModeBusy
 
@@ -104,8 +104,10 @@ def cmd_live(args: argparse.Namespace) -> int:
         return 1
     stop = threading.Event()
     with dg.DagsterInstance.get() as instance, stop_on_signals(stop, log.info):
+        loop = LiveLoop(instance, stop, where="redset live", log=log, max_cycles=args.max_cycles)
         try:
-            run_live(Reporter(instance), stop, where="redset live", log=log, max_cycles=args.max_cycles)
+            for events in loop.cycles():
+                report_runless(instance, events)
         except LiveModeBusy as exc:
             print(f"redset live: {exc}", file=sys.stderr)
             return 1

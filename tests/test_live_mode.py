@@ -25,8 +25,8 @@ from raw_support import dead_rows, group_offsets, high_watermarks, raw_rows, use
 from pipeline_assets import settings
 from pipeline_assets.dbt import dbt_all_time_models, dbt_daily_models, dbt_project
 from pipeline_assets.kafka import producer
-from pipeline_assets.live.loop import LoopSummary, run_live
-from pipeline_assets.live.report import Reporter
+from pipeline_assets.live.loop import LiveLoop
+from pipeline_assets.live.report import report_runless
 from pipeline_assets.source import generator
 
 BASELINE_ROWS = 2_000
@@ -83,8 +83,9 @@ def test_live_mode_publishes_produced_rows_and_reports_every_materialization(
     baseline = generator.generate(BASELINE_ROWS, seed=3, start=date(2024, 3, 1), days=2)
     produce_rows(baseline, tmp_path / "baseline.parquet", kafka_topic, kafka_broker)
     instance = dg.DagsterInstance.ephemeral()
-    stop, done = threading.Event(), []
-    thread = threading.Thread(target=lambda: done.append(run_live(Reporter(instance), stop, where="test")))
+    stop = threading.Event()
+    loop = LiveLoop(instance, stop, where="test")
+    thread = threading.Thread(target=lambda: [report_runless(instance, events) for events in loop.cycles()])
     thread.start()
     try:
         serving = settings.serving_dir()
@@ -96,7 +97,7 @@ def test_live_mode_publishes_produced_rows_and_reports_every_materialization(
     finally:
         stop.set()
         thread.join(WAIT_S)
-    summary: LoopSummary = done[0]
+    summary = loop.summary
     assert summary.cycles >= 2 and summary.failed_cycles == 0
     assert len(parses) == 1, f"{len(parses)} dbt parses over {summary.cycles} cycles"
 

@@ -2,9 +2,11 @@
 
 Each `take()` is one bounded raw dump (raw/kafka_consume.py `dump`): the group's messages from
 its committed offsets to the high watermarks, at most settings.live_max_messages(), written as
-typed rows and dead letters, made durable, and only then committed (raw/checkpoint.py). The
-consumer stays open between cycles (no reconnect per cycle); it is assigned its partitions, so
-no batch dump may run beside it (the lag sensor skips while live mode runs, see switch.py).
+typed rows and dead letters, made durable, and only then committed (raw/checkpoint.py). Each take
+has a consumer of its own, as a batch dump run has: one kept open across cycles and re-assigned
+stopped receiving after a long cycle (a minute of dbt) under a running producer. It is assigned
+its partitions, so no batch dump may run beside it (the lag sensor skips while live mode runs,
+see switch.py).
 """
 
 from __future__ import annotations
@@ -29,11 +31,11 @@ _logger = logging.getLogger(__name__)
 
 
 class LiveConsumer:
-    """The live loop's Kafka consumer; `take()` once per cycle, `close()` at the end."""
+    """The live loop's Kafka side: `take()` once per cycle."""
 
     def __init__(self, kafka: KafkaResource | None = None, log: Callable[[str], Any] = _logger.debug) -> None:
         self.group = settings.consumer_group()
-        self.consumer = (kafka or KafkaResource()).consumer(self.group, **CONSUMER_TUNING)
+        self.kafka = kafka or KafkaResource()
         self.log = log
 
     def options(self, batch_id: str) -> DumpOptions:
@@ -53,14 +55,12 @@ class LiveConsumer:
     def take(self, batch_id: str) -> tuple[DumpOptions, DumpStats]:
         """One bounded dump. A topic that does not exist yet is an empty take, not an error."""
         options = self.options(batch_id)
+        consumer = self.kafka.consumer(self.group, **CONSUMER_TUNING)
         try:
-            stats = dump(self.consumer, options, log=self.log)
+            stats = dump(consumer, options, log=self.log)
         except offsets.TopicMissing as exc:
             self.log(f"{exc}; waiting for it")
             stats = DumpStats()
-        # dump() pauses each partition it caught up on; the next take assigns them afresh.
-        self.consumer.unassign()
+        finally:
+            consumer.close()  # auto-commit is off: closing commits nothing
         return options, stats
-
-    def close(self) -> None:
-        self.consumer.close()  # auto-commit is off: closing commits nothing

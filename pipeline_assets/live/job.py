@@ -23,8 +23,7 @@ import time
 import dagster as dg
 
 from pipeline_assets import settings
-from pipeline_assets.live.loop import run_live
-from pipeline_assets.live.report import Reporter
+from pipeline_assets.live.loop import LiveLoop
 from pipeline_assets.live.stopping import stop_on_signals
 from pipeline_assets.live.switch import LIVE_JOB, running_loop
 from pipeline_assets.resources import KafkaResource
@@ -39,6 +38,8 @@ def sensor_switched_off(instance: dg.DagsterInstance) -> bool:
     switched, e.g. a run launched by hand, which then runs until terminated)."""
     from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType  # no public reader
 
+    if instance.schedule_storage is None:  # an in-memory instance (tests) keeps no sensor states
+        return False
     states = instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
     return any(s.name == LIVE_SENSOR and s.status == InstigatorStatus.STOPPED for s in states)
 
@@ -61,20 +62,31 @@ def _switch_watch(instance: dg.DagsterInstance):
     "all-time marts with a warm dbt, publish the serving snapshot, report the materializations; in cycles, "
     "until the run is terminated or keep_live_mode_running is switched off.",
 )
-def run_live_mode(context: dg.OpExecutionContext, kafka: KafkaResource) -> None:
+def run_live_mode(context: dg.OpExecutionContext, kafka: KafkaResource):
     stop = threading.Event()
-    with stop_on_signals(stop, context.log.info):
-        summary = run_live(
-            Reporter.in_run(context),
-            stop,
-            where=f"{LIVE_JOB} run {context.run_id}",
-            log=context.log,
-            kafka=kafka,
-            keep_going=_switch_watch(context.instance),
-        )
+    where = f"{LIVE_JOB} run {context.run_id}"
+    loop = LiveLoop(context.instance, stop, where=where, log=context.log, kafka=kafka,
+                    keep_going=_switch_watch(context.instance))  # fmt: skip
+    cycles = loop.cycles()
+    try:
+        while True:
+            # Signals stop the loop gracefully while a cycle runs; Dagster restores its own handlers
+            # around each yield, where a termination ends the run between two whole cycles.
+            with stop_on_signals(stop, context.log.info):
+                events = next(cycles, None)
+            if events is None:
+                break
+            # Stored now, as the run's, in one go: logged events are flushed with the next yield,
+            # and a termination can end the op at any yield.
+            *logged, last = events
+            for event in logged:
+                context.log_event(event)
+            yield last
+    finally:
+        cycles.close()  # ended between cycles (e.g. terminated at a yield): release the live lock now
     if stop.is_set():
         # Terminated: the cycle in progress was finished; end as Dagster ends an interrupted step.
-        raise KeyboardInterrupt(f"live mode stopped cleanly after {summary.cycles} cycles")
+        raise KeyboardInterrupt(f"live mode stopped cleanly after {loop.summary.cycles} cycles")
 
 
 @dg.job(name=LIVE_JOB, description="Live mode's long-running loop (kept running by keep_live_mode_running).")

@@ -5,15 +5,14 @@ committed), each daily dbt model once per partition (day) it rebuilt, each all-t
 `serving_snapshot`. So the asset lineage UI, each asset's history and partition status, and what
 `dagster asset materialize` sees stay true while no per-batch run exists.
 
-Inside the live_mode_job run the events are logged by the run (`context.log_event`); `redset
-live` reports them to DAGSTER_HOME's instance as runless events (`report_runless_asset_event`).
-Asset check evaluations always go to the instance (a run's log_event takes no check evaluation).
+The live_mode_job run yields them from its op, so they belong to the run; `redset live` reports
+them to DAGSTER_HOME's instance as runless events (`report_runless`). The dbt tests' check
+evaluations always go to the instance, runless (loop.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
 
 import dagster as dg
 
@@ -26,30 +25,10 @@ RAW_QUERIES = dg.AssetKey("raw_queries")
 SERVING_SNAPSHOT = dg.AssetKey("serving_snapshot")
 
 
-class Reporter:
-    """Where a live loop's events go: a run's event log (`log_event`) or the instance, runless."""
-
-    def __init__(self, instance: dg.DagsterInstance, log_event: Callable[[Any], None] | None = None) -> None:
-        self.instance = instance
-        self._log_event = log_event or instance.report_runless_asset_event
-
-    @classmethod
-    def in_run(cls, context: dg.OpExecutionContext) -> Reporter:
-        return cls(context.instance, context.log_event)
-
-    def materializations(self, events: Iterable[dg.AssetMaterialization]) -> int:
-        count = 0
-        for event in events:
-            self._log_event(event)
-            count += 1
-        return count
-
-    def checks(self, evaluations: Iterable[dg.AssetCheckEvaluation]) -> int:
-        count = 0
-        for evaluation in evaluations:
-            self.instance.report_runless_asset_event(evaluation)
-            count += 1
-        return count
+def report_runless(instance: dg.DagsterInstance, events: Iterable[dg.AssetMaterialization]) -> None:
+    """Events of live mode outside a run (`redset live`): to the instance, runless."""
+    for event in events:
+        instance.report_runless_asset_event(event)
 
 
 def cycle_events(cycle: CycleResult) -> list[dg.AssetMaterialization]:
