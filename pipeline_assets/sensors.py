@@ -238,9 +238,6 @@ def kafka_lag_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource) 
 
     from pipeline_assets.raw import dump_retries, offsets
 
-    live = live_mode_active(context.instance)
-    if live is not None:  # it consumes the group itself; a dump beside it would read the same offsets
-        return dg.SkipReason(live)
     topic, group = settings.topic(), settings.consumer_group()
     consumer = kafka.consumer(group)
     try:
@@ -257,6 +254,10 @@ def kafka_lag_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource) 
     if lag == 0:
         context.update_cursor(json.dumps(cursor))
         return dg.SkipReason(f"lag 0: group {group} is caught up on {topic}")
+    live = live_mode_active(context.instance)
+    if live is not None:  # it consumes the group itself; a dump beside it would read the same offsets
+        context.update_cursor(json.dumps({**previous, **cursor}))
+        return dg.SkipReason(f"lag {lag:,} on {topic}, but {live}")
     running = raw_dump_in_flight(context.instance)
     if running is not None:
         context.update_cursor(json.dumps({**previous, **cursor}))

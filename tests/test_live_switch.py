@@ -1,6 +1,6 @@
 """While live mode runs, the batch Kafka dump and marts builds stand aside, and its sensor keeps one run.
 
-No broker: the sensors decide before they talk to Kafka, and raw batches are reported runless.
+Raw batches are reported runless; the lag sensor reads a real broker's offsets first.
 """
 
 from __future__ import annotations
@@ -9,14 +9,12 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from confluent_kafka import Producer
 
 from pipeline_assets.live.job import keep_live_mode_running
 from pipeline_assets.live.switch import LIVE_SESSION_METADATA, LiveModeBusy, live_mode_active, one_live_loop
 from pipeline_assets.resources import KafkaResource
 from pipeline_assets.sensors import build_marts_on_new_raw_batches, kafka_lag_sensor
-
-UNREACHABLE = KafkaResource(bootstrap_servers="127.0.0.1:9", settings={})  # nothing listens on port 9
-
 
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -25,11 +23,18 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_the_batch_dump_stands_aside_while_a_live_loop_runs(data_dir: Path) -> None:
+@pytest.mark.kafka
+def test_the_batch_dump_stands_aside_while_a_live_loop_runs(
+    data_dir: Path, kafka_broker: str, kafka_topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDSET_TOPIC", kafka_topic)
+    producer = Producer({"bootstrap.servers": kafka_broker})
+    producer.produce(kafka_topic, b"{}")
+    assert producer.flush(30) == 0  # lag 1: without live mode the sensor would request a dump
     with dg.DagsterInstance.ephemeral() as instance:
         assert live_mode_active(instance) is None
         with one_live_loop("redset live"):
-            result = kafka_lag_sensor(dg.build_sensor_context(instance=instance), kafka=UNREACHABLE)
+            result = kafka_lag_sensor(dg.build_sensor_context(instance=instance), kafka=KafkaResource())
             assert isinstance(result, dg.SkipReason)
             assert "live mode is on" in result.skip_message and "redset live" in result.skip_message
             with pytest.raises(LiveModeBusy, match="live mode already runs"), one_live_loop("a second one"):
