@@ -80,7 +80,8 @@ class LiveLoop:
             dbt = WarmDbt()
             dbt.manifest  # noqa: B018  (the one parse, before the first cycle)
             self.log.info(f"live mode {self.summary.session} ({self.where}): dbt parsed in {time.monotonic() - started:.1f}s")
-            yield from self._cycles(dbt, LiveConsumer(self.kafka, log=self.log.debug))
+            # The dump's own lines go to Python's log: in a run, each would be a stored event per cycle.
+            yield from self._cycles(dbt, LiveConsumer(self.kafka))
         s = self.summary
         self.log.info(f"live mode {s.session} stopped ({s.stopped_because}) after {s.cycles} cycles")
 
