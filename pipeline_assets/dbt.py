@@ -198,6 +198,11 @@ def release_warehouse(invocation: DbtCliInvocation) -> None:
     fails if an upgrade changes this."""
     if invocation.adapter is not None:
         invocation.adapter.cleanup_connections()
+    close_duckdb_database()
+
+
+def close_duckdb_database() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open in this process, if any (see release_warehouse)."""
     try:
         environment = DuckDBConnectionManager.env()
     except Exception as exc:  # dbt-duckdb raises a bare Exception when this process opened nothing

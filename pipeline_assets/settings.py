@@ -125,6 +125,21 @@ def build_retry_seconds() -> float:
     return float(_env("REDSET_BUILD_RETRY_SECONDS", "60"))
 
 
+def live_max_messages() -> int:
+    """Most messages one live-mode cycle consumes: a backlog is worked off in cycles of this size."""
+    return int(_env("REDSET_LIVE_MAX_MESSAGES", "250000"))
+
+
+def live_poll_seconds() -> float:
+    """Live mode's pause between cycles: batch writers can take the warehouse meanwhile."""
+    return float(_env("REDSET_LIVE_POLL_SECONDS", "1"))
+
+
+def live_insights_seconds() -> float:
+    """How often live mode also rebuilds the insights models (models/marts/insights; 0: every cycle)."""
+    return float(_env("REDSET_LIVE_INSIGHTS_SECONDS", "60"))
+
+
 def span_start() -> date:
     """First day of the data's span (daily partitions start here)."""
     return date.fromisoformat(_env("REDSET_SPAN_START", "2024-02-29"))

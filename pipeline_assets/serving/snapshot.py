@@ -243,16 +243,19 @@ def serving_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     pub = publish(duckdb_resource=warehouse)
     if pub.missing:
         context.log.warning(f"marts not built yet, not published: {', '.join(pub.missing)}")
-    return dg.MaterializeResult(
-        metadata={
-            "serving_dir": dg.MetadataValue.path(str(pub.serving_dir)),
-            "published_at": pub.published_at,
-            "tables": dg.MetadataValue.json(pub.rows),
-            "missing": dg.MetadataValue.json(pub.missing),
-            "query_metrics_rows": pub.rows.get("query_metrics", 0),
-            "seconds": round(pub.seconds, 2),
-        }
-    )
+    return dg.MaterializeResult(metadata=publication_metadata(pub))
+
+
+def publication_metadata(pub: Publication) -> dict[str, Any]:
+    """A publication as serving_snapshot's materialization metadata (also live mode's)."""
+    return {
+        "serving_dir": dg.MetadataValue.path(str(pub.serving_dir)),
+        "published_at": pub.published_at,
+        "tables": dg.MetadataValue.json(pub.rows),
+        "missing": dg.MetadataValue.json(pub.missing),
+        "query_metrics_rows": pub.rows.get("query_metrics", 0),
+        "seconds": round(pub.seconds, 2),
+    }
 
 
 serving_job = dg.define_asset_job(
