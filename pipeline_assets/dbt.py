@@ -26,7 +26,9 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, 
 from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 
 from pipeline_assets import settings
+from pipeline_assets.freshness import served_policy
 from pipeline_assets.partitions import DATE_FORMAT, daily_partitions
+from pipeline_assets.serving.snapshot import SERVED_MODELS
 from pipeline_assets.warehouse_lock import warehouse_writer
 
 DAILY_SELECT = "tag:daily"
@@ -85,6 +87,13 @@ class RedsetDbtTranslator(DagsterDbtTranslator):
         if dbt_resource_props["name"] == "stress_index" and dbt_parent_resource_props["name"] == "clean_queries":
             return dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=0)
         return None
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        # The marts the dashboards read are watched for freshness (freshness.py).
+        if unique_id.startswith("model.") and spec.key.to_user_string() in SERVED_MODELS:
+            return spec.replace_attributes(freshness_policy=served_policy())
+        return spec
 
     def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
         if dbt_resource_props["resource_type"] == "model" and not is_daily(dbt_resource_props):

@@ -5,6 +5,7 @@ import dagster as dg
 from pipeline_assets import dbt as dbt_stage
 from pipeline_assets.anomaly_alerts import alert_on_new_anomalies
 from pipeline_assets.checks import raw_offsets_contiguous, raw_rows_match_offsets
+from pipeline_assets.freshness import alert_on_stale_snapshot
 from pipeline_assets.insights.forecast_asset import workload_forecasts, workload_forecasts_automation
 from pipeline_assets.jobs import build_marts_job
 from pipeline_assets.live.job import keep_live_mode_running, live_mode_job
@@ -48,6 +49,7 @@ defs = dg.Definitions(
         alert_on_run_failure,
         workload_forecasts_automation,
         alert_on_new_anomalies,
+        alert_on_stale_snapshot,
         keep_live_mode_running,
     ],
     schedules=[daily_marts_schedule],

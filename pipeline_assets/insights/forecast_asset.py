@@ -12,6 +12,7 @@ forecast does not need every batch, and its backtest costs seconds per instance.
 
 # No `from __future__ import annotations`: Dagster inspects the asset's `context` annotation.
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -20,6 +21,7 @@ import pandas as pd
 
 from pipeline_assets import settings
 from pipeline_assets.dbt import POOL
+from pipeline_assets.freshness import served_policy
 from pipeline_assets.insights import forecast as fc
 from pipeline_assets.serving.snapshot import WarehouseResource
 from pipeline_assets.warehouse_lock import warehouse_writer
@@ -86,6 +88,7 @@ def write_tables(path, forecasts: pd.DataFrame, backtests: pd.DataFrame, history
     pool=POOL,  # DuckDB: one writer process; never beside dbt or the snapshot
     group_name="marts",
     automation_condition=dg.AutomationCondition.on_cron("0 * * * *"),
+    freshness_policy=served_policy(cadence=timedelta(hours=1)),  # hourly by design
     description="Next 168 h of hourly queries and execution hours per instance (seasonal naive and "
     "statsmodels decomposition + SES, 80 % band) in `workload_forecasts`; their backtest (MASE m=168, "
     "sMAPE, last 14 daily origins, 24 h ahead) in `forecast_backtest`, its out-of-sample forecasts "

@@ -28,6 +28,7 @@ from dagster_duckdb import DuckDBResource
 
 from pipeline_assets import settings
 from pipeline_assets.durable import fsync_path
+from pipeline_assets.freshness import served_policy
 from pipeline_assets.warehouse_lock import warehouse_writer
 
 # dbt marts the dashboards read. clean_queries and quarantine_queries are row-level tables the
@@ -232,6 +233,7 @@ PUBLISH_AFTER_DBT = (
     deps=[dg.AssetKey(model) for model in SERVED_MODELS],
     kinds={"duckdb", "parquet"},
     automation_condition=PUBLISH_AFTER_DBT,
+    freshness_policy=served_policy(),
     description=(
         "Read-only Parquet exports of the dbt marts plus fleet KPIs, published by atomic rename "
         "into the serving folder. The dashboards read only these files."
