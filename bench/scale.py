@@ -11,7 +11,8 @@ Stages, in order, each in a child process of its own (its peak RSS is its own):
   build        the full dbt build through Dagster, as a first load runs it (bench/transform.py)
   incremental  one new day, +1 % rows: produced, dumped and built as the product does for a day
   snapshot     the serving snapshot (serving_snapshot_job)
-  spark        the same raw zone built on Spark (REDSET_ENGINE=spark), row counts against DuckDB's
+  spark        the same raw zone built on Spark (REDSET_ENGINE=spark, with the project's Spark cluster
+               running), its serving snapshot's row counts against DuckDB's; only when asked for
 
 Resuming: everything lives in the work folder (--work, default /work/bench-scale/<rows>): the
 broker's home (its log survives, the broker is restarted on the same ports), the raw zone, the
@@ -124,8 +125,10 @@ def _label(pid: int, stage_pid: int) -> str:
     except OSError:
         return "?"
     text = " ".join(args)
-    if "multiprocessing" in text:
+    if "spawn_main" in text:
         return "raw consumer"
+    if "resource_tracker" in text:
+        return "multiprocessing resource tracker"
     if any(Path(a).name == "dbt" for a in args[:2]):
         return "dbt"
     return Path(args[0]).name or "?"
@@ -334,7 +337,7 @@ def spark_missing() -> str | None:
     """Why the spark stage cannot run here yet (None when it can)."""
     from pipeline_assets import settings
 
-    if not hasattr(settings, "engine"):
+    if not any("engine" in name for name in dir(settings)):
         return "REDSET_ENGINE=spark is not in this checkout yet (issue #12, items 1-3)"
     if not (settings.DBT_PROJECT_DIR / "profiles.yml").read_text().count("spark"):
         return "dbt_project/profiles.yml has no spark target yet"
@@ -406,7 +409,11 @@ def consumers_bench(work: Work, rows: int, counts: tuple[int, ...] = (1, 3)) -> 
             results.add(f"dump, {n} consumer(s)", measured[n]["rows_per_s"], "rows/s")
             results.add(f"    wall time, {n} consumer(s)", measured[n]["seconds"], "s")
             for name, mib in measured[n]["peak_rss_mib"].items():
-                results.add(f"    peak RSS {name}", mib, "MiB")
+                if mib >= 20:  # leave out shells and tiny helpers
+                    results.add(f"    peak RSS {name}", mib, "MiB")
+            for c in measured[n].get("consumers") or []:  # each process's own dump, without its start-up
+                results.add(f"    consumer {c['consumer']}: partitions {c['partitions']}, {c['messages']:,} msgs",
+                            c["seconds"], "s")  # fmt: skip
         results.add(f"rows/s ratio, {counts[-1]} / {counts[0]}",
                     round(measured[counts[-1]]["rows_per_s"] / measured[counts[0]]["rows_per_s"], 2), "x")  # fmt: skip
         results.details = {str(n): m for n, m in measured.items()}
