@@ -101,6 +101,18 @@ def test_partitions_are_split_by_lag_and_extra_consumers_get_none() -> None:
     assert parallel_dump.split_partitions(plan, 5) == [(1,), (3,), (0,), (), ()]
 
 
+def test_max_messages_is_shared_by_lag_and_sums_to_the_limit() -> None:
+    options = DumpOptions("t", "g", Path("raw"), Path("dead"), "b", max_messages=400)
+    reports = [parallel_dump.ConsumerReport(i, (i,)) for i in range(3)]
+    shares = parallel_dump._shares(options, reports, {0: 300, 1: 600, 2: 300})
+    assert [shares[i].max_messages for i in range(3)] == [100, 200, 100]
+    assert [shares[i].partitions for i in range(3)] == [(0,), (1,), (2,)]
+    uneven = parallel_dump._shares(options, reports, {0: 100, 1: 500, 2: 1})
+    assert sum(s.max_messages for s in uneven.values()) == 400 and uneven[2].max_messages <= 1
+    everything = parallel_dump._shares(options, reports, {0: 10, 1: 20, 2: 30})
+    assert [everything[i].max_messages for i in range(3)] == [10, 20, 30]
+
+
 @pytest.mark.parametrize("value", ["0", "two", "-1", "1.5"])
 def test_a_bad_consumer_count_names_the_variable(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("REDSET_RAW_CONSUMERS", value)

@@ -19,7 +19,6 @@ next run. The run then fails naming the consumer, its partitions and its error.
 from __future__ import annotations
 
 import dataclasses
-import math
 import multiprocessing
 import os
 import queue
@@ -106,7 +105,7 @@ def dump_in_parallel(
     ]
     owners = "; ".join(f"consumer {r.index}: partitions {list(r.partitions)}" for r in reports)
     log(f"{options.topic}: {total:,} messages waiting; {owners or 'nothing to read'}")
-    shares = {r.index: _share(options, r.partitions, lag, total) for r in reports}
+    shares = _shares(options, reports, lag)
     _run_processes(consumer_config, shares, reports, log, target or consume_share)
     stats = _summed([r.stats for r in reports if r.stats is not None], plan)
     stats.summary.seconds = time.monotonic() - started
@@ -139,11 +138,16 @@ def consume_share(index: int, consumer_config: dict[str, object], options: DumpO
     results.put(("done", index, stats))
 
 
-def _share(options: DumpOptions, partitions: tuple[int, ...], lag: dict[int, int], total: int) -> DumpOptions:
-    """One consumer's options: its partitions, and its part of max_messages (by lag)."""
-    mine = sum(lag[p] for p in partitions)
-    limit = min(mine, math.ceil(options.max_messages * mine / total)) if total else 0
-    return dataclasses.replace(options, partitions=partitions, max_messages=limit)
+def _shares(options: DumpOptions, reports: list[ConsumerReport], lag: dict[int, int]) -> dict[int, DumpOptions]:
+    """Each consumer's options: its partitions, and its part of max_messages (by lag, summing
+    to exactly the run's limit)."""
+    owned = {r.index: sum(lag[p] for p in r.partitions) for r in reports}
+    total = sum(owned.values())
+    limit = min(options.max_messages, total)
+    takes = {i: limit * n // total if total else 0 for i, n in owned.items()}
+    for i in sorted(owned, key=lambda i: owned[i] - takes[i], reverse=True)[: limit - sum(takes.values())]:
+        takes[i] += 1  # the rounding's remainder, one message each
+    return {r.index: dataclasses.replace(options, partitions=r.partitions, max_messages=takes[r.index]) for r in reports}
 
 
 def _run_processes(
