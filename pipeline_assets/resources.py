@@ -59,14 +59,16 @@ class KafkaResource(dg.ConfigurableResource):
 
     def consumer(self, group_id: str, **overrides: object) -> Consumer:
         """A consumer of `group_id` that never commits on its own (the caller decides when)."""
-        return Consumer(
-            self.client_config(
-                **{
-                    "group.id": group_id,
-                    "enable.auto.commit": False,
-                    "enable.auto.offset.store": False,
-                    "auto.offset.reset": "earliest",
-                    **overrides,
-                }
-            )
+        return Consumer(self.consumer_config(group_id, **overrides))
+
+    def consumer_config(self, group_id: str, **overrides: object) -> dict[str, object]:
+        """The settings of `consumer()`, as a plain dict (for a consumer in another process)."""
+        return self.client_config(
+            **{
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                **overrides,
+            }
         )

@@ -90,6 +90,15 @@ def raw_max_messages() -> int:
     return int(_env("REDSET_RAW_MAX_MESSAGES", "5000000"))
 
 
+def raw_consumers() -> int:
+    """Consumer processes of the raw dump, in one group (parallel_dump.py); useful up to
+    min(partitions, cores)."""
+    value = _env("REDSET_RAW_CONSUMERS", "1")
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"REDSET_RAW_CONSUMERS must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
 def dump_max_attempts() -> int:
     """Failed raw-dump runs of the same offsets before the next one runs in isolation mode."""
     return max(1, int(_env("REDSET_DUMP_MAX_ATTEMPTS", "3")))

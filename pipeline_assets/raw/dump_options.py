@@ -20,6 +20,7 @@ class DumpOptions:
     max_file_bytes: int = zone.DEFAULT_MAX_FILE_BYTES
     idle_timeout_s: float = 120.0
     isolate_failures: bool = False  # a message whose processing raises -> dead letter (isolation.py)
+    partitions: tuple[int, ...] | None = None  # only these (one of parallel consumers); None: all
 
 
 @dataclass

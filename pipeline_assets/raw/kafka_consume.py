@@ -61,7 +61,7 @@ class _Dump:
         started = time.monotonic()
         for root in (self.o.raw_dir, self.o.dead_letter_dir):
             zone.remove_stale_temp_files(root)
-        plan = offsets.partition_offsets(self.consumer, self.o.topic)
+        plan = self._mine(offsets.partition_offsets(self.consumer, self.o.topic))
         self.end = {p.partition: p.high for p in plan}
         self.stats.skipped = {
             p.partition: p.low - p.committed for p in plan if p.committed is not None and p.committed < p.low
@@ -78,9 +78,15 @@ class _Dump:
             finally:
                 self.checkpoint.abort()  # no-op after a clean final checkpoint
         self.stats.summary.seconds = time.monotonic() - started
-        after = offsets.partition_offsets(self.consumer, self.o.topic)
+        after = self._mine(offsets.partition_offsets(self.consumer, self.o.topic))
         self.stats.lag_after = {p.partition: p.lag for p in after}
         return self.stats
+
+    def _mine(self, plan: list[offsets.PartitionOffsets]) -> list[offsets.PartitionOffsets]:
+        """The partitions this consumer owns (all unless it is one of parallel_dump's)."""
+        if self.o.partitions is None:
+            return plan
+        return [p for p in plan if p.partition in self.o.partitions]
 
     def _consume(self, assigned: list[TopicPartition], limit: int) -> None:
         """Consume on this thread; parse, write and commit on the worker's (see worker.py)."""

@@ -5,7 +5,8 @@ letters, and makes the files durable before it commits their offsets (checkpoint
 between the two re-delivers those messages to the next run, which writes them again. Downstream
 (dbt staging, the checks) dedupes on (topic, partition, offset), so the effect is exactly once.
 The consumer is assigned its partitions (no group rebalance), so only one dump should run at a
-time: the lag sensor starts one only when none is in flight.
+time: the lag sensor starts one only when none is in flight. REDSET_RAW_CONSUMERS=N splits a run
+over N consumer processes of the same group (parallel_dump.py).
 """
 
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import dagster as dg
 
 from pipeline_assets import settings
-from pipeline_assets.raw import isolation, offsets, zone
+from pipeline_assets.raw import isolation, offsets, parallel_dump, zone
 from pipeline_assets.raw.dump_options import DumpOptions, DumpStats
 from pipeline_assets.raw.kafka_consume import CONSUMER_TUNING, DumpStalled, dump
 from pipeline_assets.resources import KafkaResource
@@ -56,6 +57,9 @@ def raw_queries(context: dg.AssetExecutionContext, config: RawDumpConfig, kafka:
     )
     if config.isolate_failures:
         options = isolation.isolating(options)
+    consumers = settings.raw_consumers()
+    if consumers > 1:
+        return _dump_in_parallel(context, options, kafka, consumers)
     consumer = kafka.consumer(options.group_id, **CONSUMER_TUNING)
     try:
         stats = dump(consumer, options, log=context.log.info)
@@ -66,6 +70,26 @@ def raw_queries(context: dg.AssetExecutionContext, config: RawDumpConfig, kafka:
     finally:
         consumer.close()
     return dg.MaterializeResult(metadata=dump_metadata(options, stats))
+
+
+def _dump_in_parallel(
+    context: dg.AssetExecutionContext, options: DumpOptions, kafka: KafkaResource, consumers: int
+) -> dg.MaterializeResult:
+    config = kafka.consumer_config(options.group_id, **CONSUMER_TUNING)
+    try:
+        stats, reports = parallel_dump.dump_in_parallel(config, options, consumers, log=context.log.info)
+    except offsets.TopicMissing as exc:
+        raise dg.Failure(description=f"{exc}; produce to it first (`redset produce`)") from exc
+    except parallel_dump.ConsumerFailed as exc:
+        raise dg.Failure(description=str(exc), metadata=dump_metadata(options, exc.stats)) from exc
+    return dg.MaterializeResult(
+        metadata={
+            **dump_metadata(options, stats),
+            "consumers": dg.MetadataValue.json([r.metadata() for r in reports]),
+            "consumers_asked": dg.MetadataValue.int(consumers),
+            "consumers_idle": dg.MetadataValue.int(consumers - len(reports)),
+        }
+    )
 
 
 def dump_metadata(options: DumpOptions, stats: DumpStats) -> dict[str, Any]:
