@@ -183,10 +183,11 @@ def run_dbt_assets(instance, assets, **kwargs) -> dict[str, Any]:
     steps = {e.step_key: e.event_specific_data.duration_ms / 1000 for e in result.all_events
              if e.event_type_value == "STEP_SUCCESS"}  # fmt: skip
     models, windows = {}, {}
-    for event in result.get_asset_materialization_events():
-        materialization = event.event_specific_data.materialization
-        models[materialization.asset_key.to_user_string()] = _duration(materialization.metadata)
-        windows[materialization.asset_key.to_user_string()] = (event.timestamp - models[materialization.asset_key.to_user_string()], event.timestamp)
+    for entry in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        materialization = entry.dagster_event.event_specific_data.materialization
+        name = materialization.asset_key.to_user_string()
+        models[name] = _duration(materialization.metadata)
+        windows[name] = (entry.timestamp - models[name], entry.timestamp)  # when it ran, for its spill
     tests = {
         f"{e.asset_key.to_user_string()}:{e.check_name}": _duration(e.metadata) for e in result.get_asset_check_evaluations()
     }
