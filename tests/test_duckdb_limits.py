@@ -7,6 +7,7 @@ spill with a tiny memory_limit and stops it at a tiny max_temp_directory_size.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from datetime import datetime
 
@@ -38,7 +39,7 @@ def test_defaults_come_from_the_machine(tmp_path, monkeypatch):
     assert abs(cap - free // 2) < 2**28  # half the free disk (others write meanwhile)
     env = duckdb_limits.dbt_env(cap)
     assert env == {
-        "REDSET_DUCKDB_THREADS": str(__import__("os").cpu_count()),
+        "REDSET_DUCKDB_THREADS": str(os.cpu_count()),
         "REDSET_DUCKDB_MEMORY_LIMIT": "60%",
         "REDSET_DUCKDB_MAX_TEMP": f"{cap} bytes",
         "REDSET_DUCKDB_TEMP_DIR": str(tmp_path / "w" / "warehouse.duckdb.tmp"),  # DuckDB's own default place
@@ -123,7 +124,7 @@ def test_a_build_that_outgrows_the_cap_stops_with_the_setting_named(tmp_path, mo
     monkeypatch.setenv("REDSET_DUCKDB_MAX_TEMP", "1MB")
     failure, dbt_error = _failed_build(("2024-03-01", "2024-03-02"))
     assert failure.cls_name == "Failure"
-    assert failure.message.startswith(f"dagster._core.definitions.events.Failure: DuckDB's spill reached its cap of 1,000,000 bytes")
+    assert failure.message.startswith("dagster._core.definitions.events.Failure: DuckDB's spill reached its cap of 1,000,000 bytes")
     assert "REDSET_DUCKDB_MAX_TEMP" in failure.message and str(spill) in failure.message
     assert "max_temp_directory_size" in failure.message  # DuckDB's own words follow ours
     assert dbt_error.cls_name == "DagsterDbtCliRuntimeError"
