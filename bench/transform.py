@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import _common  # noqa: F401  (puts the project on sys.path)
-from _common import Results, Stopwatch, data_env, environment, scratch_dir
+from _build_watch import BuildWatch
+from _common import Results, Stopwatch, data_env, dir_bytes, environment, scratch_dir
 
 from pipeline_assets.serving.snapshot import SERVED_MODELS
 
@@ -38,6 +39,8 @@ APPEND_SHARE = 0.01
 # Appended rows get query ids far above the generator's, so they are new queries, not duplicates.
 APPEND_QUERY_ID_OFFSET = 10**12
 WRITE_SLICE_ROWS = 1_000_000
+GENERATE_SLICE_ROWS = 10_000_000
+SLICE_QUERY_ID_OFFSET = 10**13  # above the appended day's APPEND_QUERY_ID_OFFSET
 PARTITIONS = 3
 REFERENCE_SQL = Path(__file__).with_name("reference_marts.sql")
 # Marts both (a) and (b) build: the row-level tables and every served mart the reference has a
@@ -101,6 +104,32 @@ def generate(rows: int, seed: int, start: date, days: int, instances: int | None
     from pipeline_assets.source import generator
 
     return generator.generate(rows, seed=seed, start=start, days=days, instances=instances)
+
+
+def fill_in_slices(filler: RawZoneFiller, rows: int) -> None:
+    """The initial rows, generated GENERATE_SLICE_ROWS at a time: one 50M-row table takes ~18 GB,
+    more than a shared 23 GB machine has. Up to one slice this is exactly generate(rows, SEED);
+    each further slice has its own seed and query ids SLICE_QUERY_ID_OFFSET apart, on the same
+    instances (the instance count of the whole run)."""
+    from pipeline_assets.source import generator
+
+    for i, start in enumerate(range(0, rows, GENERATE_SLICE_ROWS)):
+        n = min(GENERATE_SLICE_ROWS, rows - start)
+        if i == 0:
+            table = generate(n, SEED, START, DAYS, instances=generator.default_instances(rows))
+        else:
+            table = _offset_query_ids(generate(n, SEED + i, START, DAYS, instances=generator.default_instances(rows)),
+                                      i * SLICE_QUERY_ID_OFFSET)  # fmt: skip
+        filler.write(table, "bench-initial")
+        del table
+
+
+def _offset_query_ids(table, offset: int):
+    import pyarrow.compute as pc
+
+    for name in ("query_id", "cache_source_query_id"):
+        table = table.set_column(table.schema.get_field_index(name), name, pc.add(table.column(name), offset))
+    return table
 
 
 def appended_day(rows: int):
@@ -181,14 +210,16 @@ def run_dbt_assets(instance, assets, **kwargs) -> dict[str, Any]:
         raise RuntimeError("dbt run through Dagster failed; see the log above")
     steps = {e.step_key: e.event_specific_data.duration_ms / 1000 for e in result.all_events
              if e.event_type_value == "STEP_SUCCESS"}  # fmt: skip
-    models = {}
-    for event in result.get_asset_materialization_events():
-        materialization = event.event_specific_data.materialization
-        models[materialization.asset_key.to_user_string()] = _duration(materialization.metadata)
+    models, windows = {}, {}
+    for entry in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        materialization = entry.dagster_event.event_specific_data.materialization
+        name = materialization.asset_key.to_user_string()
+        models[name] = _duration(materialization.metadata)
+        windows[name] = (entry.timestamp - models[name], entry.timestamp)  # when it ran, for its spill
     tests = {
         f"{e.asset_key.to_user_string()}:{e.check_name}": _duration(e.metadata) for e in result.get_asset_check_evaluations()
     }
-    return {**watch.figures(), "steps": steps, "models": models, "tests": tests,
+    return {**watch.figures(), "steps": steps, "models": models, "tests": tests, "model_windows": windows,
             "model_seconds": sum(models.values()), "test_seconds": sum(tests.values())}  # fmt: skip
 
 
@@ -216,6 +247,26 @@ def dbt_assets() -> list:
     from pipeline_assets import dbt as dbt_stage
 
     return [dbt_stage.dbt_daily_models, dbt_stage.dbt_all_time_models]
+
+
+def disk_figures(watch: BuildWatch, build: dict[str, Any], raw_dir: Path, warehouse: Path) -> dict[str, Any]:
+    """Peak spill of (b) against the raw zone's size, its peak RSS, and each model's peak spill
+    (the largest sample while the model ran: models that ran side by side share their peaks)."""
+    raw = dir_bytes(raw_dir)
+    per_model = {name: watch.peak_temp_between(start, end) for name, (start, end) in build["model_windows"].items()}
+    return {**watch.figures(), "raw_zone_bytes": raw, "warehouse_bytes": warehouse.stat().st_size,
+            "temp_to_raw": watch.peak_temp_bytes / raw if raw else None,
+            "peak_temp_by_model": dict(sorted(per_model.items(), key=lambda kv: -kv[1]))}  # fmt: skip
+
+
+def add_disk_figures(results: Results, disk: dict[str, Any]) -> None:
+    gb = lambda n: round(n / 1e9, 2)  # noqa: E731
+    results.add("    raw zone / warehouse after (b)", f"{gb(disk['raw_zone_bytes'])} / {gb(disk['warehouse_bytes'])}", "GB")
+    results.add("    peak DuckDB temp disk in (b)", gb(disk["peak_temp_bytes"]), "GB")
+    results.add("    peak temp disk / raw zone", round(disk["temp_to_raw"] or 0, 2), "x")
+    results.add("    peak RSS in (b), largest process", gb(disk["peak_rss_bytes"]), "GB")
+    spilling = {name: gb(b) for name, b in disk["peak_temp_by_model"].items() if b}
+    print(f"   peak temp disk {gb(disk['peak_temp_bytes'])} GB; while running (GB): {spilling or 'none'}", flush=True)
 
 
 # --- comparing (a) and (b) -----------------------------------------------------------------------
@@ -280,9 +331,7 @@ def run(rows: int, keep: bool, verify_incremental: bool) -> Results:
         raw_dir = settings.raw_dir()
         filler = RawZoneFiller(raw_dir, settings.topic())
         with Stopwatch() as made:
-            table = generate(rows, SEED, START, DAYS)
-            filler.write(table, "bench-initial")
-            del table
+            fill_in_slices(filler, rows)
         print(f"generated {rows:,} rows into {raw_dir} in {made.seconds:.0f}s", flush=True)
 
         print("\n== (a) reference SQL", flush=True)
@@ -290,8 +339,14 @@ def run(rows: int, keep: bool, verify_incremental: bool) -> Results:
         print(f"   {ref['seconds']:.1f}s", flush=True)
         print("\n== (b) dbt build through Dagster", flush=True)
         instance = dg.DagsterInstance.ephemeral()
-        full = full_build(instance)
+        with BuildWatch(settings.duckdb_temp_dir()) as build_watch:
+            try:
+                full = full_build(instance)
+            except Exception:
+                print(f"   (b) failed: {build_watch.figures()}", flush=True)
+                raise
         print(f"   {full['seconds']:.1f}s", flush=True)
+        disk = disk_figures(build_watch, full, raw_dir, settings.warehouse_path())
         check = compare(root / "reference.duckdb", settings.warehouse_path())
 
         print("\n== (c) incremental: one new day appended", flush=True)
@@ -314,6 +369,7 @@ def run(rows: int, keep: bool, verify_incremental: bool) -> Results:
             for step, seconds in run["steps"].items():
                 results.add(f"    step {step}", round(seconds, 1), "s")
             results.add("    dbt node time, models / tests (summed)", f"{run['model_seconds']:.1f} / {run['test_seconds']:.1f}", "s")
+        add_disk_figures(results, disk)
         results.ratio("b / a", full["seconds"], ref["seconds"], "<= 2.0")
         results.ratio("c / b", inc["seconds"], full["seconds"], "<= 0.10")
         results.add("leaderboard of (a) == (b)", "yes" if check["leaderboard_equal"] else "NO", "", "equal", check["leaderboard_equal"])
@@ -322,7 +378,7 @@ def run(rows: int, keep: bool, verify_incremental: bool) -> Results:
         if after is not None:
             results.add("leaderboard after (c) == reference", "yes" if after["leaderboard_equal"] else "NO", "", "equal",
                         after["leaderboard_equal"])  # fmt: skip
-        results.details |= {"reference": ref, "full_build": full, "compare": check, "incremental": inc,
+        results.details |= {"reference": ref, "full_build": full, "build_disk": disk, "compare": check, "incremental": inc,
                             "compare_after_incremental": after}  # fmt: skip
     return results
 

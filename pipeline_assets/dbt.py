@@ -23,9 +23,10 @@ from typing import Any
 import dagster as dg
 import yaml
 from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt.errors import DagsterDbtCliRuntimeError
 from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 
-from pipeline_assets import settings
+from pipeline_assets import duckdb_limits, settings
 from pipeline_assets.freshness import served_policy
 from pipeline_assets.partitions import DATE_FORMAT, daily_partitions
 from pipeline_assets.serving.snapshot import SERVED_MODELS
@@ -142,16 +143,22 @@ def dbt_env(window: dg.TimeWindow | None) -> dict[str, str]:
 def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig) -> Iterator[Any]:
     """`dbt build` of the selected models and their tests, with row counts and column schemas."""
     settings.warehouse_path().parent.mkdir(parents=True, exist_ok=True)
+    max_temp = duckdb_limits.check_temp_space()  # before dbt starts: no room for the spill cap fails now
     # A full refresh rebuilds every date, whatever the partition; otherwise only the window's.
     partitioned = context.assets_def.partitions_def is not None and not config.full_refresh
     args = ["build", "--full-refresh"] if config.full_refresh else ["build"]
-    env = dbt_env(context.partition_time_window if partitioned else None)
+    env = dbt_env(context.partition_time_window if partitioned else None) | duckdb_limits.dbt_env(max_temp)
     days = f" {env['REDSET_MIN_DATE']}..{env['REDSET_MAX_DATE']}" if env["REDSET_MIN_DATE"] else ""
     holder = f"dbt {' '.join(args)}{days} (run {context.run_id[:8]})"
     with warehouse_writer(holder, log=context.log), settings.environment(env):  # dbt inherits the env
         invocation = dbt.cli(args, context=context)
         try:
             yield from invocation.stream().fetch_row_counts().fetch_column_metadata(with_column_lineage=False)
+        except DagsterDbtCliRuntimeError as error:
+            note = duckdb_limits.explain_temp_cap(error, max_temp)
+            if note is None:
+                raise
+            raise dg.Failure(description=f"{note}\n\n{error}") from error
         finally:
             release_warehouse(invocation)
     keep_parse_state(invocation)

@@ -157,3 +157,28 @@ def span_start() -> date:
 def span_end() -> date:
     """First day after the data's span."""
     return date.fromisoformat(_env("REDSET_SPAN_END", "2024-06-01"))
+
+
+# --- DuckDB's resources for the dbt build (the dbt-duckdb profile's `settings:`) ----------------
+
+
+def duckdb_threads() -> int:
+    """DuckDB's worker threads in the dbt build; default: every core."""
+    return max(1, int(_env("REDSET_DUCKDB_THREADS", str(os.cpu_count() or 1))))
+
+
+def duckdb_memory_limit() -> str:
+    """DuckDB's memory cap (a DuckDB size like '8GB' or '50%'); default 60 % of the machine's RAM,
+    leaving room for Dagster, the dashboards and the broker (DuckDB's own default is 80 %)."""
+    return _env("REDSET_DUCKDB_MEMORY_LIMIT", "60%")
+
+
+def duckdb_temp_dir() -> Path:
+    """Where DuckDB spills; default DuckDB's own, the warehouse file's name + '.tmp'."""
+    return _path("REDSET_DUCKDB_TEMP_DIR", warehouse_path().with_name(warehouse_path().name + ".tmp"))
+
+
+def duckdb_max_temp() -> str:
+    """Cap on DuckDB's spill files (a DuckDB size like '40GB'); empty: half of the disk free at
+    duckdb_temp_dir() when the build starts (pipeline_assets.duckdb_limits)."""
+    return _env("REDSET_DUCKDB_MAX_TEMP", "")
