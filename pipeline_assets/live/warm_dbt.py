@@ -21,8 +21,7 @@ from pathlib import Path
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 from dbt.contracts.graph.manifest import Manifest
 
-from pipeline_assets import settings
-from pipeline_assets import duckdb_limits
+from pipeline_assets import duckdb_limits, settings
 from pipeline_assets.dbt import PARTIAL_PARSE_FILE, close_duckdb_database, dbt_env, dbt_project
 
 # Every invocation: its own target and log folders (artifacts of the batch runs stay apart), no
