@@ -178,3 +178,14 @@ def spark_warehouse() -> Path:
 def spark_metastore() -> Path:
     """The embedded Derby metastore's folder (one dbt process at a time)."""
     return _path("REDSET_SPARK_METASTORE", data_dir() / "spark-metastore")
+
+
+def spark_schema() -> str:
+    """The Spark database dbt's models go to (profiles.yml's `spark` output): <warehouse>/<schema>.db/."""
+    return _env("REDSET_SPARK_SCHEMA", "redset")
+
+
+def spark_executor_memory() -> str:
+    """Heap of each executor of dbt's Spark application: all a worker offers (Spark's default 1g
+    would never be granted by a 512m worker)."""
+    return _env("REDSET_SPARK_EXECUTOR_MEMORY", spark_worker_memory())

@@ -15,45 +15,26 @@ A cluster home (default `settings.spark_home()`, i.e. `.spark/`) holds:
     cluster.json               pids and ports of the running cluster
 
 Each daemon leads its own process group; the executors a worker starts join it, so stopping the
-group leaves no executor JVM behind.
+group leaves no executor JVM behind. How a daemon is launched: launch.py; the master's JSON: master.py.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import shutil
 import signal
-import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline_assets import daemons, settings
 from pipeline_assets.kafka.ports import free_ports, port_in_use
+from pipeline_assets.spark import launch
+from pipeline_assets.spark.launch import HOST, ClusterError
+from pipeline_assets.spark.master import answers, master_state, ready
 
-HOST = "127.0.0.1"
-MASTER_CLASS = "org.apache.spark.deploy.master.Master"
-WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
-DAEMON_HEAP = "256m"  # the master and workers only schedule; executors get the worker memory
 START_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 30.0
-
-# Fixed ports only: a taken port fails the start instead of moving to the next one unnoticed.
-# The master's REST submission server would take the fixed port 6066 in every cluster; unused here.
-DEFAULTS_CONF = """\
-spark.port.maxRetries 0
-spark.master.rest.enabled false
-spark.ui.showConsoleProgress false
-"""
-
-
-class ClusterError(RuntimeError):
-    """The cluster cannot be started or stopped; the message says why and where to look."""
 
 
 @dataclass(frozen=True)
@@ -118,51 +99,6 @@ def _state_file(home: Path) -> Path:
     return home / "cluster.json"
 
 
-def spark_home() -> Path:
-    """pyspark's install: its jars/ and bin/spark-class are a Spark distribution."""
-    spec = importlib.util.find_spec("pyspark")  # without importing it (slow)
-    if spec is None or not spec.submodule_search_locations:
-        raise ClusterError("pyspark is not installed: `pip install -e .` installs the pinned version")
-    return Path(spec.submodule_search_locations[0])
-
-
-def _daemon_env(home: Path) -> dict[str, str]:
-    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
-        raise ClusterError("Spark needs Java 17+ (`java` on PATH or JAVA_HOME): `make java` installs it")
-    return {
-        **os.environ,
-        "SPARK_HOME": str(spark_home()),
-        "SPARK_CONF_DIR": str(home / "conf"),  # ours only: no spark-env.sh or defaults from elsewhere
-        "SPARK_LOCAL_IP": HOST,
-        "SPARK_DAEMON_MEMORY": DAEMON_HEAP,
-        "PYSPARK_PYTHON": sys.executable,  # Python UDFs in executors run in this venv
-    }
-
-
-def _spark_class(main_class: str, *args: str) -> list[str]:
-    return [str(spark_home() / "bin" / "spark-class"), main_class, *args]
-
-
-def master_state(ui_url: str, timeout: float = 2.0) -> dict[str, Any]:
-    """The master's JSON status at <ui_url>/json/."""
-    with urllib.request.urlopen(f"{ui_url}/json/", timeout=timeout) as response:
-        return json.load(response)
-
-
-def _answers(ui_url: str) -> dict[str, Any] | None:
-    try:
-        return master_state(ui_url)
-    except (OSError, ValueError):  # URLError is an OSError; ValueError: half-started Jetty
-        return None
-
-
-def _ready(state: dict[str, Any] | None, workers: int) -> bool:
-    if state is None or state.get("status") != "ALIVE":
-        return False
-    alive = [w for w in state["workers"] if w["state"] == "ALIVE"]
-    return len(alive) >= workers and all(w["host"] == HOST for w in alive)
-
-
 def running(home: str | Path | None = None) -> SparkCluster | None:
     """The cluster recorded in `home`, if its master still runs (workers that died are left out)."""
     home = _home(home)
@@ -170,14 +106,14 @@ def running(home: str | Path | None = None) -> SparkCluster | None:
         state = json.loads(_state_file(home).read_text())
     except (OSError, ValueError):
         return None
-    if not daemons.runs(state["master_pid"], MASTER_CLASS):
+    if not daemons.runs(state["master_pid"], launch.MASTER_CLASS):
         return None
     return SparkCluster(
         home=home,
         master_pid=state["master_pid"],
         master_port=state["master_port"],
         ui_port=state["ui_port"],
-        worker_pids=tuple(p for p in state["worker_pids"] if daemons.runs(p, WORKER_CLASS)),
+        worker_pids=tuple(p for p in state["worker_pids"] if daemons.runs(p, launch.WORKER_CLASS)),
         worker_cores=state["worker_cores"],
         worker_memory=state["worker_memory"],
     )
@@ -224,14 +160,14 @@ def start(
             )
     for sub in ("conf", "logs", "work"):
         (home / sub).mkdir(parents=True, exist_ok=True)
-    (home / "conf" / "spark-defaults.conf").write_text(DEFAULTS_CONF)
-    env = _daemon_env(home)
+    (home / "conf" / "spark-defaults.conf").write_text(launch.DEFAULTS_CONF)
+    env = launch.daemon_env(home)
 
     say(f"Starting Spark master and {workers} workers ({worker_cores} core, {worker_memory} each) in {home} ...",
         flush=True)  # fmt: skip
     started = time.monotonic()
     master = daemons.spawn(
-        _spark_class(MASTER_CLASS, "--host", HOST, "--port", str(master_port), "--webui-port", str(ui_port)),
+        launch.spark_class(launch.MASTER_CLASS, "--host", HOST, "--port", str(master_port), "--webui-port", str(ui_port)),
         cwd=home, log=home / "logs" / "master.log", env=env,
     )  # fmt: skip
     cluster = SparkCluster(home, master.pid, master_port, ui_port, (), worker_cores, worker_memory)
@@ -241,8 +177,8 @@ def start(
     worker_pids = []
     for n in range(1, workers + 1):
         worker = daemons.spawn(
-            _spark_class(
-                WORKER_CLASS, "--host", HOST, "--port", "0", "--webui-port", "0",  # any free port, read back from the master
+            launch.spark_class(
+                launch.WORKER_CLASS, "--host", HOST, "--port", "0", "--webui-port", "0",  # any free port, read back from the master
                 "--cores", str(worker_cores), "--memory", worker_memory, "--work-dir", str(home / "work"),
                 cluster.master_url,
             ),
@@ -273,7 +209,7 @@ def _wait(cluster: SparkCluster, workers: int, timeout: float, started: float) -
     """Until the master answers with `workers` ALIVE workers on 127.0.0.1; a daemon that exits or a
     timeout stops the cluster and raises with the log's last lines."""
     logs = {cluster.master_pid: "master.log"} | {p: f"worker-{n}.log" for n, p in enumerate(cluster.worker_pids, 1)}
-    while not _ready(state := _answers(cluster.ui_url), workers):
+    while not ready(state := answers(cluster.ui_url), workers):
         for pid, log in logs.items():
             if not daemons.is_alive(pid):
                 stop(cluster.home, quiet=True)
@@ -322,7 +258,7 @@ def stop(home: str | Path | None = None, timeout: float = STOP_TIMEOUT_S, quiet:
     except (OSError, ValueError):
         say(f"Spark is not running (home {home})")
         return False
-    recorded = [(p, WORKER_CLASS) for p in state["worker_pids"]] + [(state["master_pid"], MASTER_CLASS)]
+    recorded = [(p, launch.WORKER_CLASS) for p in state["worker_pids"]] + [(state["master_pid"], launch.MASTER_CLASS)]
     live = [pid for pid, main_class in recorded if daemons.runs(pid, main_class)]
     if live:
         say(f"Stopping Spark (pids {', '.join(map(str, live))}) ...", flush=True)
@@ -349,7 +285,7 @@ def status(home: str | Path | None = None) -> SparkCluster | None:
         print(f"Spark: not running (home {home})")
         print(f"logs:    {home / 'logs'}")
         return None
-    state = _answers(cluster.ui_url)
+    state = answers(cluster.ui_url)
     alive = [w for w in state["workers"] if w["state"] == "ALIVE"] if state else []
     print(f"Spark: running, master {state['status'] if state else 'NOT answering'}")
     print(f"master:  {cluster.master_url} (pid {cluster.master_pid})")
