@@ -124,8 +124,8 @@ def dbt_env(window: dg.TimeWindow | None) -> dict[str, str]:
     - the span, and the partition window (window_env);
     - the absolute warehouse and raw-zone paths as settings resolve them (REDSET_DATA_DIR
       included), instead of the relative defaults in profiles.yml and the sources;
-    - the Spark output's master, warehouse folder, metastore, schema and executor size (whatever
-      the engine, so a parse is the same for both);
+    - the Spark output's master, warehouse folder, metastore, schema, executor size and driver
+      address (whatever the engine, so a parse is the same for both);
     - tests run when all their models are built or upstream of the selection ("buildable"), so
       the daily runs skip the all-time marts' relationship tests and the all-time runs keep them.
     """
@@ -140,6 +140,8 @@ def dbt_env(window: dg.TimeWindow | None) -> dict[str, str]:
         "REDSET_SPARK_METASTORE": str(settings.spark_metastore()),
         "REDSET_SPARK_SCHEMA": settings.spark_schema(),
         "REDSET_SPARK_EXECUTOR_MEMORY": settings.spark_executor_memory(),
+        "REDSET_SPARK_DRIVER_HOST": settings.spark_driver_host(),
+        "REDSET_SPARK_DRIVER_BIND_ADDRESS": settings.spark_driver_bind_address(),
         "DBT_INDIRECT_SELECTION": "buildable",
     }
 

@@ -189,3 +189,12 @@ def spark_executor_memory() -> str:
     """Heap of each executor of dbt's Spark application: all a worker offers (Spark's default 1g
     would never be granted by a 512m worker)."""
     return _env("REDSET_SPARK_EXECUTOR_MEMORY", spark_worker_memory())
+
+
+def spark_driver_host() -> str:
+    """The address executors call dbt's driver back on (in Docker: the driver container's name)."""
+    return _env("REDSET_SPARK_DRIVER_HOST", "127.0.0.1")
+
+
+def spark_driver_bind_address() -> str:
+    return _env("REDSET_SPARK_DRIVER_BIND_ADDRESS", "127.0.0.1")

@@ -19,7 +19,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in (
         "REDSET_ENGINE", "REDSET_SPARK_MASTER", "REDSET_SPARK_PORT", "REDSET_SPARK_WAREHOUSE",
         "REDSET_SPARK_METASTORE", "REDSET_SPARK_SCHEMA", "REDSET_SPARK_WORKER_MEMORY",
-        "REDSET_SPARK_EXECUTOR_MEMORY", "REDSET_WAREHOUSE",
+        "REDSET_SPARK_EXECUTOR_MEMORY", "REDSET_SPARK_DRIVER_HOST", "REDSET_SPARK_DRIVER_BIND_ADDRESS", "REDSET_WAREHOUSE",
     ):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("REDSET_DATA_DIR", str(tmp_path))
@@ -52,6 +52,7 @@ def test_dbt_gets_the_spark_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert env["REDSET_SPARK_METASTORE"] == str(tmp_path / "spark-metastore")
     assert env["REDSET_SPARK_SCHEMA"] == "redset"
     assert env["REDSET_SPARK_EXECUTOR_MEMORY"] == "512m"
+    assert env["REDSET_SPARK_DRIVER_HOST"] == env["REDSET_SPARK_DRIVER_BIND_ADDRESS"] == "127.0.0.1"
 
     monkeypatch.setenv("REDSET_SPARK_PORT", "7111")
     monkeypatch.setenv("REDSET_SPARK_WORKER_MEMORY", "2g")
