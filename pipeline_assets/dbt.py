@@ -8,7 +8,8 @@ The models are split as in dagster-open-platform: the ones tagged `daily` (the s
 models/marts/daily/) are daily-partitioned and incremental, and a partition run passes its dates to
 dbt as REDSET_MIN_DATE / REDSET_MAX_DATE (window_env; the whole mechanism is described in
 dbt_project/macros/partition_window.sql); the rest are rebuilt whole from the daily tables. Both
-sets run in the `duckdb` pool (limit 1), because DuckDB allows one writing process per file.
+sets run in the `duckdb` pool (limit 1), because DuckDB allows one writing process per file (and on
+REDSET_ENGINE=spark, the embedded Derby metastore one dbt process at a time).
 """
 
 import os
