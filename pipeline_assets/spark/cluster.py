@@ -152,7 +152,7 @@ def start(
     worker_memory = worker_memory or settings.spark_worker_memory()
     master_port = master_port or settings.spark_master_port()
     ui_port = ui_port or settings.spark_ui_port()
-    for port, role in ((master_port, "master", ), (ui_port, "master web UI")):
+    for port, role in ((master_port, "master"), (ui_port, "master web UI")):
         if port_in_use(port):
             raise ClusterError(
                 f"port {port} (the Spark {role} port) on 127.0.0.1 is taken by another process; "
@@ -163,7 +163,7 @@ def start(
     (home / "conf" / "spark-defaults.conf").write_text(launch.DEFAULTS_CONF)
     env = launch.daemon_env(home)
 
-    say(f"Starting Spark master and {workers} workers ({worker_cores} core, {worker_memory} each) in {home} ...",
+    say(f"Starting Spark master and {workers} workers ({worker_cores} cores, {worker_memory} each) in {home} ...",
         flush=True)  # fmt: skip
     started = time.monotonic()
     master = daemons.spawn(
