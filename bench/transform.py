@@ -391,6 +391,10 @@ def main() -> None:
                              "(adds one more reference run)")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (raw zone, warehouses)")
     args = parser.parse_args()
+    from pipeline_assets import settings
+
+    if settings.engine() != "duckdb":  # it compares the DuckDB warehouse file with its reference SQL
+        parser.error(f"this bench is DuckDB-only; unset REDSET_ENGINE (it is {settings.engine()})")
     results = run(args.rows, args.keep, args.verify_incremental)
     results.print_table()
     results.save()
