@@ -4,6 +4,7 @@
     redset kafka start|stop|status|fetch
     redset produce --source PATH|URL [--speed FACTOR|max]
     redset demo
+    redset live        live mode without Dagster's daemon: Kafka -> raw -> dbt -> snapshot, in cycles
     redset -v ...      also show librdkafka's own log lines (each refused connection, retries)
 
 Each subcommand imports its module lazily, so `redset kafka status` does not pay for pandas.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from datetime import date
 
@@ -84,6 +86,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.run(source=args.source, rows=args.rows, speed=args.speed)
 
 
+def cmd_live(args: argparse.Namespace) -> int:
+    import threading
+
+    import dagster as dg
+
+    from pipeline_assets.live.loop import LiveLoop
+    from pipeline_assets.live.report import report_runless
+    from pipeline_assets.live.stopping import stop_on_signals
+    from pipeline_assets.live.switch import LiveModeBusy
+
+    log = logging.getLogger("pipeline_assets.live")
+    log.setLevel(logging.INFO)
+    if not os.environ.get("DAGSTER_HOME"):
+        print("redset live: set DAGSTER_HOME to the Dagster instance to report to (e.g. `make dagster-home`, "
+              "then DAGSTER_HOME=$PWD/.dagster_home)", file=sys.stderr)  # fmt: skip
+        return 1
+    stop = threading.Event()
+    with dg.DagsterInstance.get() as instance, stop_on_signals(stop, log.info):
+        loop = LiveLoop(instance, stop, where="redset live", log=log, max_cycles=args.max_cycles)
+        try:
+            for events in loop.cycles():
+                report_runless(instance, events)
+        except LiveModeBusy as exc:
+            print(f"redset live: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     verbose_help = "show librdkafka's own log lines too"
     parser = argparse.ArgumentParser(prog="redset", description=__doc__.split("\n")[0])
@@ -126,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rows", type=int, default=1_000_000)
     demo.add_argument("--speed", type=_speed, default=6480.0)
     demo.set_defaults(func=cmd_demo)
+
+    live = sub.add_parser(
+        "live", parents=[common], help="live mode: consume, build and publish in cycles until Ctrl-C or SIGTERM"
+    )
+    live.add_argument("--max-cycles", type=int, default=None, help="stop after this many cycles (default: never)")
+    live.set_defaults(func=cmd_live)
     return parser
 
 

@@ -8,7 +8,8 @@ The models are split as in dagster-open-platform: the ones tagged `daily` (the s
 models/marts/daily/) are daily-partitioned and incremental, and a partition run passes its dates to
 dbt as REDSET_MIN_DATE / REDSET_MAX_DATE (window_env; the whole mechanism is described in
 dbt_project/macros/partition_window.sql); the rest are rebuilt whole from the daily tables. Both
-sets run in the `duckdb` pool (limit 1), because DuckDB allows one writing process per file.
+sets run in the `duckdb` pool (limit 1), because DuckDB allows one writing process per file, and
+hold the warehouse's writer lock (warehouse_lock.py), which also keeps live mode out meanwhile.
 """
 
 import os
@@ -26,6 +27,7 @@ from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 
 from pipeline_assets import settings
 from pipeline_assets.partitions import DATE_FORMAT, daily_partitions
+from pipeline_assets.warehouse_lock import warehouse_writer
 
 DAILY_SELECT = "tag:daily"
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
@@ -134,7 +136,10 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBui
     # A full refresh rebuilds every date, whatever the partition; otherwise only the window's.
     partitioned = context.assets_def.partitions_def is not None and not config.full_refresh
     args = ["build", "--full-refresh"] if config.full_refresh else ["build"]
-    with settings.environment(dbt_env(context.partition_time_window if partitioned else None)):  # dbt inherits it
+    env = dbt_env(context.partition_time_window if partitioned else None)
+    days = f" {env['REDSET_MIN_DATE']}..{env['REDSET_MAX_DATE']}" if env["REDSET_MIN_DATE"] else ""
+    holder = f"dbt {' '.join(args)}{days} (run {context.run_id[:8]})"
+    with warehouse_writer(holder, log=context.log), settings.environment(env):  # dbt inherits the env
         invocation = dbt.cli(args, context=context)
         try:
             yield from invocation.stream().fetch_row_counts().fetch_column_metadata(with_column_lineage=False)
@@ -184,6 +189,11 @@ def release_warehouse(invocation: DbtCliInvocation) -> None:
     fails if an upgrade changes this."""
     if invocation.adapter is not None:
         invocation.adapter.cleanup_connections()
+    close_duckdb_database()
+
+
+def close_duckdb_database() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open in this process, if any (see release_warehouse)."""
     try:
         environment = DuckDBConnectionManager.env()
     except Exception as exc:  # dbt-duckdb raises a bare Exception when this process opened nothing

@@ -7,6 +7,7 @@ from pipeline_assets.anomaly_alerts import alert_on_new_anomalies
 from pipeline_assets.checks import raw_offsets_contiguous, raw_rows_match_offsets
 from pipeline_assets.insights.forecast_asset import workload_forecasts, workload_forecasts_automation
 from pipeline_assets.jobs import build_marts_job
+from pipeline_assets.live.job import keep_live_mode_running, live_mode_job
 from pipeline_assets.offset_outcomes import offsets_have_one_outcome
 from pipeline_assets.pools import single_writer_executor
 from pipeline_assets.raw.kafka_dump import dump_kafka_job, raw_queries
@@ -37,7 +38,7 @@ defs = dg.Definitions(
         workload_forecasts,
     ],
     asset_checks=[raw_offsets_contiguous, raw_rows_match_offsets, offsets_have_one_outcome],
-    jobs=[dump_kafka_job, ingest_landing_file_job, build_marts_job, serving_job],
+    jobs=[dump_kafka_job, ingest_landing_file_job, build_marts_job, serving_job, live_mode_job],
     sensors=[
         kafka_lag_sensor,
         landing_file_sensor,
@@ -47,6 +48,7 @@ defs = dg.Definitions(
         alert_on_run_failure,
         workload_forecasts_automation,
         alert_on_new_anomalies,
+        keep_live_mode_running,
     ],
     schedules=[daily_marts_schedule],
     resources={

@@ -29,6 +29,7 @@ from pipeline_assets import settings
 from pipeline_assets.checks import DUCKDB_CONFIG, add_kafka_views, duckdb_temp_dir
 from pipeline_assets.dbt import POOL
 from pipeline_assets.serving.snapshot import WarehouseResource, warehouse_resource
+from pipeline_assets.warehouse_lock import warehouse_writer
 
 # Each outcome is a bit, so that a whole offset's outcomes aggregate as integers (bit_or).
 OUTCOME_BITS = {"dead_letter": 1, "clean": 2, "quarantined": 4, "duplicate_delivery": 8}
@@ -140,7 +141,7 @@ def offset_outcomes(raw_dir: Path, dead_dir: Path, warehouse: Path | WarehouseRe
     (a path, or the code location's read-only `warehouse` resource)."""
     result = OffsetOutcomes()
     resource = warehouse if isinstance(warehouse, WarehouseResource) else warehouse_resource(warehouse)
-    with resource.get_connection() as con:
+    with warehouse_writer("offsets check (offsets_have_one_outcome)", resource.path), resource.get_connection() as con:
         for name, value in {**DUCKDB_CONFIG, "temp_directory": str(duckdb_temp_dir())}.items():
             con.execute(f"SET {name} = '{value}'")
         add_kafka_views(con, raw_dir, dead_dir, raw_filename=True)

@@ -14,6 +14,7 @@ from pipeline_assets import settings
 from pipeline_assets.alerts import send_alert
 from pipeline_assets.dbt import dbt_all_time_models
 from pipeline_assets.jobs import build_marts_job
+from pipeline_assets.live.switch import LIVE_SESSION_METADATA, live_mode_active
 from pipeline_assets.owed_builds import OwedBuilds, publish_stale
 from pipeline_assets.partitions import DATE_FORMAT, RANGE_END_TAG, RANGE_START_TAG, partition_for
 from pipeline_assets.resources import KafkaResource
@@ -78,11 +79,17 @@ def new_arrival_dates(
                 ascending=True,
             )
             for record in result.records:
-                days |= arrival_dates(record, log)
+                if not _from_live_mode(record):  # live mode builds the dates of its own batches
+                    days |= arrival_dates(record, log)
                 cursor[name] = record.storage_id
             if not result.has_more:
                 break
     return days, cursor
+
+
+def _from_live_mode(record: dg.EventLogRecord) -> bool:
+    materialization = record.asset_materialization
+    return materialization is not None and LIVE_SESSION_METADATA in materialization.metadata
 
 
 def contiguous_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
@@ -137,7 +144,9 @@ def build_marts_on_new_raw_batches(context: dg.SensorEvaluationContext) -> dg.Se
     publish_stale(context.instance, owed.stale())
 
     def skip(*reasons: str) -> dg.SensorResult:
-        reason = "; ".join([r for r in reasons if r] + owed.describe()) or "no new raw batches"
+        live = live_mode_active(context.instance)  # it builds the dates of its own batches
+        parts = [r for r in reasons if r] + owed.describe() + ([live] if live else [])
+        reason = "; ".join(parts) or "no new raw batches"
         return dg.SensorResult(skip_reason=reason, cursor=json.dumps({"seen": new_seen, **owed.to_cursor()}))
 
     # One build at a time: a batch lands every few seconds while a build takes longer, and a
@@ -229,6 +238,9 @@ def kafka_lag_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource) 
 
     from pipeline_assets.raw import dump_retries, offsets
 
+    live = live_mode_active(context.instance)
+    if live is not None:  # it consumes the group itself; a dump beside it would read the same offsets
+        return dg.SkipReason(live)
     topic, group = settings.topic(), settings.consumer_group()
     consumer = kafka.consumer(group)
     try:

@@ -104,6 +104,17 @@ def sensor_interval_seconds() -> int:
     return int(_env("REDSET_SENSOR_INTERVAL", "30"))
 
 
+def live_test_seconds() -> float:
+    """Live mode runs the dbt tests at most this often (they cost seconds; a cycle, far less)."""
+    return float(_env("REDSET_LIVE_TEST_SECONDS", "60"))
+
+
+def freshness_minutes() -> int:
+    """The served marts and the snapshot are stale when the raw dump has lag and nothing was
+    published for this long."""
+    return int(_env("REDSET_FRESHNESS_MINUTES", "5"))
+
+
 def build_max_attempts() -> int:
     """Failed build_marts_job runs of a date before the sensor stops retrying it (it is then stale)."""
     return int(_env("REDSET_BUILD_MAX_ATTEMPTS", "3"))
@@ -112,6 +123,21 @@ def build_max_attempts() -> int:
 def build_retry_seconds() -> float:
     """Back-off after a date's first failed build; it doubles with each further failure."""
     return float(_env("REDSET_BUILD_RETRY_SECONDS", "60"))
+
+
+def live_max_messages() -> int:
+    """Most messages one live-mode cycle consumes: a backlog is worked off in cycles of this size."""
+    return int(_env("REDSET_LIVE_MAX_MESSAGES", "250000"))
+
+
+def live_poll_seconds() -> float:
+    """Live mode's pause between cycles: batch writers can take the warehouse meanwhile."""
+    return float(_env("REDSET_LIVE_POLL_SECONDS", "1"))
+
+
+def live_insights_seconds() -> float:
+    """How often live mode also rebuilds the insights models (models/marts/insights; 0: every cycle)."""
+    return float(_env("REDSET_LIVE_INSIGHTS_SECONDS", "60"))
 
 
 def span_start() -> date:

@@ -285,3 +285,35 @@ def test_repetition_cards_on_the_aggregate_view(app_test: AppTest, source: pd.Da
     assert cards["Cache hit rate"] == f"{hit_rate:.1%}"
     assert {"Repeat share", "Missed-cache share", "Cacheable hours"} <= set(cards)
     assert points(charts(at)["cache_opportunity"]) > 0
+
+
+# --- live mode's verification banner --------------------------------------------------------------
+
+
+def test_unverified_banner_while_dbt_tests_fail(built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline_assets.serving.verification import STATE_FILE
+
+    serving = tmp_path / "serving"
+    shutil.copytree(built.serving_dir, serving)
+    monkeypatch.setenv("REDSET_SERVING_DIR", str(serving))
+    failing = ["not_null_clean_queries_deployment", "unique_leaderboard_query_id"]
+    (serving / STATE_FILE).write_text(json.dumps(
+        {"verified": False, "checked_at": "2024-03-02T10:05:00+00:00", "unverified_since": "2024-03-02T09:58:07+00:00", "failed": failing}
+    ))  # fmt: skip
+
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception, at.exception
+    [banner] = at.warning
+    assert "Unverified since 2024-03-02 09:58:07 UTC" in banner.value
+    assert "2 dbt tests failing (not_null_clean_queries_deployment, unique_leaderboard_query_id)" in banner.value
+    assert points(charts(at)["query_types"]) > 0  # the numbers are still shown
+
+    at.switch_page("views/expert.py").run()  # every page
+    assert "Unverified since" in at.warning[0].value
+
+    (serving / STATE_FILE).write_text(json.dumps(
+        {"verified": True, "checked_at": "2024-03-02T10:06:00+00:00", "unverified_since": None, "failed": []}
+    ))  # fmt: skip
+    at.run()  # the tests pass again: the banner goes
+    assert not at.exception, at.exception
+    assert not at.warning

@@ -17,6 +17,20 @@ DEMO_SENSOR_INTERVAL = "3"
 DAGSTER_YAML_TEMPLATE = settings.PROJECT_ROOT / "scripts" / "dagster.yaml"
 
 
+def demo_live() -> bool:
+    """The demo runs live mode (the sensor keep_live_mode_running on) unless REDSET_DEMO_LIVE=0,
+    which gives the batch path: a raw-dump run and a build_marts_job run per batch."""
+    return os.environ.get("REDSET_DEMO_LIVE", "1").strip() != "0"
+
+
+def live_switch_args() -> list[str]:
+    """`dagster sensor start|stop keep_live_mode_running`: the switch is stored in the instance, so
+    a demo without live mode also switches off what an earlier demo switched on."""
+    from pipeline_assets.live.job import LIVE_SENSOR
+
+    return ["sensor", "start" if demo_live() else "stop", LIVE_SENSOR]
+
+
 def dagster_home() -> Path:
     return Path(os.environ.get("REDSET_DEMO_DAGSTER_HOME") or settings.PROJECT_ROOT / ".dagster_home")
 

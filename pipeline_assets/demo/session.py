@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline_assets import settings
 from pipeline_assets.demo.addresses import DAGSTER_PORT, DASHBOARD_PORT, DOCS_PORT, HOST, LINEAGE_PATH
-from pipeline_assets.demo.dagster_home import prepare_dagster_home
+from pipeline_assets.demo.dagster_home import live_switch_args, prepare_dagster_home
 from pipeline_assets.demo.processes import DemoError, Service, log_dir, port_free, spawn, tool, wait_for
 from pipeline_assets.demo.progress import watch
 from pipeline_assets.demo.replay import replay_file
@@ -98,9 +98,9 @@ class Demo:
         service = self.spawn("dagster", cmd, url=f"http://{HOST}:{DAGSTER_PORT}")
         print("Starting Dagster (the first start takes a minute) ...", flush=True)
         wait_for(service, f"{service.url}/server_info", DAGSTER_START_TIMEOUT_S)
-        # Sensors whose default is STOPPED are switched on in this demo's own instance.
+        # Live mode's switch (the only sensor whose default is STOPPED), in this demo's own instance.
         subprocess.run(
-            [tool("dagster"), "sensor", "start", "--start-all", "-w", "workspace.yaml"],
+            [tool("dagster"), *live_switch_args(), "-w", "workspace.yaml"],
             cwd=settings.PROJECT_ROOT,
             env=self.env,
             capture_output=True,

@@ -12,15 +12,17 @@ forecast does not need every batch, and its backtest costs seconds per instance.
 
 # No `from __future__ import annotations`: Dagster inspects the asset's `context` annotation.
 import time
+from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
 from pipeline_assets import settings
 from pipeline_assets.dbt import POOL
 from pipeline_assets.insights import forecast as fc
+from pipeline_assets.serving.snapshot import WarehouseResource
+from pipeline_assets.warehouse_lock import warehouse_writer
 
 HOURLY_SQL = """
     WITH q AS (SELECT * FROM main.clean_queries),
@@ -61,7 +63,7 @@ def forecast_tables(hourly: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, p
 
 def write_tables(path, forecasts: pd.DataFrame, backtests: pd.DataFrame, history: pd.DataFrame) -> None:
     """Replace the three tables in one transaction, the warehouse open for writing only meanwhile."""
-    with duckdb.connect(str(path)) as con:
+    with warehouse_writer("workload_forecasts: writing its tables", Path(path)), duckdb.connect(str(path)) as con:
         con.execute("BEGIN")
         con.execute(
             "CREATE OR REPLACE TABLE main.workload_forecasts AS SELECT deployment, CAST(instance_id AS BIGINT) AS instance_id, "
@@ -89,12 +91,14 @@ def write_tables(path, forecasts: pd.DataFrame, backtests: pd.DataFrame, history
     "sMAPE, last 14 daily origins, 24 h ahead) in `forecast_backtest`, its out-of-sample forecasts "
     "per past hour in `forecast_history`.",
 )
-def workload_forecasts(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg.MaterializeResult:
+def workload_forecasts(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     started = time.monotonic()
-    with warehouse.get_connection() as con:
-        hourly = con.execute(HOURLY_SQL).df()
+    # The writer lock is held to read and to write, not while fitting (seconds per instance).
+    with warehouse_writer("workload_forecasts: reading clean_queries", warehouse.path, context.log):
+        with warehouse.get_connection() as con:
+            hourly = con.execute(HOURLY_SQL).df()
     forecasts, backtests, history = forecast_tables(hourly)
-    write_tables(settings.warehouse_path(), forecasts, backtests, history)
+    write_tables(warehouse.path, forecasts, backtests, history)
     medians = {m: backtests[backtests.metric == m].groupby("model")["mase"].median() for m in METRICS}
     context.log.info(f"median MASE per model: { {m: v.round(3).to_dict() for m, v in medians.items()} }")
     return dg.MaterializeResult(

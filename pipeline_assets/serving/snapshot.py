@@ -7,7 +7,8 @@ exports every served mart to `settings.serving_dir()/<model>.parquet`, adds `kpi
 
 Every file is written under a temporary dot-name in the same folder and renamed over the old
 one, so a reader sees either the previous file or the new one, never half a file. The asset
-shares the Dagster pool `duckdb` with dbt, so it never reads while dbt writes.
+shares the Dagster pool `duckdb` with dbt, and publishing holds the warehouse's writer lock
+(warehouse_lock.py), so it never reads while dbt or live mode writes.
 """
 
 # No `from __future__ import annotations` here: Dagster inspects the asset's `context` annotation.
@@ -27,6 +28,7 @@ from dagster_duckdb import DuckDBResource
 
 from pipeline_assets import settings
 from pipeline_assets.durable import fsync_path
+from pipeline_assets.warehouse_lock import warehouse_writer
 
 # dbt marts the dashboards read. clean_queries and quarantine_queries are row-level tables the
 # dashboards do not need, so they stay in the warehouse.
@@ -98,9 +100,9 @@ def read_manifest(serving_dir: Path) -> dict[str, object] | None:
 
 
 class WarehouseResource(DuckDBResource):
-    """dbt's warehouse, read-only. Its connection waits out a write lock held outside Dagster (a
-    `dbt build` from a shell; inside Dagster the `duckdb` pool keeps dbt and the readers apart):
-    DuckDBResource retries a locked file for about 100 s. Without a `database`, the file is
+    """dbt's warehouse, read-only. A connection holds the warehouse's writer lock
+    (warehouse_lock.py), so no process writes meanwhile (live mode included); for a `dbt build`
+    from a shell, which takes no lock, DuckDBResource retries a locked file for about 100 s. Without a `database`, the file is
     settings.warehouse_path() (REDSET_WAREHOUSE) read when a connection opens, not when the code
     location loads, like every other setting."""
 
@@ -113,12 +115,13 @@ class WarehouseResource(DuckDBResource):
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        if self.database:
-            with super().get_connection() as con:
-                yield con
-        else:
-            with DuckDBResource(database=str(self.path), connection_config=self.connection_config).get_connection() as con:
-                yield con
+        with warehouse_writer("a read-only warehouse connection", self.path):  # no writer meanwhile
+            if self.database:
+                with super().get_connection() as con:
+                    yield con
+            else:
+                with DuckDBResource(database=str(self.path), connection_config=self.connection_config).get_connection() as con:
+                    yield con
 
 
 def warehouse_resource(path: Path | None = None) -> WarehouseResource:
@@ -163,7 +166,7 @@ def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def _write_json_atomically(payload: dict[str, object], target: Path) -> None:
+def write_json_atomically(payload: dict[str, object], target: Path) -> None:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
     fsync_path(tmp)
@@ -188,7 +191,7 @@ def publish(
     started = time.monotonic()
     pub = Publication(published_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"), serving_dir=serving_dir)
 
-    with duckdb_resource.get_connection() as con:
+    with warehouse_writer("serving snapshot publish", warehouse), duckdb_resource.get_connection() as con:
         existing = _existing_tables(con)
         pub.missing = [m for m in SERVED_MODELS if m not in existing]
         if len(pub.missing) == len(SERVED_MODELS):
@@ -204,7 +207,7 @@ def publish(
             pub.rows[KPIS] = _export(con, _select_for_export(con, KPI_SQL), serving_dir / f"{KPIS}.parquet")
 
     # The manifest goes last: once it names a publication, every file of it is in place.
-    _write_json_atomically(pub.manifest(warehouse), serving_dir / MANIFEST)
+    write_json_atomically(pub.manifest(warehouse), serving_dir / MANIFEST)
     pub.seconds = time.monotonic() - started
     return pub
 
@@ -238,16 +241,19 @@ def serving_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     pub = publish(duckdb_resource=warehouse)
     if pub.missing:
         context.log.warning(f"marts not built yet, not published: {', '.join(pub.missing)}")
-    return dg.MaterializeResult(
-        metadata={
-            "serving_dir": dg.MetadataValue.path(str(pub.serving_dir)),
-            "published_at": pub.published_at,
-            "tables": dg.MetadataValue.json(pub.rows),
-            "missing": dg.MetadataValue.json(pub.missing),
-            "query_metrics_rows": pub.rows.get("query_metrics", 0),
-            "seconds": round(pub.seconds, 2),
-        }
-    )
+    return dg.MaterializeResult(metadata=publication_metadata(pub))
+
+
+def publication_metadata(pub: Publication) -> dict[str, Any]:
+    """A publication as serving_snapshot's materialization metadata (also live mode's)."""
+    return {
+        "serving_dir": dg.MetadataValue.path(str(pub.serving_dir)),
+        "published_at": pub.published_at,
+        "tables": dg.MetadataValue.json(pub.rows),
+        "missing": dg.MetadataValue.json(pub.missing),
+        "query_metrics_rows": pub.rows.get("query_metrics", 0),
+        "seconds": round(pub.seconds, 2),
+    }
 
 
 serving_job = dg.define_asset_job(

@@ -24,6 +24,7 @@ page = st.navigation(
 )
 
 data = ui.serving_data()
+ui.verification_banner(data)
 if data.is_empty():
     ui.empty_state(data)
     ui.live_refresh()  # so an open tab notices the first snapshot by itself

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from pipeline_assets import settings
 from pipeline_assets.schema import QUERY_TYPES
 from pipeline_assets.serving.dashboard.filters import WHERE_DAY, WHERE_INSTANCE, Filters, Instance, dates
+from pipeline_assets.serving import verification
 from pipeline_assets.serving.snapshot import KPI_COLUMNS, KPIS, SERVED_MODELS, read_manifest
 
 
@@ -51,6 +52,10 @@ class ServingData:
         """The snapshot's publish stamp (None before the first publish): a new one, new data."""
         manifest = self.manifest()
         return None if manifest is None else str(manifest["published_at"])
+
+    def verification_banner(self) -> str | None:
+        """Live mode's "unverified since ..." text while dbt tests fail (read at every rerun)."""
+        return verification.banner(verification.read_state(self.serving_dir))
 
     def tables(self) -> set[str]:
         names = (*SERVED_MODELS, KPIS)

@@ -45,6 +45,13 @@ def _snapshot_data(serving_dir: str, published_at: str | None) -> ServingData:
     return ServingData(Path(serving_dir))
 
 
+def verification_banner(data: ServingData) -> None:
+    """A warning on every page while live mode's dbt tests fail (serving/verification.py)."""
+    text = data.verification_banner()
+    if text:
+        st.warning(text, icon="⚠️")
+
+
 def empty_state(data: ServingData) -> None:
     st.info(EMPTY_STATE.format(serving_dir=data.serving_dir), icon="⏳")
 

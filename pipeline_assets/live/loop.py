@@ -1,0 +1,172 @@
+"""The live loop: one process, cycles until stopped (cycle.py does one; this decides when and how often).
+
+- dbt is parsed once, at start (warm_dbt.py).
+- Every cycle: consume and build (cycle.py); `cycles()` then yields the cycle's materializations
+  (report.py) for its caller to report, and the cycle's timings go to `<data dir>/live/cycles.jsonl`.
+- The insights models join a cycle at most every REDSET_LIVE_INSIGHTS_SECONDS; the dbt tests run
+  every REDSET_LIVE_TEST_SECONDS once models were rebuilt (verify.py), their evaluations reported
+  to the instance as asset checks.
+- Between cycles it pauses REDSET_LIVE_POLL_SECONDS, holding no lock: batch writers take turns.
+- A failed cycle raises one `live_cycle_failed` alert per episode and backs off (doubling, at most
+  a minute); the loop goes on. An interrupt (KeyboardInterrupt, run termination) is not caught.
+- It ends when `stop` is set (stopping.py: the first SIGINT/SIGTERM), when `keep_going()` gives a
+  reason to stop (live_mode_job: its sensor was switched off), or after `max_cycles`.
+
+A generator, so that a Dagster op can yield the events as they come: events an op logs with
+`context.log_event` are only stored when the op yields or returns, which a loop never does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+
+from pipeline_assets import settings
+from pipeline_assets.alerts import send_alert
+from pipeline_assets.live import verify
+from pipeline_assets.live.consume import LiveConsumer
+from pipeline_assets.live.cycle import CycleResult, run_cycle
+from pipeline_assets.live.report import cycle_events
+from pipeline_assets.live.state import Owed, live_dir
+from pipeline_assets.live.switch import one_live_loop
+from pipeline_assets.live.warm_dbt import WarmDbt
+from pipeline_assets.resources import KafkaResource
+
+MAX_BACKOFF_S = 60.0
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LoopSummary:
+    session: str
+    cycles: int = 0
+    messages: int = 0
+    failed_cycles: int = 0
+    stopped_because: str = ""
+
+
+class LiveLoop:
+    """`cycles()` runs live mode, yielding each cycle's materializations; `summary` says what it did.
+    `where` names this loop (a run id, `redset live`) for whoever finds it running; `instance`
+    receives the dbt tests' check evaluations."""
+
+    def __init__(
+        self,
+        instance: dg.DagsterInstance,
+        stop: threading.Event,
+        *,
+        where: str,
+        log: Any = _logger,
+        kafka: KafkaResource | None = None,
+        keep_going: Callable[[], str | None] = lambda: None,
+        max_cycles: int | None = None,
+    ) -> None:
+        self.instance, self.stop, self.where, self.log = instance, stop, where, log
+        self.kafka, self.keep_going, self.max_cycles = kafka, keep_going, max_cycles
+        self.summary = LoopSummary(session=uuid.uuid4().hex[:8])
+
+    def cycles(self) -> Iterator[list[dg.AssetMaterialization]]:
+        with one_live_loop(self.where):
+            started = time.monotonic()
+            dbt = WarmDbt()
+            dbt.manifest  # noqa: B018  (the one parse, before the first cycle)
+            self.log.info(f"live mode {self.summary.session} ({self.where}): dbt parsed in {time.monotonic() - started:.1f}s")
+            yield from self._cycles(dbt, LiveConsumer(self.kafka, log=self.log.debug))
+        s = self.summary
+        self.log.info(f"live mode {s.session} stopped ({s.stopped_because}) after {s.cycles} cycles")
+
+    def _stop_reason(self) -> str | None:
+        if self.stop.is_set():
+            return "stop requested"
+        if self.max_cycles is not None and self.summary.cycles >= self.max_cycles:
+            return f"{self.max_cycles} cycles done"
+        return self.keep_going()
+
+    def _cycles(self, dbt: WarmDbt, consumer: LiveConsumer) -> Iterator[list[dg.AssetMaterialization]]:
+        owed = Owed.load()
+        last_insights: float | None = None
+        last_tests: float | None = None
+        untested = False  # models were rebuilt since the tests last ran
+        failing = 0
+        while (reason := self._stop_reason()) is None:
+            now = time.monotonic()
+            insights_due = last_insights is None or now - last_insights >= settings.live_insights_seconds()
+            self.summary.cycles += 1
+            errors: list[str] = []
+            try:
+                cycle = run_cycle(self.summary.session, self.summary.cycles, consumer, dbt, owed, insights_due, self.log)
+                events = cycle_events(cycle)
+            except Exception as exc:  # a cycle's failure must not end live mode; interrupts are no Exception
+                cycle, events, errors = None, [], [f"cycle: {type(exc).__name__}: {exc}"]
+            if events:
+                started = time.monotonic()
+                yield events  # the caller reports them
+                cycle.seconds["report"] = time.monotonic() - started
+            if cycle is not None:
+                errors += cycle.errors
+                self.summary.messages += cycle.stats.messages
+                if insights_due and cycle.build is not None and cycle.build.ok:
+                    last_insights = time.monotonic()  # from its end: fast cycles get a turn in between
+                untested |= cycle.build is not None
+                if cycle.build is not None or cycle.stats.messages:
+                    self.log.info(cycle.summary())
+                    _append_timings(cycle)
+            if untested and verify.due(last_tests, now):
+                last_tests, untested = now, False
+                errors += self._tests(dbt)
+            failing = self._settle(errors, failing)
+            pause = settings.live_poll_seconds() * (2 ** min(failing, 6) if failing else 1)
+            self.stop.wait(min(pause, MAX_BACKOFF_S))
+        self.summary.stopped_because = reason
+
+    def _tests(self, dbt: WarmDbt) -> list[str]:
+        """The dbt tests as asset checks, reported to the instance (verify.py alerts on failing tests)."""
+        try:
+            for evaluation in verify.run_checks(dbt, {}, log=self.log):
+                self.instance.report_runless_asset_event(evaluation)
+        except Exception as exc:
+            return [f"dbt tests: {type(exc).__name__}: {exc}"]
+        return []
+
+    def _settle(self, errors: list[str], failing: int) -> int:
+        """Alert when a failure episode starts, log its end; returns the failing-cycles count."""
+        s = self.summary
+        if not errors:
+            if failing:
+                self.log.info(f"live mode {s.session}: cycles succeed again after {failing} failed")
+            return 0
+        s.failed_cycles += 1
+        message = "; ".join(errors)
+        self.log.warning(f"live cycle {s.cycles} failed: {message}")
+        if failing == 0:
+            send_alert("live_cycle_failed", message, self.log, session=s.session, cycle=s.cycles)
+        return failing + 1
+
+
+def _append_timings(cycle: CycleResult) -> None:
+    """One JSON line per cycle that did something: what a benchmark or a person reads back."""
+    line = {
+        "session": cycle.session,
+        "cycle": cycle.number,
+        "finished_at": time.time(),
+        "messages": cycle.stats.messages,
+        "rows": cycle.stats.summary.rows,
+        "days": sorted(d.isoformat() for d in cycle.built_days),
+        "with_insights": cycle.with_insights,
+        "published_at": cycle.publication.published_at if cycle.publication else None,
+        "seconds": {k: round(v, 3) for k, v in cycle.seconds.items()},
+        "errors": cycle.errors,
+    }
+    path = live_dir() / "cycles.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(line) + "\n")

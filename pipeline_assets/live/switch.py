@@ -1,0 +1,77 @@
+"""Whether live mode is on, for the batch sensors, and one live loop per data folder.
+
+A live loop holds `<data dir>/live/live.lock` (an flock: the OS drops it if the process dies) and
+names itself in `running.json` beside it. While a live_mode_job run is queued or running, or a
+live loop holds the lock (`redset live`), kafka_lag_sensor and build_marts_on_new_raw_batches
+skip: live mode consumes the group and builds the dates itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+import dagster as dg
+from filelock import FileLock, Timeout
+
+from pipeline_assets.durable import pid_alive
+from pipeline_assets.live.state import live_dir
+
+LIVE_JOB = "live_mode_job"
+# Metadata key on every materialization live mode reports (report.py): the batch marts sensor
+# leaves the dates of live mode's raw batches to live mode.
+LIVE_SESSION_METADATA = "live_session"
+
+
+class LiveModeBusy(RuntimeError):
+    """Another live loop already runs on this data folder."""
+
+
+def running_loop() -> dict[str, Any] | None:
+    """The live loop running on this data folder ({pid, where, since}), or None."""
+    try:
+        record = json.loads((live_dir() / "running.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return record if pid_alive(int(record.get("pid", -1))) else None
+
+
+@contextmanager
+def one_live_loop(where: str) -> Iterator[None]:
+    """Hold the live lock of this data folder while the block runs, or raise LiveModeBusy."""
+    folder = live_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / "live.lock"))
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
+        other = running_loop() or {}
+        raise LiveModeBusy(
+            f"live mode already runs on {folder.parent} (pid {other.get('pid', '?')}, {other.get('where', '?')}); "
+            "stop it first"
+        ) from None
+    record = folder / "running.json"
+    try:
+        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        record.write_text(json.dumps({"pid": os.getpid(), "where": where, "since": since}))
+        yield
+    finally:
+        record.unlink(missing_ok=True)
+        lock.release()
+
+
+def live_mode_active(instance: dg.DagsterInstance) -> str | None:
+    """Why the batch Kafka dump and marts builds should stand aside now, or None."""
+    from pipeline_assets.sensors import run_in_flight  # sensors.py imports this module
+
+    run = run_in_flight(instance, LIVE_JOB)
+    if run is not None:
+        return f"live mode is on: {LIVE_JOB} run {run.run_id} consumes Kafka and builds the marts"
+    loop = running_loop()
+    if loop is not None:
+        return f"live mode is on: pid {loop['pid']} ({loop.get('where')}) consumes Kafka and builds the marts"
+    return None

@@ -1,0 +1,69 @@
+"""While live mode runs, the batch Kafka dump and marts builds stand aside, and its sensor keeps one run.
+
+No broker: the sensors decide before they talk to Kafka, and raw batches are reported runless.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from pipeline_assets.live.job import keep_live_mode_running
+from pipeline_assets.live.switch import LIVE_SESSION_METADATA, LiveModeBusy, live_mode_active, one_live_loop
+from pipeline_assets.resources import KafkaResource
+from pipeline_assets.sensors import build_marts_on_new_raw_batches, kafka_lag_sensor
+
+UNREACHABLE = KafkaResource(bootstrap_servers="127.0.0.1:9", settings={})  # nothing listens on port 9
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("REDSET_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("REDSET_ALERT_LOG", str(tmp_path / "alerts.log"))
+    return tmp_path
+
+
+def test_the_batch_dump_stands_aside_while_a_live_loop_runs(data_dir: Path) -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert live_mode_active(instance) is None
+        with one_live_loop("redset live"):
+            result = kafka_lag_sensor(dg.build_sensor_context(instance=instance), kafka=UNREACHABLE)
+            assert isinstance(result, dg.SkipReason)
+            assert "live mode is on" in result.skip_message and "redset live" in result.skip_message
+            with pytest.raises(LiveModeBusy, match="live mode already runs"), one_live_loop("a second one"):
+                pass
+        assert live_mode_active(instance) is None  # released: the batch path is back
+
+
+def raw_batch(instance: dg.DagsterInstance, day: str, live: bool) -> None:
+    metadata = {"arrival_dates": dg.MetadataValue.json([day])} | ({LIVE_SESSION_METADATA: "s1"} if live else {})
+    instance.report_runless_asset_event(dg.AssetMaterialization("raw_queries", metadata=metadata))
+
+
+def test_the_marts_sensor_leaves_live_batches_to_live_mode_and_builds_the_others(data_dir: Path) -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        raw_batch(instance, "2024-03-05", live=False)  # e.g. a dump that ended as live mode started
+        raw_batch(instance, "2024-03-09", live=True)
+        with one_live_loop("redset live"):
+            result = build_marts_on_new_raw_batches(dg.build_sensor_context(instance=instance))
+    assert [r.partition_key for r in result.run_requests] == ["2024-03-05"]
+
+
+def test_the_marts_sensor_names_live_mode_when_it_skips(data_dir: Path) -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        raw_batch(instance, "2024-03-09", live=True)
+        with one_live_loop("redset live"):
+            result = build_marts_on_new_raw_batches(dg.build_sensor_context(instance=instance))
+    assert not result.run_requests
+    assert "live mode is on" in result.skip_reason.skip_message
+
+
+def test_keep_live_mode_running_requests_one_run_and_waits_for_a_running_loop(data_dir: Path) -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        request = keep_live_mode_running(dg.build_sensor_context(instance=instance))
+        assert isinstance(request, dg.RunRequest)
+        with one_live_loop("redset live"):
+            skip = keep_live_mode_running(dg.build_sensor_context(instance=instance))
+        assert isinstance(skip, dg.SkipReason) and "outside Dagster" in skip.skip_message
