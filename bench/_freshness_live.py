@@ -8,12 +8,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from _common import PROJECT_ROOT
 
-CYCLE_PARTS = ("consume", "dbt_daily", "dbt_all_time", "publish", "report")
+CYCLE_PARTS = ("consume", "dbt_daily", "dbt_all_time", "publish", "report")  # cycles.jsonl's "seconds"
 
 
 def start_live(env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -41,26 +42,40 @@ def cycles(data_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
-def breakdown(all_cycles: list[dict[str, Any]], delivered: float, seen: float) -> tuple[dict[str, float], list[dict[str, Any]]]:
+def publisher(data_dir: Path, seen: float, timeout: float = 120.0) -> dict[str, Any] | None:
+    """The cycle whose snapshot the marker was seen in: the first that published (its end minus
+    its report step) no earlier than a second before the sighting. Its line is written after its
+    report step, so this waits for it (None if it never comes)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for c in cycles(data_dir):
+            if c["finished_at"] - c.get("seconds", {}).get("report", 0.0) >= seen - 1.0:
+                return c
+        time.sleep(0.5)
+    return None
+
+
+def breakdown(data_dir: Path, delivered: float, seen: float) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Where a marker's latency went: waiting for a cycle to pick it up (the cycle running at
-    delivery finishing, then the poll pause), then the parts of the cycle that published it, then
-    the bench's own polling. The cycles finished between delivery and sighting, times relative to
-    the delivery. The parts add up to the latency."""
-    between = [c for c in all_cycles if delivered < c["finished_at"] <= seen + 0.5]
+    delivery finishing, then the poll pause), the steps of the cycle that published it up to its
+    publication, and the bench's own polling after it; they add up to the latency. The report
+    step comes after the publication, so it is shown but not counted. Also the cycles from the
+    delivery to that one, times relative to the delivery."""
+    last = publisher(data_dir, seen)
+    between = [c for c in cycles(data_dir) if c["finished_at"] > delivered and (last is None or c["cycle"] <= last["cycle"])]
     rows = [{"cycle": c["cycle"], "messages": c.get("messages"), "days": c.get("days"),
              "with_insights": c.get("with_insights"), "finished_s": round(c["finished_at"] - delivered, 2),
              **{k: round(v, 2) for k, v in c.get("seconds", {}).items()}} for c in between]  # fmt: skip
-    parts = {"wait_for_cycle_s": 0.0, **{f"{k}_s": 0.0 for k in CYCLE_PARTS}, "after_cycle_s": 0.0}
-    if not between:
-        parts["after_cycle_s"] = seen - delivered
-        return parts, rows
-    last = between[-1]
+    parts = {"wait_for_cycle_s": 0.0, **{f"{k}_s": 0.0 for k in CYCLE_PARTS}, "after_publish_s": seen - delivered}
+    if last is None:
+        return {k: round(v, 2) for k, v in parts.items()}, rows
     spent = {k: float(last.get("seconds", {}).get(k, 0.0)) for k in CYCLE_PARTS}
     started = last["finished_at"] - sum(spent.values())
     parts["wait_for_cycle_s"] = max(0.0, started - delivered)
     for k in CYCLE_PARTS:
         parts[f"{k}_s"] = spent[k]
-    parts["after_cycle_s"] = seen - delivered - parts["wait_for_cycle_s"] - sum(spent.values())
+    counted = sum(v for k, v in spent.items() if k != "report")
+    parts["after_publish_s"] = seen - delivered - parts["wait_for_cycle_s"] - counted
     return {k: round(v, 2) for k, v in parts.items()}, rows
 
 

@@ -188,7 +188,7 @@ def measure(mode: str, root: Path, bootstrap: str, replay: Path, speed: float, m
                                   f"{mode} marker {entity}", alive=alive)  # fmt: skip
                 latency = seen - delivered
                 if mode == "live":
-                    parts, detail = live.breakdown(live.cycles(data_dir), delivered, seen)
+                    parts, detail = live.breakdown(data_dir, delivered, seen)
                 else:
                     detail = batch.runs_since(instance, delivered)
                     parts = batch.breakdown(detail, latency)
