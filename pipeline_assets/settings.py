@@ -114,8 +114,9 @@ def sensor_interval_seconds() -> int:
 
 
 def live_test_seconds() -> float:
-    """Live mode runs the dbt tests at most this often (they cost seconds; a cycle, far less)."""
-    return float(_env("REDSET_LIVE_TEST_SECONDS", "60"))
+    """Live mode runs the dbt tests at most this often (about 150 tests cost tens of seconds, which a
+    marker waiting behind them would feel; a cycle costs a few)."""
+    return float(_env("REDSET_LIVE_TEST_SECONDS", "300"))
 
 
 def freshness_minutes() -> int:
@@ -146,7 +147,7 @@ def live_poll_seconds() -> float:
 
 def live_insights_seconds() -> float:
     """How often live mode also rebuilds the insights models (models/marts/insights; 0: every cycle)."""
-    return float(_env("REDSET_LIVE_INSIGHTS_SECONDS", "60"))
+    return float(_env("REDSET_LIVE_INSIGHTS_SECONDS", "300"))
 
 
 def span_start() -> date:
