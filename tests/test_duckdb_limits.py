@@ -16,7 +16,7 @@ import pytest
 
 from pipeline_assets import duckdb_limits, schema, settings
 from pipeline_assets.source import generator
-from tests.dbt_support import RANGE_END_TAG, RANGE_START_TAG, dbt_paths, kafka_rows, write_raw_file
+from dbt_support import RANGE_END_TAG, RANGE_START_TAG, dbt_paths, kafka_rows, write_raw_file
 
 
 def test_sizes_parse_in_duckdb_units():
