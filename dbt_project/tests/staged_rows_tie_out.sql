@@ -28,8 +28,8 @@ copies as (
 
     -- Every valid delivery of the window's queries, on any date (re-deliveries on other dates
     -- only repeat a copy and never change which one is earliest).
-    select valid.* exclude (reason), true as in_window from valid
-    union all by name
+    select valid.* {{ star_exclude(['reason']) }}, true as in_window from valid
+    {{ union_all_by_name() }}
     select deliveries.*, false as in_window
     from {{ ref('stg_query_deliveries') }} as deliveries
     semi join valid using (deployment, instance_id, query_id)

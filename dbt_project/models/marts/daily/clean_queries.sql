@@ -37,7 +37,7 @@ candidates as (
 
     select * from valid
     {% if is_partition_run() %}
-    union all by name
+    {{ union_all_by_name() }}
     select * from other_dates
     {% endif %}
 
@@ -59,7 +59,7 @@ earliest as (
 
     select * from candidates
     anti join copied using (deployment, instance_id, query_id)
-    union all by name
+    {{ union_all_by_name() }}
     select * from (
         select * from candidates
         semi join copied using (deployment, instance_id, query_id)

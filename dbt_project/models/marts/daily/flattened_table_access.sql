@@ -21,9 +21,9 @@ id_lists as (
 )
 
 select deployment, instance_id, query_id, arrival_timestamp, arrival_date, query_type,
-    unnest(read_ids) as table_id, 'read' as access
+    {{ unnest('read_ids') }} as table_id, 'read' as access
 from id_lists
 union all
 select deployment, instance_id, query_id, arrival_timestamp, arrival_date, query_type,
-    unnest(write_ids) as table_id, 'write' as access
+    {{ unnest('write_ids') }} as table_id, 'write' as access
 from id_lists
