@@ -26,6 +26,7 @@ from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 
 from pipeline_assets import settings
 from pipeline_assets.partitions import DATE_FORMAT, daily_partitions
+from pipeline_assets.spark.master import require_master
 
 DAILY_SELECT = "tag:daily"
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
@@ -110,11 +111,21 @@ def window_env(window: dg.TimeWindow | None) -> dict[str, str]:
     }
 
 
+# REDSET_ENGINE -> the output of profiles.yml dbt runs against.
+TARGETS = {"duckdb": "dev", "spark": "spark"}
+
+
+def dbt_target() -> str:
+    return TARGETS[settings.engine()]
+
+
 def dbt_env(window: dg.TimeWindow | None) -> dict[str, str]:
     """Environment of the dbt subprocess (it inherits ours):
     - the span, and the partition window (window_env);
     - the absolute warehouse and raw-zone paths as settings resolve them (REDSET_DATA_DIR
       included), instead of the relative defaults in profiles.yml and the sources;
+    - the Spark output's master, warehouse folder, metastore, schema, executor size and driver
+      address (whatever the engine, so a parse is the same for both);
     - tests run when all their models are built or upstream of the selection ("buildable"), so
       the daily runs skip the all-time marts' relationship tests and the all-time runs keep them.
     """
@@ -124,20 +135,37 @@ def dbt_env(window: dg.TimeWindow | None) -> dict[str, str]:
         **window_env(window),
         "REDSET_WAREHOUSE": str(settings.warehouse_path()),
         "REDSET_RAW_DIR": str(settings.raw_dir()),
+        "REDSET_SPARK_MASTER": settings.spark_master(),
+        "REDSET_SPARK_WAREHOUSE": str(settings.spark_warehouse()),
+        "REDSET_SPARK_METASTORE": str(settings.spark_metastore()),
+        "REDSET_SPARK_SCHEMA": settings.spark_schema(),
+        "REDSET_SPARK_EXECUTOR_MEMORY": settings.spark_executor_memory(),
+        "REDSET_SPARK_DRIVER_HOST": settings.spark_driver_host(),
+        "REDSET_SPARK_DRIVER_BIND_ADDRESS": settings.spark_driver_bind_address(),
         "DBT_INDIRECT_SELECTION": "buildable",
     }
 
 
+def build_args(full_refresh: bool) -> list[str]:
+    """`dbt build` against the engine's target (REDSET_ENGINE)."""
+    return ["build", "--target", dbt_target(), *(["--full-refresh"] if full_refresh else [])]
+
+
 def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig) -> Iterator[Any]:
-    """`dbt build` of the selected models and their tests, with row counts and column schemas."""
-    settings.warehouse_path().parent.mkdir(parents=True, exist_ok=True)
+    """`dbt build` of the selected models and their tests, with row counts and column schemas
+    (DuckDB only: on Spark they would open a SparkSession in this process, whose embedded Derby
+    metastore would then lock the next dbt out)."""
+    spark = settings.engine() == "spark"
+    if spark:
+        require_master(settings.spark_master())  # at once, not after a SparkSession's minutes of retries
+    (settings.spark_warehouse() if spark else settings.warehouse_path()).parent.mkdir(parents=True, exist_ok=True)
     # A full refresh rebuilds every date, whatever the partition; otherwise only the window's.
     partitioned = context.assets_def.partitions_def is not None and not config.full_refresh
-    args = ["build", "--full-refresh"] if config.full_refresh else ["build"]
     with settings.environment(dbt_env(context.partition_time_window if partitioned else None)):  # dbt inherits it
-        invocation = dbt.cli(args, context=context)
+        invocation = dbt.cli(build_args(config.full_refresh), context=context)
         try:
-            yield from invocation.stream().fetch_row_counts().fetch_column_metadata(with_column_lineage=False)
+            events = invocation.stream()
+            yield from events if spark else events.fetch_row_counts().fetch_column_metadata(with_column_lineage=False)
         finally:
             release_warehouse(invocation)
     keep_parse_state(invocation)
@@ -150,7 +178,7 @@ def parse_project() -> None:
     """`dbt parse`: the manifest the asset definitions below are read from. It runs in the
     environment the runs give dbt, so their first invocation can use its partial-parse state."""
     with settings.environment(dbt_env(None)):
-        dbt_resource.cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+        dbt_resource.cli(["parse", "--quiet", "--target", dbt_target()], target_path=dbt_project.target_path).wait()
 
 
 # `make dbt-parse` (a dependency of `make test` and `make demo`) builds the manifest through this.
