@@ -10,11 +10,14 @@
 {% macro duckdb__quantile_disc(column, q) -%}quantile_disc({{ column }}, {{ q }}){%- endmacro %}
 {% macro spark__quantile_disc(column, q) -%}percentile_disc({{ q }}) within group (order by {{ column }}){%- endmacro %}
 
-{#- Bit mask of the grouping-set columns rolled up (first column = highest bit): grouping() takes
-    several columns in DuckDB, one in Spark, whose grouping_id() is the same mask. -#}
+{#- Bit mask of the grouping-set columns rolled up (first column = highest bit). grouping() takes
+    several columns in DuckDB, one in Spark (whose grouping_id() must name every grouping column),
+    so Spark adds up one grouping() per column. -#}
 {% macro grouping_id(columns) -%}{{ return(adapter.dispatch('grouping_id')(columns)) }}{%- endmacro %}
 {% macro duckdb__grouping_id(columns) -%}grouping({{ columns | join(', ') }}){%- endmacro %}
-{% macro spark__grouping_id(columns) -%}grouping_id({{ columns | join(', ') }}){%- endmacro %}
+{% macro spark__grouping_id(columns) -%}
+  ({% for column in columns %}grouping({{ column }}) * {{ 2 ** (columns | length - loop.index) }}{{ ' + ' if not loop.last }}{% endfor %})
+{%- endmacro %}
 
 {#- `value` of the group's first row in the order of `sort_keys` (all ascending; negate a number
     to sort it descending). Spark has no ordered first(): min_by over the keys as one struct. -#}
