@@ -32,8 +32,9 @@
 
 {% macro spark__raw_zone_rows(relation, node) -%}
   {#- Spark reads the same Hive folders through an external catalog table per source, with the
-      source's declared columns (so an empty or missing raw zone reads as no rows) and the file
-      name filter of its glob; arrival_date comes from the folder. The table is re-declared and its
+      source's declared columns (so an empty or missing raw zone reads as no rows), keeping the
+      files whose name matches its glob (in SQL: pathGlobFilter is not applied to a catalog
+      table's partitions); arrival_date comes from the folder. The table is re-declared and its
       partitions (folders) re-listed each time the staging view is built. It is EXTERNAL (it has a
       LOCATION): dropping it never deletes raw files. The file path loses Spark's `file:` scheme. -#}
   {%- set glob = node.config.meta.raw_glob if execute else '' -%}
@@ -47,9 +48,30 @@
     {%- do run_query('create schema if not exists ' ~ target.schema) -%}
     {%- do run_query('drop table if exists ' ~ table) -%}
     {%- do run_query('create table ' ~ table ~ ' (' ~ columns | join(', ') ~ ') using parquet'
-        ~ " options (pathGlobFilter '" ~ glob.split('/')[-1] ~ "') partitioned by (arrival_date)"
-        ~ " location '" ~ glob.split('/arrival_date=')[0] ~ "'") -%}
+        ~ " partitioned by (arrival_date) location '" ~ glob.split('/arrival_date=')[0] ~ "'") -%}
     {%- do run_query('alter table ' ~ table ~ ' recover partitions') -%}
   {%- endif -%}
-    select *, regexp_replace(_metadata.file_path, '^file:(//)?', '') as filename from {{ table }}
+    select * from (
+        select *, regexp_replace(_metadata.file_path, '^file:(//)?', '') as filename from {{ table }}
+    ) as files
+    where regexp_extract(filename, '[^/]*$', 0) rlike '{{ glob_regex(glob.split('/')[-1]) }}'
+{%- endmacro %}
+
+
+{% macro glob_regex(glob) -%}
+  {#- A file-name glob (*, ?, [...], [!...]) as an anchored regular expression. -#}
+  {%- set out = namespace(text='^', bracket=false, previous='') -%}
+  {%- for c in glob -%}
+    {%- if out.bracket -%}
+      {%- set out.text = out.text ~ ('^' if c == '!' and out.previous == '[' else c) -%}
+      {%- set out.bracket = c != ']' or out.previous == '[' -%}
+    {%- elif c == '[' -%}{%- set out.text = out.text ~ c -%}{%- set out.bracket = true -%}
+    {%- elif c == '*' -%}{%- set out.text = out.text ~ '.*' -%}
+    {%- elif c == '?' -%}{%- set out.text = out.text ~ '.' -%}
+    {%- elif c in '.+()^$|{}' -%}{%- set out.text = out.text ~ '[' ~ c ~ ']' -%}
+    {%- else -%}{%- set out.text = out.text ~ c -%}
+    {%- endif -%}
+    {%- set out.previous = c -%}
+  {%- endfor -%}
+  {{- out.text ~ '$' -}}
 {%- endmacro %}
