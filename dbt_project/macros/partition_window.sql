@@ -20,6 +20,9 @@
      ingests change rows of earlier/later dates (their "next ingest"), so the model also returns
      those rows, and they replace the old rows with the same unique_key.
 
+  7. On Spark (plain Parquet tables partitioned by arrival_date, no DELETE), both strategies are
+     an insert overwrite of the dates they rewrite: macros/cross_engine/spark_partition_window.sql.
+
   tests/test_partition_window.py shows a rebuilt day replacing exactly its own dates.
 -#}
 
@@ -81,6 +84,11 @@
 
 
 {% macro get_incremental_partition_window_sql(arg_dict) -%}
+  {{ return(adapter.dispatch('get_incremental_partition_window_sql')(arg_dict)) }}
+{%- endmacro %}
+
+
+{% macro duckdb__get_incremental_partition_window_sql(arg_dict) -%}
   {#- Incremental strategy `partition_window`: delete+insert for the partition window. Every target
       row whose arrival_date is in the window goes (even for dates that now produce no rows), then
       the freshly computed rows go in. Without a window this replaces the whole table. -#}
@@ -125,6 +133,11 @@
 
 
 {% macro get_incremental_partition_window_and_keys_sql(arg_dict) -%}
+  {{ return(adapter.dispatch('get_incremental_partition_window_and_keys_sql')(arg_dict)) }}
+{%- endmacro %}
+
+
+{% macro duckdb__get_incremental_partition_window_and_keys_sql(arg_dict) -%}
   {#- Incremental strategy `partition_window_and_keys`: partition_window for models whose rows of
       the window also change rows of other dates (daily_table_ingest_gaps: an ingest today is the
       "next ingest" of yesterday's last selects). The model returns the window's rows plus the

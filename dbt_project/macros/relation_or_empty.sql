@@ -6,6 +6,6 @@
     {%- if found is not none -%}
     select {{ columns.keys() | join(', ') }} from {{ relation }}
     {%- else -%}
-    select {% for name, type in columns.items() %}cast(null as {{ type }}) as {{ name }}{{ ", " if not loop.last }}{% endfor %} where false
+    select {% for name, type in columns.items() %}cast(null as {{ dbt.type_string() if type == 'varchar' else type }}) as {{ name }}{{ ", " if not loop.last }}{% endfor %} where false
     {%- endif -%}
 {% endmacro %}

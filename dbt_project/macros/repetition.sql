@@ -1,9 +1,10 @@
 {% macro repeat_key(fingerprint, scans, joins, read_ids) -%}
-  {#- Redbench's repetition key, hashed: the feature fingerprint, the scan and join counts and the
+  {#- Redbench's repetition key, hashed (the same number on both engines): the feature fingerprint, the scan and join counts and the
       read-table set (sorted, de-duplicated), where `read_ids` is already a distinct list (macro
       integer_table_ids). No fingerprint, no key: such a query never repeats. -#}
   case when {{ fingerprint }} is not null
-    then hash({{ fingerprint }}, {{ scans }}, {{ joins }}, list_sort({{ read_ids }}))
+    then {{ portable_hash("concat_ws('|', " ~ fingerprint ~ ", coalesce(cast(" ~ scans ~ " as " ~ dbt.type_string() ~ "), ''), coalesce(cast("
+        ~ joins ~ " as " ~ dbt.type_string() ~ "), ''), " ~ list_to_string(list_sort(read_ids), ',') ~ ')') }}
   end
 {%- endmacro %}
 
@@ -28,9 +29,9 @@
         count(*) filter (where is_repeat) as repeats,
         count(*) filter (where was_cached) as cache_hits,
         count(*) filter (where is_repeat and not was_cached) as missed_cache_repeats,
-        quantile_cont(seconds_since_previous, 0.5) filter (where is_repeat) as median_seconds_between_repeats,
+        {{ quantile_cont('seconds_since_previous', 0.5) }} filter (where is_repeat) as median_seconds_between_repeats,
         count(*) filter (where is_cacheable) as cacheable_repeats,
-        coalesce(sum(execution_duration_ms) filter (where is_cacheable and not was_cached), 0) / 3600000.0 as saved_exec_hours
+        coalesce(sum(execution_duration_ms) filter (where is_cacheable and not was_cached), 0) / cast(3600000 as double) as saved_exec_hours
 {%- endmacro %}
 
 

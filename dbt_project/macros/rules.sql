@@ -11,7 +11,7 @@
     when arrival_timestamp is null
       or arrival_timestamp < timestamp '{{ span_date("span_start") }}'
       or arrival_timestamp >= timestamp '{{ span_date("span_end") }}'
-      or arrival_timestamp > (current_timestamp at time zone 'UTC')
+      or arrival_timestamp > {{ utc_now() }}
       then 'arrival_out_of_span'
     when query_type is null or query_type not in ({{ sql_list(var('query_types')) }})
       then 'unknown_query_type'
@@ -63,13 +63,13 @@
 {% macro table_ids(column) -%}
   {#- The ids in a comma-separated list column as a list of trimmed, non-empty strings.
       NULL, '' and ' 19 , 210377 ' are all handled. -#}
-  list_filter(list_transform(string_split(coalesce({{ column }}, ''), ','), lambda x: trim(x)), lambda x: x <> '')
+  {{ list_filter(list_transform(string_split('coalesce(' ~ column ~ ", '')", ','), 'trim(x)'), "x <> ''") }}
 {%- endmacro %}
 
 
 {% macro integer_table_ids(column) -%}
   {#- The distinct integer ids of a comma-separated list column, as a list of bigint; tokens that
       are not integers are left out (table_ids_are_integers reports them). -#}
-  list_distinct(list_filter(list_transform({{ table_ids(column) }}, lambda x: try_cast(x as bigint)), lambda x: x is not null))
+  {{ list_distinct(list_filter(list_transform(table_ids(column), 'try_cast(x as bigint)'), 'x is not null')) }}
 {%- endmacro %}
 

@@ -28,11 +28,14 @@ copies as (
 
     -- Every valid delivery of the window's queries, on any date (re-deliveries on other dates
     -- only repeat a copy and never change which one is earliest).
-    select valid.* exclude (reason), true as in_window from valid
-    union all by name
+    select valid.* {{ star_exclude(['reason']) }}, true as in_window from valid
+    {{ union_all_by_name() }}
     select deliveries.*, false as in_window
     from {{ ref('stg_query_deliveries') }} as deliveries
-    semi join valid using (deployment, instance_id, query_id)
+    semi join valid
+        -- ON, not USING: Spark's deliveries.* would then list the keys first.
+        on deliveries.deployment = valid.deployment and deliveries.instance_id = valid.instance_id
+        and deliveries.query_id = valid.query_id
     where not ({{ partition_window('deliveries.arrival_date') }})
       and {{ quarantine_reason() }} is null
 

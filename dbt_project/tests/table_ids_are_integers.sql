@@ -5,14 +5,14 @@
 with queries as (
 
     select deployment, instance_id, query_id,
-        list_filter({{ table_ids('read_table_ids') }}, lambda x: try_cast(x as bigint) is null) as bad_read,
-        list_filter({{ table_ids('write_table_ids') }}, lambda x: try_cast(x as bigint) is null) as bad_write
+        {{ list_filter(table_ids('read_table_ids'), 'try_cast(x as bigint) is null') }} as bad_read,
+        {{ list_filter(table_ids('write_table_ids'), 'try_cast(x as bigint) is null') }} as bad_write
     from {{ ref('clean_queries') }}
     where {{ partition_window('arrival_date') }}
 
 )
 
 -- Only the few queries with a bad token are unnested, not every id of every query.
-select deployment, instance_id, query_id, unnest(list_concat(bad_read, bad_write)) as token
+select deployment, instance_id, query_id, {{ unnest(list_concat('bad_read', 'bad_write')) }} as token
 from queries
-where len(bad_read) + len(bad_write) > 0
+where {{ list_len('bad_read') }} + {{ list_len('bad_write') }} > 0

@@ -11,7 +11,7 @@ with user_days as (
 
 user_periods as (
 
-    select deployment, instance_id, user_id, strftime(arrival_date, '%Y-%m-%d') as period,
+    select deployment, instance_id, user_id, cast(arrival_date as {{ dbt.type_string() }}) as period,
         queries, aborted, execution_ms, mbytes_spilled
     from user_days
     union all
@@ -37,7 +37,7 @@ instance_periods as (
 instance_values as (
 
     select 'instances_by_execution_hours' as board, period, deployment, instance_id,
-        execution_ms / 3600000.0 as value
+        execution_ms / cast(3600000 as double) as value
     from instance_periods
     union all
     select 'instances_by_queries', period, deployment, instance_id, queries
@@ -96,7 +96,7 @@ user_boards as (
 
 compile_periods as (
 
-    select strftime(arrival_date, '%Y-%m-%d') as period, * from {{ ref('daily_longest_compiles') }}
+    select cast(arrival_date as {{ dbt.type_string() }}) as period, * from {{ ref('daily_longest_compiles') }}
     union all
     select 'all' as period, * from {{ ref('daily_longest_compiles') }}
 

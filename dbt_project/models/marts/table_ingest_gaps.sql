@@ -11,6 +11,6 @@ select
     table_id,
     query_id,
     arrival_timestamp,
-    epoch(arrival_timestamp - last_ingest) as seconds_since_last_ingest,
-    epoch(next_ingest - arrival_timestamp) as seconds_until_next_ingest
+    {{ seconds_between('last_ingest', 'arrival_timestamp') }} as seconds_since_last_ingest,
+    {{ seconds_between('arrival_timestamp', 'next_ingest') }} as seconds_until_next_ingest
 from {{ ref('daily_table_ingest_gaps') }}

@@ -26,7 +26,10 @@ other_dates as (
     -- few columns needed, and a re-delivered copy changes nothing here.
     select deliveries.*
     from {{ ref('stg_query_deliveries') }} as deliveries
-    semi join valid using (deployment, instance_id, query_id)
+    semi join valid
+        -- ON, not USING: Spark's deliveries.* would then list the keys first.
+        on deliveries.deployment = valid.deployment and deliveries.instance_id = valid.instance_id
+        and deliveries.query_id = valid.query_id
     where not ({{ partition_window('deliveries.arrival_date') }})
       and {{ quarantine_reason() }} is null
 
@@ -37,7 +40,7 @@ candidates as (
 
     select * from valid
     {% if is_partition_run() %}
-    union all by name
+    {{ union_all_by_name() }}
     select * from other_dates
     {% endif %}
 
@@ -59,7 +62,7 @@ earliest as (
 
     select * from candidates
     anti join copied using (deployment, instance_id, query_id)
-    union all by name
+    {{ union_all_by_name() }}
     select * from (
         select * from candidates
         semi join copied using (deployment, instance_id, query_id)

@@ -16,7 +16,7 @@ select
     count(*) filter (where compile_duration_ms > 0) as compiled_queries,
     cast(coalesce(sum(compile_duration_ms), 0) as bigint) as compile_ms_sum,
     avg(compile_duration_ms) as compile_ms_avg,
-    quantile_cont(compile_duration_ms, 0.95) as compile_ms_p95,
+    {{ quantile_cont('compile_duration_ms', 0.95) }} as compile_ms_p95,
     -- Share of the queries' total time (compile + queue + execution) spent compiling.
     coalesce(sum(compile_duration_ms), 0) / nullif(
         coalesce(sum(compile_duration_ms), 0)

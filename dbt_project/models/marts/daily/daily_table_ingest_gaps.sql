@@ -122,25 +122,15 @@ to_compute as (
 
 with_last as (
 
-    select to_compute.*, ingests.ingest_timestamp as last_ingest
-    from to_compute
-    asof left join ingests
-        on to_compute.deployment = ingests.deployment
-        and to_compute.instance_id = ingests.instance_id
-        and to_compute.table_id = ingests.table_id
-        and to_compute.arrival_timestamp >= ingests.ingest_timestamp
+    {{ asof_join('to_compute', 'ingests', ['deployment', 'instance_id', 'table_id'], 'arrival_timestamp',
+        'ingest_timestamp', 'ingest_timestamp', 'last_ingest', 'at_or_before') }}
 
 ),
 
 with_next as (
 
-    select with_last.*, ingests.ingest_timestamp as next_ingest
-    from with_last
-    asof left join ingests
-        on with_last.deployment = ingests.deployment
-        and with_last.instance_id = ingests.instance_id
-        and with_last.table_id = ingests.table_id
-        and with_last.arrival_timestamp < ingests.ingest_timestamp
+    {{ asof_join('with_last', 'ingests', ['deployment', 'instance_id', 'table_id'], 'arrival_timestamp',
+        'ingest_timestamp', 'ingest_timestamp', 'next_ingest', 'after') }}
 
 )
 

@@ -7,11 +7,11 @@
 -- DuckDB (all rows, id lists included) and spill at scale; two column scans stream instead.
 
 select deployment, instance_id, query_id, arrival_timestamp, arrival_date, query_type,
-    unnest({{ integer_table_ids('read_table_ids') }}) as table_id, 'read' as access
+    {{ unnest(integer_table_ids('read_table_ids')) }} as table_id, 'read' as access
 from {{ ref('clean_queries') }}
 where {{ partition_window('arrival_date') }}
 union all
 select deployment, instance_id, query_id, arrival_timestamp, arrival_date, query_type,
-    unnest({{ integer_table_ids('write_table_ids') }}) as table_id, 'write' as access
+    {{ unnest(integer_table_ids('write_table_ids')) }} as table_id, 'write' as access
 from {{ ref('clean_queries') }}
 where {{ partition_window('arrival_date') }}

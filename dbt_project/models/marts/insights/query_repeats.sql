@@ -40,7 +40,7 @@ with read_lists as (
 
 queries as (
 
-    select * exclude (feature_fingerprint, num_scans, num_joins),
+    select * {{ star_exclude(['feature_fingerprint', 'num_scans', 'num_joins']) }},
         {{ repeat_key('feature_fingerprint', 'num_scans', 'num_joins', 'read_ids') }} as own_key
     from read_lists
 
@@ -117,7 +117,7 @@ repeat_reads as (
 
     -- Selects and cached rows only: a result cache answers reads.
     select deployment, instance_id, query_id, arrival_timestamp, previous_arrival,
-        unnest(key_read_ids) as table_id
+        {{ unnest('key_read_ids') }} as table_id
     from computed
     where previous_arrival is not null and (query_type = 'select' or was_cached)
 
@@ -140,18 +140,20 @@ writes as (
 
 ),
 
+last_writes as (
+
+    {{ asof_join('repeat_reads', 'writes', ['deployment', 'instance_id', 'table_id'], 'arrival_timestamp',
+        'write_timestamp', 'write_timestamp', 'last_write', 'before', kind='inner') }}
+
+),
+
 overwritten as (
 
     -- Repeats with a write to one of their read tables strictly between the previous occurrence
     -- and themselves: the last write before the repeat came after the previous occurrence.
-    select distinct repeat_reads.deployment, repeat_reads.instance_id, repeat_reads.query_id
-    from repeat_reads
-    asof join writes
-        on repeat_reads.deployment = writes.deployment
-        and repeat_reads.instance_id = writes.instance_id
-        and repeat_reads.table_id = writes.table_id
-        and repeat_reads.arrival_timestamp > writes.write_timestamp
-    where writes.write_timestamp > repeat_reads.previous_arrival
+    select distinct deployment, instance_id, query_id
+    from last_writes
+    where last_write > previous_arrival
 
 )
 
@@ -167,7 +169,7 @@ select
     computed.repeat_key,
     computed.previous_arrival,
     computed.previous_arrival is not null as is_repeat,
-    epoch(computed.arrival_timestamp - computed.previous_arrival) as seconds_since_previous,
+    {{ seconds_between('computed.previous_arrival', 'computed.arrival_timestamp') }} as seconds_since_previous,
     computed.previous_arrival is not null
         and (computed.query_type = 'select' or coalesce(computed.was_cached, false))
         and overwritten.query_id is null as is_cacheable

@@ -39,14 +39,14 @@ scopes as (
     -- and a floor under the top 1%: the 98th percentile leaves at least 2% of the entities (and
     -- at least one) at or above it, never fewer than ceil(1%), so only those need ranking.
     select
-        case grouping(deployment, instance_id) when 0 then 'instance' when 1 then 'deployment' else 'fleet' end as scope,
+        case {{ grouping_id(['deployment', 'instance_id']) }} when 0 then 'instance' when 1 then 'deployment' else 'fleet' end as scope,
         deployment,
         instance_id,
         entity,
         count(*) as entities,
         cast(ceil(count(*) / 100) as bigint) as top_entities,
         sum(execution_ms) as execution_ms,
-        quantile_disc(execution_ms, 0.98) as candidate_floor
+        {{ quantile_disc('execution_ms', 0.98) }} as candidate_floor
     from entities
     group by grouping sets ((deployment, instance_id, entity), (deployment, entity), (entity))
 

@@ -27,7 +27,7 @@ totals as (
 weeks as (
 
     -- Every week from the instance's first week with queries to its last, empty weeks included.
-    select deployment, instance_id, cast(unnest(generate_series(first_week, last_week, interval 7 day)) as date) as week_start
+    select deployment, instance_id, {{ unnest_date_series('first_week', 'last_week', 7) }} as week_start
     from (
         select deployment, instance_id, min(week_start) as first_week, max(week_start) as last_week
         from totals
@@ -98,8 +98,8 @@ distances as (
             case when p > 0 then p * log2(2 * p / (p + q)) else 0 end
             + case when q > 0 then q * log2(2 * q / (p + q)) else 0 end
         )))) as js_distance,
-        first(category order by abs(p - q) desc, category) as top_category,
-        first(p - q order by abs(p - q) desc, category) as top_change
+        {{ first_by('category', ['-abs(p - q)', 'category']) }} as top_category,
+        {{ first_by('p - q', ['-abs(p - q)', 'category']) }} as top_change
     from compared
     semi join pairs using (deployment, instance_id, week_start)
     group by all

@@ -37,12 +37,12 @@ baselines as (
 
     select *,
         count(*) over last_week as baseline_hours,
-        median(log_p95) over last_week as log_p95_median,
-        mad(log_p95) over last_week as log_p95_mad,
-        median(mbytes_spilled) over last_week as spill_median,
-        mad(mbytes_spilled) over last_week as spill_mad,
+        {{ window_median('log_p95', 'last_week') }} as log_p95_median,
+        {{ window_mad('log_p95', 'last_week') }} as log_p95_mad,
+        {{ window_median('mbytes_spilled', 'last_week') }} as spill_median,
+        {{ window_mad('mbytes_spilled', 'last_week') }} as spill_mad,
         sum(aborted) over last_week / sum(queries) over last_week as abort_rate,
-        median(queue_share) over last_week as queue_share_median
+        {{ window_median('queue_share', 'last_week') }} as queue_share_median
     from hourly
     window last_week as (
         partition by deployment, instance_id order by hour
@@ -69,8 +69,8 @@ exec_spikes as (
         exec_p95_ms as value,
         exp(log_p95_median) - 1 as baseline,
         exp(log_p95_limit) - 1 as threshold,
-        printf('p95 execution %.0f ms, trailing median %.0f ms over %d hours', exec_p95_ms,
-            exp(log_p95_median) - 1, baseline_hours) as detail
+        {{ printf('p95 execution %.0f ms, trailing median %.0f ms over %d hours', ['exec_p95_ms',
+            'exp(log_p95_median) - 1', 'baseline_hours']) }} as detail
     from limits
     where has_baseline and queries >= {{ a.min_queries }} and log_p95 > log_p95_limit
 
@@ -82,7 +82,7 @@ spills as (
         mbytes_spilled as value,
         spill_median as baseline,
         spill_limit as threshold,
-        printf('%.0f MB spilled, trailing median %.0f MB', mbytes_spilled, coalesce(spill_median, 0)) as detail
+        {{ printf('%.0f MB spilled, trailing median %.0f MB', ['mbytes_spilled', 'coalesce(spill_median, 0)']) }} as detail
     from limits
     -- No baseline needed: the floor heavy_spill_min_mb alone is a heavy spill anywhere.
     where mbytes_spilled > spill_limit
@@ -95,7 +95,7 @@ queue_bound as (
         queue_share as value,
         queue_share_median as baseline,
         {{ a.queue_bound_share }} as threshold,
-        printf('%.0f %% of queue + execution time queued over %d queries', 100 * queue_share, queries) as detail
+        {{ printf('%.0f %% of queue + execution time queued over %d queries', ['100 * queue_share', 'queries']) }} as detail
     from limits
     where queries >= {{ a.min_queries }} and queue_share > {{ a.queue_bound_share }}
 
@@ -107,7 +107,7 @@ abort_bursts as (
         aborted as value,
         expected_aborts as baseline,
         greatest({{ a.abort_burst_min_aborts }}, expected_aborts + {{ a.abort_burst_sds }} * sqrt(expected_aborts)) as threshold,
-        printf('%d of %d queries aborted, %.1f expected at the trailing rate', aborted, queries, expected_aborts) as detail
+        {{ printf('%d of %d queries aborted, %.1f expected at the trailing rate', ['aborted', 'queries', 'expected_aborts']) }} as detail
     from limits
     where has_baseline
         and aborted >= greatest({{ a.abort_burst_min_aborts }}, expected_aborts + {{ a.abort_burst_sds }} * sqrt(expected_aborts))
@@ -164,7 +164,7 @@ surges as (
         m.queries as value,
         f.forecast as baseline,
         {{ a.load_surge_factor }} * f.upper as threshold,
-        printf('%d queries, forecast %.0f (upper %.0f, highest of %d models)', m.queries, f.forecast, f.upper, f.models) as detail
+        {{ printf('%d queries, forecast %.0f (upper %.0f, highest of %d models)', ['m.queries', 'f.forecast', 'f.upper', 'f.models']) }} as detail
     from metrics as m
     inner join forecast_bands as f using (deployment, instance_id, hour)
     where m.queries >= {{ a.load_surge_min_queries }} and m.queries > {{ a.load_surge_factor }} * f.upper

@@ -1,0 +1,161 @@
+"""One dbt project, two engines: every mart built on Spark equals DuckDB's, row for row.
+
+    generated rows -> real Kafka broker -> raw dump -> raw zone
+        -> dbt build (DuckDB)  and  dbt build --target spark (a real standalone cluster: a master
+           and two workers, 1 core and 512 MB each, executors in the workers' JVMs)
+        -> every relation compared: same columns, keys exact, floats to a relative 1e-9
+        -> one day rebuilt as a partition run on both engines, after new rows arrived for it
+           (landing files, with re-deliveries), and compared again.
+
+Spark runs dbt in this process (dbtRunner), so the comparison reads the tables through the same
+SparkSession without starting another JVM. dbt-spark 1.11 forces spark.sql.ansi.enabled=false on
+every statement; here the override is taken out, so the build runs with Spark 4's default ANSI
+mode and shows the SQL is valid under it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from dbt_support import dbt_paths
+from engine_compare import differences
+from pipeline_assets import settings
+from pipeline_assets.kafka import producer
+from pipeline_assets.source import generator
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(1800)]
+
+ROWS = 50_000
+DAYS = 5
+START = date(2024, 3, 1)
+REBUILT_DAY = "2024-03-03"
+LATE_ROWS = 600
+
+
+def dbt_duckdb(tmp_path: Path, *args: str) -> None:
+    """dbt on the default (DuckDB) target, as a CLI process."""
+    project = str(settings.DBT_PROJECT_DIR)
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("dbt")), *args, "--quiet", "--project-dir", project, "--profiles-dir", project,
+         "--target-path", str(tmp_path / "target-duckdb"), "--log-path", str(tmp_path / "logs-duckdb")],
+        cwd=project, env=dict(os.environ), capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, f"dbt {args} on DuckDB failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
+
+
+def dbt_spark(tmp_path: Path, *args: str) -> None:
+    """dbt on the spark target, in this process."""
+    from dbt.cli.main import dbtRunner
+
+    project = str(settings.DBT_PROJECT_DIR)
+    result = dbtRunner().invoke([
+        *args, "--target", "spark", "--project-dir", project, "--profiles-dir", project,
+        "--target-path", str(tmp_path / "target-spark"), "--log-path", str(tmp_path / "logs-spark"),
+    ])  # fmt: skip
+    failed = [f"{r.node.name}: {r.status} {r.message}" for r in (result.result or []) if r.status in ("error", "fail")]
+    assert result.success, f"dbt {args} on Spark failed: {failed or result.exception}"
+
+
+def duckdb_relations(warehouse: Path) -> dict[str, tuple[list[str], list[tuple]]]:
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        names = [r[0] for r in connection.execute(
+            "select table_name from information_schema.tables where table_schema = 'main'").fetchall()]
+        out = {}
+        for name in names:
+            cursor = connection.execute(f"select * from {name}")
+            out[name] = ([d[0] for d in cursor.description], cursor.fetchall())
+        return out
+
+
+def spark_relations(schema: str) -> dict[str, tuple[list[str], list[tuple]]]:
+    """Every relation dbt built on Spark (the raw zone's external tables left out), timestamps
+    read as UTC wall-clock time like DuckDB's."""
+    from pyspark.sql import SparkSession
+    from pyspark.sql.types import TimestampType
+
+    spark = SparkSession.builder.getOrCreate()
+    out = {}
+    for row in spark.sql(f"show tables in {schema}").collect():
+        if row.isTemporary or row.tableName.startswith("raw_zone_"):
+            continue
+        frame = spark.table(f"{schema}.{row.tableName}")
+        frame = frame.selectExpr(*[
+            f"cast(`{f.name}` as timestamp_ntz) as `{f.name}`" if isinstance(f.dataType, TimestampType) else f"`{f.name}`"
+            for f in frame.schema.fields
+        ])  # fmt: skip
+        out[row.tableName] = (frame.columns, [tuple(r) for r in frame.collect()])
+    return out
+
+
+def compare(duck: dict, spark: dict) -> list[str]:
+    assert sorted(spark) == sorted(duck), "the engines built different relations"
+    return [d for name in sorted(duck) for d in differences(name, duck[name], spark[name])]
+
+
+def test_spark_marts_equal_duckdb(kafka_broker: str, kafka_topic: str, tmp_path: Path, monkeypatch) -> None:
+    from dbt.adapters.spark.connections import SparkCredentials
+    from pyspark.sql import SparkSession
+
+    from pipeline_assets.raw.kafka_dump import raw_queries
+    from pipeline_assets.resources import KafkaResource
+    from pipeline_assets.spark.cluster import start_cluster
+    from serving_pipeline import write_raw_zone
+
+    paths = dbt_paths(monkeypatch, tmp_path)
+    monkeypatch.setenv("REDSET_TOPIC", kafka_topic)
+    monkeypatch.setenv("REDSET_CONSUMER_GROUP", f"test-spark-{uuid.uuid4().hex[:8]}")
+    monkeypatch.setenv("REDSET_SPARK_WAREHOUSE", str(tmp_path / "spark-warehouse"))
+    monkeypatch.setenv("REDSET_SPARK_METASTORE", str(tmp_path / "spark-metastore"))
+    monkeypatch.delenv("REDSET_MIN_DATE", raising=False)
+    monkeypatch.delenv("REDSET_MAX_DATE", raising=False)
+    keep_ansi = SparkCredentials.__post_init__
+
+    def post_init(self) -> None:
+        keep_ansi(self)
+        self.server_side_parameters.pop("spark.sql.ansi.enabled")
+
+    monkeypatch.setattr(SparkCredentials, "__post_init__", post_init)
+
+    rows = generator.generate(ROWS, seed=23, deployment="both", start=START, days=DAYS)
+    generator.write(rows, tmp_path / "generated.parquet")
+    stats = producer.produce(tmp_path / "generated.parquet", kafka_topic, bootstrap=kafka_broker, progress=False)
+    assert (stats.rows, stats.errors) == (ROWS, 0)
+    with dg.instance_for_test() as instance:
+        assert dg.materialize([raw_queries], resources={"kafka": KafkaResource()}, instance=instance).success
+
+    cluster = start_cluster(tmp_path / "spark", workers=2, worker_cores=1, worker_memory="512m")
+    try:
+        monkeypatch.setenv("REDSET_SPARK_MASTER", cluster.master_url)
+        dbt_duckdb(tmp_path, "build")
+        dbt_spark(tmp_path, "build")
+        spark = SparkSession.builder.getOrCreate()
+        assert spark.sparkContext.master == cluster.master_url
+        assert spark.conf.get("spark.sql.ansi.enabled") == "true"
+        duck = duckdb_relations(paths.warehouse)
+        assert len(duck["clean_queries"][1]) == ROWS
+        assert compare(duck, spark_relations("redset")) == []
+
+        # Late rows for one day (some re-deliveries of known queries), then that day's partition run.
+        late = generator.generate(LATE_ROWS, seed=24, deployment="both", start=date.fromisoformat(REBUILT_DAY), days=1)
+        write_raw_zone(late, paths.raw_dir, "late.parquet")
+        monkeypatch.setenv("REDSET_MIN_DATE", REBUILT_DAY)
+        monkeypatch.setenv("REDSET_MAX_DATE", REBUILT_DAY)
+        dbt_duckdb(tmp_path, "build", "--select", "tag:daily")
+        dbt_spark(tmp_path, "build", "--select", "tag:daily")
+        rebuilt = duckdb_relations(paths.warehouse)
+        assert len(rebuilt["clean_queries"][1]) > ROWS, "the partition run added no row: nothing was rebuilt"
+        assert compare(rebuilt, spark_relations("redset")) == []
+    finally:
+        session = SparkSession.getActiveSession()
+        if session is not None:
+            session.stop()
+        cluster.stop()
