@@ -329,9 +329,11 @@ def test_all_time_marts_wait_for_a_daily_update():
         result = tick(instance)
         assert result.total_requested == 0
 
-        # One daily partition of one of their inputs changes: the marts reading it, once.
+        # One daily partition of one of their inputs changes: the marts reading it (leaderboard's
+        # top users and tail_concentration's user totals), once each.
         instance.report_runless_asset_event(dg.AssetMaterialization("daily_user_activity", partition="2024-03-05"))
         result = tick(instance, result.cursor)
-        assert result.total_requested == 1
+        assert result.total_requested == 2
         assert result.get_num_requested(dg.AssetKey("leaderboard")) == 1
+        assert result.get_num_requested(dg.AssetKey("tail_concentration")) == 1
         assert tick(instance, result.cursor).total_requested == 0
