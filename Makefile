@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install java kafka-jars dbt-parse browser test demo docs dagster-home clean kafka-start kafka-stop screenshots
+.PHONY: install java kafka-jars dbt-parse browser test demo docs dagster-home clean kafka-start kafka-stop spark-start spark-stop screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ kafka-start: kafka-jars
 
 kafka-stop: install
 	$(BIN)/redset kafka stop
+
+# The local Spark master (spark://127.0.0.1:7077, UI http://127.0.0.1:8090) and 2 workers, from pyspark's
+# jars; state and logs in .spark/. REDSET_ENGINE=spark makes Dagster's dbt runs use it.
+spark-start: install java
+	$(BIN)/redset spark start
+
+spark-stop: install
+	$(BIN)/redset spark stop
 
 # dbt's manifest for the Dagster asset definitions (never committed). Parsed by pipeline_assets/dbt.py
 # in the environment Dagster's runs give dbt, so their first dbt invocation reuses the parse.
@@ -80,4 +88,4 @@ screenshots: install kafka-jars dbt-parse browser
 	$(BIN)/python scripts/screenshots.py --out docs
 
 clean:
-	rm -rf $(VENV) .kafka data dbt_project/target
+	rm -rf $(VENV) .kafka .spark data dbt_project/target

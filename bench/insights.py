@@ -180,6 +180,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42, help="the generator's seed")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (raw zone, warehouse)")
     args = parser.parse_args()
+    from pipeline_assets import settings
+
+    if settings.engine() != "duckdb":  # it builds and reads the DuckDB warehouse file
+        parser.error(f"this bench is DuckDB-only; unset REDSET_ENGINE (it is {settings.engine()})")
     results = run(args.rows, args.seed, args.keep)
     results.print_table()
     results.save()

@@ -2,6 +2,7 @@
 
     redset generate --rows N --seed S --out PATH
     redset kafka start|stop|status|fetch
+    redset spark start|stop|status
     redset produce --source PATH|URL [--speed FACTOR|max]
     redset demo
     redset live        live mode without Dagster's daemon: Kafka -> raw -> dbt -> snapshot, in cycles
@@ -56,6 +57,22 @@ def cmd_kafka(args: argparse.Namespace) -> int:
             return 0 if broker.status() else 3  # 3: not running, as service managers say
     except broker.BrokerError as exc:
         print(f"redset kafka {args.action}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_spark(args: argparse.Namespace) -> int:
+    from pipeline_assets.spark import cluster
+
+    try:
+        if args.action == "start":
+            cluster.start(workers=args.workers)
+        elif args.action == "stop":
+            cluster.stop()
+        else:
+            return 0 if cluster.status() else 3  # 3: not running, as service managers say
+    except cluster.ClusterError as exc:
+        print(f"redset spark {args.action}: {exc}", file=sys.stderr)
         return 1
     return 0
 
@@ -136,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("action", choices=["start", "stop", "status", "fetch"])
     kafka.add_argument("--port", type=int, default=None, help="listener port (default 9092 or REDSET_KAFKA_PORT)")
     kafka.set_defaults(func=cmd_kafka)
+
+    spark = sub.add_parser("spark", parents=[common], help="run the local Spark standalone master and workers")
+    spark.add_argument("action", choices=["start", "stop", "status"])
+    spark.add_argument("--workers", type=int, default=None, help="workers to start (default 2 or REDSET_SPARK_WORKERS)")
+    spark.set_defaults(func=cmd_spark)
 
     prod = sub.add_parser("produce", parents=[common], help="replay a Redset file into Kafka in arrival order")
     prod.add_argument("--source", required=True, help="parquet path or https URL of Redset or generated data")

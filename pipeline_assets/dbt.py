@@ -8,8 +8,9 @@ The models are split as in dagster-open-platform: the ones tagged `daily` (the s
 models/marts/daily/) are daily-partitioned and incremental, and a partition run passes its dates to
 dbt as REDSET_MIN_DATE / REDSET_MAX_DATE (window_env; the whole mechanism is described in
 dbt_project/macros/partition_window.sql); the rest are rebuilt whole from the daily tables. Both
-sets run in the `duckdb` pool (limit 1), because DuckDB allows one writing process per file, and
-hold the warehouse's writer lock (warehouse_lock.py), which also keeps live mode out meanwhile.
+sets run in the `duckdb` pool (limit 1), because DuckDB allows one writing process per file (and on
+REDSET_ENGINE=spark, the embedded Derby metastore one dbt process at a time), and hold the
+warehouse's writer lock (warehouse_lock.py), which also keeps live mode out meanwhile.
 """
 
 import os
@@ -23,12 +24,14 @@ from typing import Any
 import dagster as dg
 import yaml
 from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt.errors import DagsterDbtCliRuntimeError
 from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 
-from pipeline_assets import settings
+from pipeline_assets import duckdb_limits, settings
 from pipeline_assets.freshness import served_policy
 from pipeline_assets.partitions import DATE_FORMAT, daily_partitions
 from pipeline_assets.serving.snapshot import SERVED_MODELS
+from pipeline_assets.spark.master import require_master
 from pipeline_assets.warehouse_lock import warehouse_writer
 
 DAILY_SELECT = "tag:daily"
@@ -121,11 +124,21 @@ def window_env(window: dg.TimeWindow | None) -> dict[str, str]:
     }
 
 
+# REDSET_ENGINE -> the output of profiles.yml dbt runs against.
+TARGETS = {"duckdb": "dev", "spark": "spark"}
+
+
+def dbt_target() -> str:
+    return TARGETS[settings.engine()]
+
+
 def dbt_env(window: dg.TimeWindow | None) -> dict[str, str]:
     """Environment of the dbt subprocess (it inherits ours):
     - the span, and the partition window (window_env);
     - the absolute warehouse and raw-zone paths as settings resolve them (REDSET_DATA_DIR
       included), instead of the relative defaults in profiles.yml and the sources;
+    - the Spark output's master, warehouse folder, metastore, schema, executor size and driver
+      address (whatever the engine, so a parse is the same for both);
     - tests run when all their models are built or upstream of the selection ("buildable"), so
       the daily runs skip the all-time marts' relationship tests and the all-time runs keep them.
     """
@@ -135,23 +148,51 @@ def dbt_env(window: dg.TimeWindow | None) -> dict[str, str]:
         **window_env(window),
         "REDSET_WAREHOUSE": str(settings.warehouse_path()),
         "REDSET_RAW_DIR": str(settings.raw_dir()),
+        "REDSET_SPARK_MASTER": settings.spark_master(),
+        "REDSET_SPARK_WAREHOUSE": str(settings.spark_warehouse()),
+        "REDSET_SPARK_METASTORE": str(settings.spark_metastore()),
+        "REDSET_SPARK_SCHEMA": settings.spark_schema(),
+        "REDSET_SPARK_EXECUTOR_MEMORY": settings.spark_executor_memory(),
+        "REDSET_SPARK_DRIVER_HOST": settings.spark_driver_host(),
+        "REDSET_SPARK_DRIVER_BIND_ADDRESS": settings.spark_driver_bind_address(),
         "DBT_INDIRECT_SELECTION": "buildable",
     }
 
 
+def build_args(full_refresh: bool) -> list[str]:
+    """`dbt build` against the engine's target (REDSET_ENGINE)."""
+    return ["build", "--target", dbt_target(), *(["--full-refresh"] if full_refresh else [])]
+
+
 def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig) -> Iterator[Any]:
-    """`dbt build` of the selected models and their tests, with row counts and column schemas."""
-    settings.warehouse_path().parent.mkdir(parents=True, exist_ok=True)
+    """`dbt build` of the selected models and their tests, with row counts and column schemas
+    (DuckDB only: on Spark they would open a SparkSession in this process, whose embedded Derby
+    metastore would then lock the next dbt out)."""
+    spark = settings.engine() == "spark"
+    if spark:
+        require_master(settings.spark_master())  # at once, not after a SparkSession's minutes of retries
+        settings.spark_warehouse().parent.mkdir(parents=True, exist_ok=True)
+        max_temp, limits = 0, {}
+    else:
+        settings.warehouse_path().parent.mkdir(parents=True, exist_ok=True)
+        max_temp = duckdb_limits.check_temp_space()  # before dbt starts: no room for the spill cap fails now
+        limits = duckdb_limits.dbt_env(max_temp)
     # A full refresh rebuilds every date, whatever the partition; otherwise only the window's.
     partitioned = context.assets_def.partitions_def is not None and not config.full_refresh
-    args = ["build", "--full-refresh"] if config.full_refresh else ["build"]
-    env = dbt_env(context.partition_time_window if partitioned else None)
+    args = build_args(config.full_refresh)
+    env = dbt_env(context.partition_time_window if partitioned else None) | limits
     days = f" {env['REDSET_MIN_DATE']}..{env['REDSET_MAX_DATE']}" if env["REDSET_MIN_DATE"] else ""
     holder = f"dbt {' '.join(args)}{days} (run {context.run_id[:8]})"
     with warehouse_writer(holder, log=context.log), settings.environment(env):  # dbt inherits the env
         invocation = dbt.cli(args, context=context)
         try:
-            yield from invocation.stream().fetch_row_counts().fetch_column_metadata(with_column_lineage=False)
+            events = invocation.stream()
+            yield from events if spark else events.fetch_row_counts().fetch_column_metadata(with_column_lineage=False)
+        except DagsterDbtCliRuntimeError as error:
+            note = None if spark else duckdb_limits.explain_temp_cap(error, max_temp)
+            if note is None:
+                raise
+            raise dg.Failure(description=f"{note}\n\n{error}") from error
         finally:
             release_warehouse(invocation)
     keep_parse_state(invocation)
@@ -164,7 +205,7 @@ def parse_project() -> None:
     """`dbt parse`: the manifest the asset definitions below are read from. It runs in the
     environment the runs give dbt, so their first invocation can use its partial-parse state."""
     with settings.environment(dbt_env(None)):
-        dbt_resource.cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+        dbt_resource.cli(["parse", "--quiet", "--target", dbt_target()], target_path=dbt_project.target_path).wait()
 
 
 # `make dbt-parse` (a dependency of `make test` and `make demo`) builds the manifest through this.

@@ -114,8 +114,9 @@ def sensor_interval_seconds() -> int:
 
 
 def live_test_seconds() -> float:
-    """Live mode runs the dbt tests at most this often (they cost seconds; a cycle, far less)."""
-    return float(_env("REDSET_LIVE_TEST_SECONDS", "60"))
+    """Live mode runs the dbt tests at most this often (about 150 tests cost tens of seconds, which a
+    marker waiting behind them would feel; a cycle costs a few)."""
+    return float(_env("REDSET_LIVE_TEST_SECONDS", "300"))
 
 
 def freshness_minutes() -> int:
@@ -146,7 +147,7 @@ def live_poll_seconds() -> float:
 
 def live_insights_seconds() -> float:
     """How often live mode also rebuilds the insights models (models/marts/insights; 0: every cycle)."""
-    return float(_env("REDSET_LIVE_INSIGHTS_SECONDS", "60"))
+    return float(_env("REDSET_LIVE_INSIGHTS_SECONDS", "300"))
 
 
 def span_start() -> date:
@@ -157,3 +158,104 @@ def span_start() -> date:
 def span_end() -> date:
     """First day after the data's span."""
     return date.fromisoformat(_env("REDSET_SPAN_END", "2024-06-01"))
+
+
+# --- DuckDB's resources for the dbt build (the dbt-duckdb profile's `settings:`) ----------------
+
+
+def duckdb_threads() -> int:
+    """DuckDB's worker threads in the dbt build; default: every core."""
+    return max(1, int(_env("REDSET_DUCKDB_THREADS", str(os.cpu_count() or 1))))
+
+
+def duckdb_memory_limit() -> str:
+    """DuckDB's memory cap (a DuckDB size like '8GB' or '50%'); default 60 % of the machine's RAM,
+    leaving room for Dagster, the dashboards and the broker (DuckDB's own default is 80 %)."""
+    return _env("REDSET_DUCKDB_MEMORY_LIMIT", "60%")
+
+
+def duckdb_temp_dir() -> Path:
+    """Where DuckDB spills; default DuckDB's own, the warehouse file's name + '.tmp'."""
+    return _path("REDSET_DUCKDB_TEMP_DIR", warehouse_path().with_name(warehouse_path().name + ".tmp"))
+
+
+def duckdb_max_temp() -> str:
+    """Cap on DuckDB's spill files (a DuckDB size like '40GB'); empty: half of the disk free at
+    duckdb_temp_dir() when the build starts (pipeline_assets.duckdb_limits)."""
+    return _env("REDSET_DUCKDB_MAX_TEMP", "")
+
+
+# ---------------------------------------------------------------------------------------------
+# The engine dbt runs on, and the local Spark cluster (pipeline_assets/spark/)
+
+ENGINES = ("duckdb", "spark")
+
+
+def engine() -> str:
+    """REDSET_ENGINE: `duckdb` (the default, embedded) or `spark` (the standalone cluster)."""
+    value = _env("REDSET_ENGINE", "duckdb").lower()
+    if value not in ENGINES:
+        raise ValueError(f"REDSET_ENGINE={value!r} is not an engine; allowed values: {', '.join(ENGINES)}")
+    return value
+
+
+def spark_home() -> Path:
+    """Where `redset spark start` keeps the cluster's state, logs and executors' work folders."""
+    return _path("REDSET_SPARK_HOME", PROJECT_ROOT / ".spark")
+
+
+def spark_master_port() -> int:
+    return int(_env("REDSET_SPARK_PORT", "7077"))
+
+
+def spark_ui_port() -> int:
+    """The master's web UI and JSON status (Spark's own default 8080 is the dbt docs' port here)."""
+    return int(_env("REDSET_SPARK_UI_PORT", "8090"))
+
+
+def spark_workers() -> int:
+    return int(_env("REDSET_SPARK_WORKERS", "2"))
+
+
+def spark_worker_cores() -> int:
+    return int(_env("REDSET_SPARK_WORKER_CORES", "1"))
+
+
+def spark_worker_memory() -> str:
+    """Memory each worker offers its executor (Spark's size syntax: 512m, 2g); also the executor heap."""
+    return _env("REDSET_SPARK_WORKER_MEMORY", "512m")
+
+
+def spark_master() -> str:
+    """The master dbt's SparkSession connects to: by default the one `redset spark start` runs."""
+    return _env("REDSET_SPARK_MASTER", f"spark://127.0.0.1:{spark_master_port()}")
+
+
+def spark_warehouse() -> Path:
+    """spark.sql.warehouse.dir: every dbt table as Parquet under <schema>.db/<table>/."""
+    return _path("REDSET_SPARK_WAREHOUSE", data_dir() / "spark-warehouse")
+
+
+def spark_metastore() -> Path:
+    """The embedded Derby metastore's folder (one dbt process at a time)."""
+    return _path("REDSET_SPARK_METASTORE", data_dir() / "spark-metastore")
+
+
+def spark_schema() -> str:
+    """The Spark database dbt's models go to (profiles.yml's `spark` output): <warehouse>/<schema>.db/."""
+    return _env("REDSET_SPARK_SCHEMA", "redset")
+
+
+def spark_executor_memory() -> str:
+    """Heap of each executor of dbt's Spark application: all a worker offers (Spark's default 1g
+    would never be granted by a 512m worker)."""
+    return _env("REDSET_SPARK_EXECUTOR_MEMORY", spark_worker_memory())
+
+
+def spark_driver_host() -> str:
+    """The address executors call dbt's driver back on (in Docker: the driver container's name)."""
+    return _env("REDSET_SPARK_DRIVER_HOST", "127.0.0.1")
+
+
+def spark_driver_bind_address() -> str:
+    return _env("REDSET_SPARK_DRIVER_BIND_ADDRESS", "127.0.0.1")

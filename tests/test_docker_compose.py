@@ -18,18 +18,19 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
 KAFKA_IMAGE = "apache/kafka:4.1.1"
+SPARK_SERVICES = {"spark-master", "spark-worker-1", "spark-worker-2"}
 COMPOSE = Path(sys.executable).with_name("docker-compose")
 
 
 @pytest.fixture(scope="module")
 def compose_env() -> dict[str, str]:
     assert COMPOSE.exists(), f"no {COMPOSE}: install the dev extra (pip install -e '.[dev]')"
-    return {k: v for k, v in os.environ.items() if k not in ("SOURCE", "ROWS", "SPEED")}
+    return {k: v for k, v in os.environ.items() if k not in ("SOURCE", "ROWS", "SPEED", "REDSET_ENGINE")}
 
 
-def compose_config(file: str, env: dict[str, str]) -> dict:
+def compose_config(file: str, env: dict[str, str], *profiles: str) -> dict:
     result = subprocess.run(
-        [str(COMPOSE), "-f", str(DOCKER / file), "config", "--format", "json"],
+        [str(COMPOSE), "-f", str(DOCKER / file), *(f"--profile={p}" for p in profiles), "config", "--format", "json"],
         capture_output=True,
         text=True,
         env=env,
@@ -99,3 +100,45 @@ def test_image_files_exist() -> None:
     assert "cp scripts/dagster.yaml" in dockerfile
     assert "default_limit: 1" in (ROOT / "scripts" / "dagster.yaml").read_text()
     assert "grpc_server" in (DOCKER / "workspace.yaml").read_text()
+    # dbt's Spark driver runs in this image.
+    assert "default-jre-headless" in dockerfile
+
+
+def test_spark_profile_runs_a_master_and_two_workers_of_the_drivers_version(compose_env: dict[str, str]) -> None:
+    """Off by default; with --profile spark and REDSET_ENGINE=spark, dbt's driver in the Dagster
+    containers reaches the official image's master, and driver and executors share the tables'
+    volume and the raw zone at the same paths."""
+    from importlib.metadata import version
+
+    default = compose_config("compose.yaml", compose_env)
+    assert not SPARK_SERVICES & set(default["services"])
+    assert default["services"]["dagster-code"]["environment"]["REDSET_ENGINE"] == "duckdb"
+
+    config = compose_config("compose.yaml", {**compose_env, "REDSET_ENGINE": "spark"}, "spark")
+    services = config["services"]
+    assert SPARK_SERVICES <= set(services)
+    master = services["spark-master"]
+    assert {services[name]["image"] for name in SPARK_SERVICES} == {f"apache/spark:{version('pyspark')}"}
+    assert master["command"][:2] == ["/opt/spark/bin/spark-class", "org.apache.spark.deploy.master.Master"]
+    assert host_ips(master) == {"127.0.0.1"}
+
+    for name in ("spark-worker-1", "spark-worker-2"):
+        worker = services[name]
+        assert worker["command"][1] == "org.apache.spark.deploy.worker.Worker"
+        assert worker["command"][-1] == "spark://spark-master:7077"
+        args = dict(zip(worker["command"][2:-1:2], worker["command"][3:-1:2]))
+        assert args == {"--cores": "1", "--memory": "512m"}  # the small machine's size, as `redset spark start`
+        assert worker["depends_on"]["spark-master"]["condition"] == "service_started"
+        mounts = {m["source"]: (m["target"], m.get("read_only", False)) for m in worker["volumes"]}
+        assert mounts == {"raw-zone": ("/data/raw", True), "spark-warehouse": ("/data/spark-warehouse", False)}
+
+    for name in ("dagster-code", "dagster-daemon", "dagster-webserver"):
+        env = services[name]["environment"]
+        assert env["REDSET_ENGINE"] == "spark"
+        assert env["REDSET_SPARK_MASTER"] == "spark://spark-master:7077"
+        mounts = {m["source"]: m["target"] for m in services[name]["volumes"]}
+        assert mounts["spark-warehouse"] == env["REDSET_SPARK_WAREHOUSE"]
+        assert mounts["raw-zone"] == env["REDSET_RAW_DIR"]
+    assert services["dagster-code"]["environment"]["REDSET_SPARK_DRIVER_HOST"] == "dagster-code"
+    assert services["dagster-code"]["depends_on"]["spark-master"]["required"] is False
+    assert "spark-warehouse" in config["volumes"]

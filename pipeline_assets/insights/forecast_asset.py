@@ -6,6 +6,9 @@ forecast.py's models per instance and metric, and writes three warehouse tables:
 14 daily origins) and `forecast_history` (the backtest's forecasts: each of those past hours as
 forecast from the daily origin before it, so load_surge can judge past hours). The hour holding the newest arrival is still filling, so series end before it.
 
+On REDSET_ENGINE=spark it reads clean_queries from the Spark tables' Parquet files (through the
+`warehouse` resource) and writes its tables as Parquet beside them (write_spark_tables).
+
 Cadence: at most hourly, once clean_queries changed (its own automation sensor). A week-ahead
 forecast does not need every batch, and its backtest costs seconds per instance.
 """
@@ -24,6 +27,7 @@ from pipeline_assets.dbt import POOL
 from pipeline_assets.freshness import served_policy
 from pipeline_assets.insights import forecast as fc
 from pipeline_assets.serving.snapshot import WarehouseResource
+from pipeline_assets.spark import tables as spark_tables
 from pipeline_assets.warehouse_lock import warehouse_writer
 
 HOURLY_SQL = """
@@ -63,24 +67,34 @@ def forecast_tables(hourly: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, p
     return out[0], out[1], out[2]
 
 
+# The three tables, each a SELECT over the frame of the same name (in DuckDB's replacement scan).
+TABLE_SQL = {
+    "workload_forecasts": "SELECT deployment, CAST(instance_id AS BIGINT) AS instance_id, "
+    "CAST(hour AS TIMESTAMP) AS hour, metric, model, forecast, lower, upper FROM forecasts",
+    "forecast_backtest": "SELECT deployment, CAST(instance_id AS BIGINT) AS instance_id, "
+    "metric, model, mase, smape, CAST(origins AS INTEGER) AS origins FROM backtests",
+    "forecast_history": "SELECT deployment, CAST(instance_id AS BIGINT) AS instance_id, "
+    "CAST(hour AS TIMESTAMP) AS hour, metric, model, CAST(origin AS TIMESTAMP) AS origin, "
+    "CAST(forecast AS DOUBLE) AS forecast, CAST(lower AS DOUBLE) AS lower, CAST(upper AS DOUBLE) AS upper FROM history",
+}
+
+
 def write_tables(path, forecasts: pd.DataFrame, backtests: pd.DataFrame, history: pd.DataFrame) -> None:
     """Replace the three tables in one transaction, the warehouse open for writing only meanwhile."""
     with warehouse_writer("workload_forecasts: writing its tables", Path(path)), duckdb.connect(str(path)) as con:
         con.execute("BEGIN")
-        con.execute(
-            "CREATE OR REPLACE TABLE main.workload_forecasts AS SELECT deployment, CAST(instance_id AS BIGINT) AS instance_id, "
-            "CAST(hour AS TIMESTAMP) AS hour, metric, model, forecast, lower, upper FROM forecasts"
-        )
-        con.execute(
-            "CREATE OR REPLACE TABLE main.forecast_backtest AS SELECT deployment, CAST(instance_id AS BIGINT) AS instance_id, "
-            "metric, model, mase, smape, CAST(origins AS INTEGER) AS origins FROM backtests"
-        )
-        con.execute(
-            "CREATE OR REPLACE TABLE main.forecast_history AS SELECT deployment, CAST(instance_id AS BIGINT) AS instance_id, "
-            "CAST(hour AS TIMESTAMP) AS hour, metric, model, CAST(origin AS TIMESTAMP) AS origin, "
-            "CAST(forecast AS DOUBLE) AS forecast, CAST(lower AS DOUBLE) AS lower, CAST(upper AS DOUBLE) AS upper FROM history"
-        )
+        for name, select_sql in TABLE_SQL.items():
+            con.execute(f"CREATE OR REPLACE TABLE main.{name} AS {select_sql}")
         con.execute("COMMIT")
+
+
+def write_spark_tables(forecasts: pd.DataFrame, backtests: pd.DataFrame, history: pd.DataFrame) -> None:
+    """REDSET_ENGINE=spark: the three tables as Parquet folders beside dbt's (<warehouse>/<schema>.db/),
+    where the serving snapshot reads them. Written without Spark, so not in its metastore, and one
+    after another, not in one transaction."""
+    frames = {"forecasts": forecasts, "backtests": backtests, "history": history}
+    for name, select_sql in TABLE_SQL.items():
+        spark_tables.write_table(settings.spark_warehouse(), settings.spark_schema(), name, select_sql, frames)
 
 
 @dg.asset(
@@ -101,7 +115,10 @@ def workload_forecasts(context: dg.AssetExecutionContext, warehouse: WarehouseRe
         with warehouse.get_connection() as con:
             hourly = con.execute(HOURLY_SQL).df()
     forecasts, backtests, history = forecast_tables(hourly)
-    write_tables(warehouse.path, forecasts, backtests, history)
+    if settings.engine() == "spark":
+        write_spark_tables(forecasts, backtests, history)
+    else:
+        write_tables(warehouse.path, forecasts, backtests, history)
     medians = {m: backtests[backtests.metric == m].groupby("model")["mase"].median() for m in METRICS}
     context.log.info(f"median MASE per model: { {m: v.round(3).to_dict() for m, v in medians.items()} }")
     return dg.MaterializeResult(

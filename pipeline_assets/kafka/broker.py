@@ -24,16 +24,13 @@ format are kafka/broker_config.py's.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline_assets import settings
-from pipeline_assets.durable import pid_alive
+from pipeline_assets import daemons
 from pipeline_assets.kafka.broker_config import format_storage, log4j_properties, server_properties
 from pipeline_assets.kafka.jars import KAFKA_VERSION, BrokerError, fetch_jars, java, java_cmd, jars_cached
 from pipeline_assets.kafka.ports import default_port, free_ports, port_in_use
@@ -41,10 +38,6 @@ from pipeline_assets.kafka.ports import default_port, free_ports, port_in_use
 HEAP = "512m"
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
-
-# Processes this Python process started, so that stop() can reap them (no zombies in tests).
-_children: dict[int, subprocess.Popen] = {}
-
 
 @dataclass(frozen=True)
 class Broker:
@@ -84,24 +77,6 @@ def _state_file(home: Path) -> Path:
 # Processes
 
 
-def _is_alive(pid: int) -> bool:
-    if pid in _children:
-        return _children[pid].poll() is None  # our child: poll() also reaps it
-    return pid_alive(pid)
-
-
-def _is_kafka(pid: int) -> bool:
-    """Guards against a stale pid file whose pid now belongs to another program."""
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists():
-        try:
-            return b"kafka.Kafka" in cmdline.read_bytes()
-        except OSError:
-            return False
-    ps = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True)
-    return "kafka.Kafka" in ps.stdout
-
-
 def running(home: str | Path | None = None) -> Broker | None:
     """The broker recorded in `home`, if it is still running (silent; a stale record is removed)."""
     home = _home(home)
@@ -111,7 +86,7 @@ def running(home: str | Path | None = None) -> Broker | None:
     except (OSError, ValueError):
         return None
     broker = Broker(int(state["pid"]), int(state["port"]), int(state["controller_port"]), home)
-    if _is_alive(broker.pid) and _is_kafka(broker.pid):
+    if daemons.runs(broker.pid, "kafka.Kafka"):
         return broker
     path.unlink(missing_ok=True)
     return None
@@ -119,13 +94,6 @@ def running(home: str | Path | None = None) -> Broker | None:
 
 def _silent(*args: object, **kwargs: object) -> None:
     pass
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return f"({path} is missing)"
 
 
 def _answers(bootstrap: str) -> bool:
@@ -188,12 +156,7 @@ def start(
     say(f"Starting Kafka {KAFKA_VERSION} on 127.0.0.1:{port} (home {home}) ...", flush=True)
     started = time.monotonic()
     cmd = java_cmd(java_path, home, HEAP) + ["kafka.Kafka", str(home / "config" / "server.properties")]
-    with open(home / "logs" / "jvm.log", "ab") as jvm_log:
-        # A new session: the broker outlives this command and ignores the terminal's Ctrl-C.
-        proc = subprocess.Popen(
-            cmd, cwd=home, stdin=subprocess.DEVNULL, stdout=jvm_log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    _children[proc.pid] = proc
+    proc = daemons.spawn(cmd, cwd=home, log=home / "logs" / "jvm.log")
     broker = Broker(proc.pid, port, controller_port, home)
     _state_file(home).write_text(json.dumps({"pid": proc.pid, "port": port, "controller_port": controller_port}))
 
@@ -202,7 +165,7 @@ def start(
             _state_file(home).unlink(missing_ok=True)
             raise BrokerError(
                 f"Kafka exited with status {proc.returncode} while starting. Last lines of {broker.log_file}:\n"
-                f"{_tail(broker.log_file)}\n{_tail(home / 'logs' / 'jvm.log', 10)}"
+                f"{daemons.tail(broker.log_file)}\n{daemons.tail(home / 'logs' / 'jvm.log', 10)}"
             )
         if time.monotonic() - started > timeout:
             stop(home, quiet=True)
@@ -241,30 +204,11 @@ def stop(home: str | Path | None = None, timeout: float = STOP_TIMEOUT_S, quiet:
         return False
     say(f"Stopping Kafka (pid {broker.pid}) ...", flush=True)
     started = time.monotonic()
-    _signal(broker.pid, signal.SIGTERM)  # a controlled shutdown: logs closed cleanly, no recovery at start
-    if not _wait_exit(broker.pid, timeout):
-        say(f"Kafka did not stop within {timeout:.0f}s; killing it")
-        _signal(broker.pid, signal.SIGKILL)
-        _wait_exit(broker.pid, 10)
-    _children.pop(broker.pid, None)
+    # SIGTERM: a controlled shutdown, logs closed cleanly, no recovery at start.
+    if not daemons.terminate(broker.pid, timeout):
+        say(f"Kafka did not stop within {timeout:.0f}s; killed it")
     _state_file(home).unlink(missing_ok=True)
     say(f"Kafka stopped in {time.monotonic() - started:.1f}s")
-    return True
-
-
-def _signal(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass  # it exited on its own meanwhile
-
-
-def _wait_exit(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while _is_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
     return True
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 from dbt.contracts.graph.manifest import Manifest
 
-from pipeline_assets import settings
+from pipeline_assets import duckdb_limits, settings
 from pipeline_assets.dbt import PARTIAL_PARSE_FILE, close_duckdb_database, dbt_env, dbt_project
 
 # Every invocation: its own target and log folders (artifacts of the batch runs stay apart), no
@@ -83,7 +83,9 @@ class WarmDbt:
         The DuckDB database is closed afterwards, whatever happened."""
         self.manifest  # noqa: B018  (parses once, outside the lock below)
         assert self._runner is not None
-        with self._lock, settings.environment({**dbt_env(None), **(env or {})}):
+        # The same DuckDB bounds as a batch build (duckdb_limits), checked before each invocation.
+        limits = duckdb_limits.dbt_env(duckdb_limits.check_temp_space())
+        with self._lock, settings.environment({**dbt_env(None), **limits, **(env or {})}):
             try:
                 result = self._runner.invoke([*args, *self._args()])
             finally:

@@ -1,7 +1,8 @@
 """Publishes the dbt marts as Parquet files for the dashboards: the `serving_snapshot` asset.
 
 Dashboards never open the DuckDB file dbt writes: another process's lock makes that fail at
-once. Instead, after each successful dbt build this asset opens the warehouse read-only,
+once. Instead, after each successful dbt build this asset opens the warehouse read-only (on
+REDSET_ENGINE=spark: the tables' Parquet files, through an in-memory DuckDB; spark/tables.py),
 exports every served mart to `settings.serving_dir()/<model>.parquet`, adds `kpis.parquet`
 (the fleet KPI cards, per deployment and day) and finally `_published.json`.
 
@@ -29,6 +30,7 @@ from dagster_duckdb import DuckDBResource
 from pipeline_assets import settings
 from pipeline_assets.durable import fsync_path
 from pipeline_assets.freshness import served_policy
+from pipeline_assets.spark import tables as spark_tables
 from pipeline_assets.warehouse_lock import warehouse_writer
 
 # dbt marts the dashboards read. clean_queries and quarantine_queries are row-level tables the
@@ -103,16 +105,20 @@ def read_manifest(serving_dir: Path) -> dict[str, object] | None:
 class WarehouseResource(DuckDBResource):
     """dbt's warehouse, read-only. A connection holds the warehouse's writer lock
     (warehouse_lock.py), so no process writes meanwhile (live mode included); for a `dbt build`
-    from a shell, which takes no lock, DuckDBResource retries a locked file for about 100 s. Without a `database`, the file is
-    settings.warehouse_path() (REDSET_WAREHOUSE) read when a connection opens, not when the code
-    location loads, like every other setting."""
+    from a shell, which takes no lock, DuckDBResource retries a locked file for about 100 s.
+    Without a `database`, the warehouse is the engine's (REDSET_ENGINE), read when a connection
+    opens, not when the code location loads, like every other setting: the DuckDB file
+    settings.warehouse_path(), or on Spark an in-memory DuckDB with a view per table over its
+    Parquet files (spark/tables.py), the same names in `main`."""
 
     database: str = ""
     connection_config: dict[str, Any] = {"access_mode": "READ_ONLY"}
 
     @property
     def path(self) -> Path:
-        return Path(self.database) if self.database else settings.warehouse_path()
+        if self.database:
+            return Path(self.database)
+        return settings.spark_warehouse() if settings.engine() == "spark" else settings.warehouse_path()
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -120,13 +126,17 @@ class WarehouseResource(DuckDBResource):
             if self.database:
                 with super().get_connection() as con:
                     yield con
+            elif settings.engine() == "spark":
+                with spark_tables.connect(settings.spark_warehouse(), settings.spark_schema()) as con:
+                    yield con
             else:
                 with DuckDBResource(database=str(self.path), connection_config=self.connection_config).get_connection() as con:
                     yield con
 
 
 def warehouse_resource(path: Path | None = None) -> WarehouseResource:
-    """The read-only warehouse resource: of `path`, or of REDSET_WAREHOUSE when a connection opens."""
+    """The read-only warehouse resource: of DuckDB file `path`, or of the engine's warehouse when a
+    connection opens."""
     return WarehouseResource(database=str(path) if path else "")
 
 

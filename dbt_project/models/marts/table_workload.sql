@@ -2,13 +2,7 @@
 -- selects plus updates/deletes touching it (the original expert view), and for the selects that
 -- read it, how stale the data was (time since the last ingest) and how soon it changed.
 
-with access as (
-
-    select * from {{ ref('flattened_table_access') }}
-
-),
-
-gaps as (
+with gaps as (
 
     select * from {{ ref('table_ingest_gaps') }}
 
@@ -16,16 +10,15 @@ gaps as (
 
 counts as (
 
+    -- Sums of the small daily table, not a scan of every table access.
     select
         deployment,
         instance_id,
         table_id,
-        count(*) filter (where query_type = 'select' and access = 'read') as selects,
-        count(*) filter (where query_type in ('update', 'delete') and access = 'write') as update_deletes,
-        count(*) filter (
-            where query_type in ({{ sql_list(var('ingest_query_types')) }}) and access = 'write'
-        ) as ingests
-    from access
+        cast(sum(selects) as bigint) as selects,
+        cast(sum(update_deletes) as bigint) as update_deletes,
+        cast(sum(ingests) as bigint) as ingests
+    from {{ ref('daily_table_usage') }}
     group by deployment, instance_id, table_id
 
 ),

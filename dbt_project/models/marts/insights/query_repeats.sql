@@ -4,6 +4,9 @@
 -- partition run reads all dates and recomputes its window AND every later date; the strategy
 -- partition_window_and_keys replaces those rows. Built in date order or not, each date ends up
 -- as a full rebuild computes it.
+-- An incremental run reads only the rows it recomputes: the earlier dates are known from this
+-- table as it stands (each key's last arrival before the window) and from the few earlier
+-- queries that its cached rows name as source. A new day then costs about a day's rows, not all.
 {{ config(
     materialized='incremental',
     incremental_strategy='partition_window_and_keys',
@@ -12,12 +15,26 @@
     tags=['daily'],
 ) }}
 
+{%- set incremental = is_incremental() %}
+
 with read_lists as (
 
     select deployment, instance_id, query_id, arrival_timestamp, arrival_date, query_type,
         was_cached, cache_source_query_id, execution_duration_ms, feature_fingerprint, num_scans, num_joins,
         {{ integer_table_ids('read_table_ids') }} as read_ids
-    from {{ ref('clean_queries') }}
+    from {{ ref('clean_queries') }} as clean
+    {%- if incremental %}
+    -- The rows to recompute, and the earlier queries their cached rows take the key of.
+    where {{ from_partition_window('clean.arrival_date') }}
+        or exists (
+            select 1 from {{ ref('clean_queries') }} as cached
+            where cached.was_cached
+                and {{ from_partition_window('cached.arrival_date') }}
+                and cached.deployment = clean.deployment
+                and cached.instance_id = clean.instance_id
+                and cached.cache_source_query_id = clean.query_id
+        )
+    {%- endif %}
 
 ),
 
@@ -42,17 +59,50 @@ keyed as (
         and sources.deployment = queries.deployment
         and sources.instance_id = queries.instance_id
         and sources.query_id = queries.cache_source_query_id
+    {%- if incremental %}
+    where {{ from_partition_window('queries.arrival_date') }}
+    {%- endif %}
 
 ),
 
-ordered as (
+{% if incremental -%}
+earlier as (
+
+    -- Each key's last arrival on the dates before the window, as this table holds them: every
+    -- one of them comes before every recomputed row.
+    select deployment, instance_id, repeat_key, max(arrival_timestamp) as last_arrival
+    from {{ this }}
+    where repeat_key is not null and not ({{ from_partition_window('arrival_date') }})
+    group by deployment, instance_id, repeat_key
+
+),
+
+{% endif -%}
+lagged as (
 
     select keyed.*,
         case when repeat_key is not null then lag(arrival_timestamp) over (
             partition by deployment, instance_id, repeat_key
             order by arrival_timestamp, query_id
-        ) end as previous_arrival
+        ) end as previous_in_rows
     from keyed
+
+),
+
+ordered as (
+
+    select lagged.*,
+        {%- if incremental %}
+        coalesce(lagged.previous_in_rows, earlier.last_arrival) as previous_arrival
+    from lagged
+    left join earlier
+        on lagged.deployment = earlier.deployment
+        and lagged.instance_id = earlier.instance_id
+        and lagged.repeat_key = earlier.repeat_key
+        {%- else %}
+        lagged.previous_in_rows as previous_arrival
+    from lagged
+        {%- endif %}
 
 ),
 
@@ -76,8 +126,17 @@ repeat_reads as (
 writes as (
 
     select deployment, instance_id, table_id, arrival_timestamp as write_timestamp
-    from {{ ref('flattened_table_access') }}
-    where access = 'write'
+    from {{ ref('flattened_table_access') }} as access
+    where access.access = 'write'
+        -- Only a write to a table a repeat reads, after the earliest previous occurrence, can be
+        -- the last write before a repeat and after its previous occurrence.
+        and access.arrival_timestamp > (select min(previous_arrival) from repeat_reads)
+        and exists (
+            select 1 from repeat_reads
+            where repeat_reads.deployment = access.deployment
+                and repeat_reads.instance_id = access.instance_id
+                and repeat_reads.table_id = access.table_id
+        )
 
 ),
 

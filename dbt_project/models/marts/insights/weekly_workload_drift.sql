@@ -1,24 +1,25 @@
 -- Per instance and ISO week (Monday first): how far its query-type mix and its scan-size buckets
 -- moved from the week before, as Jensen-Shannon distances (base 2, 0 = same mix, 1 = disjoint).
--- All-time: the week grid and the previous week need every date, and on 1M rows the whole
--- rebuild is one scan of three columns of clean_queries.
+-- All-time: the week grid and the previous week need every date; the counts come from the small
+-- daily table hourly_workload_mix, so a rebuild never rescans clean_queries.
 
-with queries as (
+with mix as (
 
     select
         deployment,
         instance_id,
         cast(date_trunc('week', arrival_date) as date) as week_start,
         query_type,
-        {{ scan_size_bucket('mbytes_scanned') }} as scan_bucket
-    from {{ ref('clean_queries') }}
+        scan_bucket,
+        queries
+    from {{ ref('hourly_workload_mix') }}
 
 ),
 
 totals as (
 
-    select deployment, instance_id, week_start, count(*) as queries
-    from queries
+    select deployment, instance_id, week_start, cast(sum(queries) as bigint) as queries
+    from mix
     group by all
 
 ),
@@ -38,12 +39,12 @@ weeks as (
 shares as (
 
     -- One row per (instance, week, dimension, category seen that week), with its share.
-    select deployment, instance_id, week_start, dimension, category, count(*) / any_value(totals.queries) as share
+    select deployment, instance_id, week_start, dimension, category, sum(counted.n) / any_value(totals.queries) as share
     from (
-        select deployment, instance_id, week_start, 'query_type' as dimension, query_type as category from queries
+        select deployment, instance_id, week_start, 'query_type' as dimension, query_type as category, queries as n from mix
         union all
-        select deployment, instance_id, week_start, 'scan_bucket' as dimension, scan_bucket as category from queries
-    )
+        select deployment, instance_id, week_start, 'scan_bucket' as dimension, scan_bucket as category, queries as n from mix
+    ) as counted
     join totals using (deployment, instance_id, week_start)
     group by all
 

@@ -11,13 +11,13 @@ with metrics as (
 
 ),
 
--- query_metrics has no time totals: the queue share needs the sums.
+-- query_metrics has no time totals: the queue share needs the sums (hourly_workload_mix's).
 times as (
 
-    select deployment, instance_id, date_trunc('hour', arrival_timestamp) as hour,
-        sum(queue_duration_ms) as queue_ms,
-        sum(execution_duration_ms) as execution_ms
-    from {{ ref('clean_queries') }}
+    select deployment, instance_id, hour,
+        sum(queue_ms) as queue_ms,
+        sum(execution_ms) as execution_ms
+    from {{ ref('hourly_workload_mix') }}
     group by all
 
 ),

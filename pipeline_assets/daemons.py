@@ -1,0 +1,100 @@
+"""Long-running JVMs the project starts and stops (the Kafka broker, the Spark master and workers):
+each in its own session so it outlives the command that started it, recorded by pid, stopped
+with SIGTERM and, after a timeout, SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pipeline_assets.durable import pid_alive
+
+# Processes this Python process started, so that stopping them also reaps them (no zombies in tests).
+_children: dict[int, subprocess.Popen] = {}
+
+
+def spawn(cmd: Sequence[str], cwd: Path, log: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen:
+    """Start `cmd` in a new session (it ignores the terminal's Ctrl-C and leads its own process
+    group), its stdout and stderr appended to `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            list(cmd), cwd=cwd, env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    _children[proc.pid] = proc
+    return proc
+
+
+def is_alive(pid: int) -> bool:
+    if pid in _children:
+        return _children[pid].poll() is None  # our child: poll() also reaps it
+    return pid_alive(pid)
+
+
+def command_line(pid: int) -> str:
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists():
+        try:
+            return cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return ""
+    return subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True).stdout
+
+
+def runs(pid: int, marker: str) -> bool:
+    """`pid` lives and its command line names `marker` (a main class): guards against a stale pid
+    file whose pid now belongs to another program."""
+    return is_alive(pid) and marker in command_line(pid)
+
+
+def send_signal(pid: int, signum: int, group: bool = False) -> None:
+    try:
+        os.killpg(pid, signum) if group else os.kill(pid, signum)
+    except ProcessLookupError:
+        pass  # it exited on its own meanwhile
+
+
+def wait_exit(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while is_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def terminate(pid: int, timeout: float, group: bool = False) -> bool:
+    """SIGTERM `pid` (with `group`: its whole process group), SIGKILL after `timeout` seconds.
+    Returns True when it stopped on SIGTERM."""
+    send_signal(pid, signal.SIGTERM, group)
+    graceful = wait_exit(pid, timeout)
+    if not graceful:
+        send_signal(pid, signal.SIGKILL, group)
+        wait_exit(pid, 10)
+    _children.pop(pid, None)
+    return graceful
+
+
+def group_members(pgids: Sequence[int]) -> list[int]:
+    """Live processes in any of the process groups `pgids` (e.g. executors a worker left behind)."""
+    out = subprocess.run(["ps", "-A", "-o", "pid=,pgid=,stat="], capture_output=True, text=True).stdout
+    wanted = set(pgids)
+    members = []
+    for line in out.splitlines():
+        pid, pgid, stat = line.split()
+        # Zombies are done; e.g. spark-class's launcher subshell waits there for PID 1 to reap it.
+        if int(pgid) in wanted and not stat.startswith("Z"):
+            members.append(int(pid))
+    return members
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"({path} is missing)"
