@@ -6,7 +6,8 @@
     python bench/scale.py --rows 1000000 --consumers-bench  # the dump with 1 vs 3 consumers
 
 Stages, in order, each in a child process of its own (its peak RSS is its own):
-  produce      generate --rows rows, produce them to a --partitions topic of a private broker
+  produce      generate --rows rows in slices of at most 5M (bench/_slices.py: memory stays one
+               slice), produce them to a --partitions topic of a private broker
   dump         the raw dump (dump_kafka_job) of the whole topic into the raw zone
   build        the full dbt build through Dagster, as a first load runs it (bench/transform.py)
   incremental  one new day, +1 % rows: produced, dumped and built as the product does for a day
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import _common  # noqa: F401  (puts the project on sys.path)
+import _slices
 from _common import Results, data_env, machine, rate
 from tqdm import tqdm
 
@@ -147,12 +149,14 @@ def _bytes(path: Path) -> int:
 
 
 class Work:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, slice_rows: int = _slices.SLICE_ROWS) -> None:
         self.root = root
         self.data = root / "data"
         self.kafka = root / "kafka"
         self.stages = root / "stages"
-        self.source = root / "source.parquet"
+        self.slice_rows = slice_rows
+        # slice-<k>.parquet per generated slice; named by the slice size, so no resume mixes two sizes
+        self.source = root / "source" / f"slices-of-{slice_rows}"
 
     def figures(self, stage: str) -> dict[str, Any] | None:
         path = self.stages / f"{stage}.json"
@@ -206,7 +210,7 @@ def run_stage(stage: str, work: Work, rows: int, env: dict[str, str], label: str
     result_file = work.root / f".{stage}.result.json"
     result_file.unlink(missing_ok=True)
     cmd = [sys.executable, __file__, "--child", stage, "--rows", str(rows), "--work", str(work.root),
-           "--result-file", str(result_file)]  # fmt: skip
+           "--slice-rows", str(work.slice_rows), "--result-file", str(result_file)]  # fmt: skip
     print(f"\n== {label or stage}", flush=True)
     started = time.monotonic()
     proc = subprocess.Popen(cmd, env={**os.environ, **work.env(), **env}, cwd=_common.PROJECT_ROOT)
@@ -230,24 +234,34 @@ def run_stage(stage: str, work: Work, rows: int, env: dict[str, str], label: str
 
 
 def child_produce(work: Work, rows: int) -> dict[str, Any]:
+    """Generate and produce slice by slice (bench/_slices.py): peak memory is one slice, not `rows`."""
     import transform as transform_bench
 
     from pipeline_assets.kafka.producer import produce
     from pipeline_assets.source import generator
 
     bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-    started = time.monotonic()
-    if not work.source.exists():
-        table = transform_bench.generate(rows, transform_bench.SEED, transform_bench.START, transform_bench.DAYS)
-        generator.write(table, work.source.with_suffix(".tmp"))
-        del table
-        work.source.with_suffix(".tmp").replace(work.source)
-    generated = time.monotonic() - started
     _fresh_topic(TOPIC, bootstrap)  # an interrupted produce starts over: no message twice
-    stats = produce(work.source, TOPIC, partitions=PARTITIONS, bootstrap=bootstrap)
-    if stats.errors:
-        raise RuntimeError(f"{stats.errors} messages not delivered: {stats.first_error}")
-    return {"rows": stats.rows, "seconds": stats.seconds, "generate_seconds": round(generated, 1)}
+    generated = produced = 0.0
+    total = 0
+    sizes = _slices.slice_sizes(rows, work.slice_rows)
+    # One file per slice: the producer sorts its source by arrival, so one file would be one big sort.
+    for k, size in enumerate(sizes):
+        path = work.source / f"slice-{k:03d}.parquet"
+        if not path.exists():  # kept from an interrupted produce: not generated twice
+            started = time.monotonic()
+            table = _slices.generate_slice(k, rows, transform_bench.SEED, transform_bench.START, transform_bench.DAYS,
+                                           work.slice_rows)  # fmt: skip
+            generator.write(table, path)  # atomic: complete, or absent
+            del table
+            generated += time.monotonic() - started
+        print(f"slice {k + 1}/{len(sizes)}: {size:,} rows", flush=True)
+        stats = produce(path, TOPIC, partitions=PARTITIONS, bootstrap=bootstrap)
+        if stats.errors:
+            raise RuntimeError(f"{stats.errors} messages of {path} not delivered: {stats.first_error}")
+        total += stats.rows
+        produced += stats.seconds
+    return {"rows": total, "seconds": produced, "generate_seconds": round(generated, 1), "slices": len(sizes)}
 
 
 def _fresh_topic(topic: str, bootstrap: str) -> None:
@@ -473,12 +487,14 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help=f"work folder (default {DEFAULT_ROOT}/<rows>)")
     parser.add_argument("--stage", default="all", choices=("all", *STAGES), help="one stage, or every DuckDB stage")
     parser.add_argument("--consumers", type=int, default=1, help="REDSET_RAW_CONSUMERS of the dump stages")
+    parser.add_argument("--slice-rows", type=int, default=_slices.SLICE_ROWS,
+                        help="the produce stage generates at most this many rows at a time (memory: ~0.4 GB per 1M)")
     parser.add_argument("--compare", type=int, metavar="ROWS", help="growth ratios from the run of ROWS rows")
     parser.add_argument("--consumers-bench", action="store_true", help="the dump with 1 vs 3 consumers")
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--result-file", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    work = Work(args.work or DEFAULT_ROOT / str(args.rows))
+    work = Work(args.work or DEFAULT_ROOT / str(args.rows), args.slice_rows)
     if args.child:
         figures = CHILDREN[args.child](work, args.rows)
         Path(args.result_file).write_text(json.dumps(figures, default=str))
