@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import _common  # noqa: F401  (puts the project on sys.path)
+import _slices
 from _build_watch import BuildWatch
 from _common import Results, Stopwatch, data_env, dir_bytes, environment, scratch_dir
 
@@ -44,7 +45,6 @@ APPEND_SHARE = 0.01
 APPEND_QUERY_ID_OFFSET = 10**12
 WRITE_SLICE_ROWS = 1_000_000
 GENERATE_SLICE_ROWS = 10_000_000
-SLICE_QUERY_ID_OFFSET = 10**13  # above the appended day's APPEND_QUERY_ID_OFFSET
 PARTITIONS = 3
 REFERENCE_SQL = Path(__file__).with_name("reference_marts.sql")
 # Marts both (a) and (b) build: the row-level tables and every served mart the reference has a
@@ -111,29 +111,12 @@ def generate(rows: int, seed: int, start: date, days: int, instances: int | None
 
 
 def fill_in_slices(filler: RawZoneFiller, rows: int) -> None:
-    """The initial rows, generated GENERATE_SLICE_ROWS at a time: one 50M-row table takes ~18 GB,
-    more than a shared 23 GB machine has. Up to one slice this is exactly generate(rows, SEED);
-    each further slice has its own seed and query ids SLICE_QUERY_ID_OFFSET apart, on the same
-    instances (the instance count of the whole run)."""
-    from pipeline_assets.source import generator
-
-    for i, start in enumerate(range(0, rows, GENERATE_SLICE_ROWS)):
-        n = min(GENERATE_SLICE_ROWS, rows - start)
-        if i == 0:
-            table = generate(n, SEED, START, DAYS, instances=generator.default_instances(rows))
-        else:
-            table = _offset_query_ids(generate(n, SEED + i, START, DAYS, instances=generator.default_instances(rows)),
-                                      i * SLICE_QUERY_ID_OFFSET)  # fmt: skip
+    """The initial rows, generated GENERATE_SLICE_ROWS at a time (bench/_slices.py): one 50M-row
+    table takes ~18 GB, more than a shared 23 GB machine has. Up to one slice this is exactly
+    generate(rows, SEED); further slices are independent draws with their own query ids."""
+    for table in _slices.generate_slices(rows, SEED, START, DAYS, slice_rows=GENERATE_SLICE_ROWS):
         filler.write(table, "bench-initial")
         del table
-
-
-def _offset_query_ids(table, offset: int):
-    import pyarrow.compute as pc
-
-    for name in ("query_id", "cache_source_query_id"):
-        table = table.set_column(table.schema.get_field_index(name), name, pc.add(table.column(name), offset))
-    return table
 
 
 def appended_day(rows: int):
