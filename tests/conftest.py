@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -58,3 +59,14 @@ def kafka_topic(kafka_broker: str, request: pytest.FixtureRequest) -> Iterator[s
         admin.delete_topics([name])[name].result(timeout=30)
     except KafkaException:
         pass  # the broker and its storage go away at the end of the session anyway
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """streamlit's AppTest runs a page as __main__ and leaves it in sys.modules; a process started
+    with multiprocessing's spawn (the parallel raw dump) would then re-run that temporary script
+    and die. Put the session's own __main__ back after every test."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main

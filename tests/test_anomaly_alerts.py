@@ -107,6 +107,6 @@ def test_the_sensor_is_registered_and_the_mart_reads_the_forecasts_asset():
     assert defs.resolve_sensor_def("alert_on_new_anomalies") is anomaly_alerts.alert_on_new_anomalies
     graph = defs.resolve_asset_graph()
     parents = graph.get(dg.AssetKey("workload_anomalies")).parent_keys
-    assert parents == {dg.AssetKey("workload_forecasts"), dg.AssetKey("query_metrics"), dg.AssetKey("clean_queries")}
+    assert parents == {dg.AssetKey("workload_forecasts"), dg.AssetKey("query_metrics"), dg.AssetKey("hourly_workload_mix")}
     assert graph.get(dg.AssetKey("workload_anomalies")).partitions_def is None  # all-time
     assert dg.AssetKey("workload_anomalies") in graph.get(dg.AssetKey("serving_snapshot")).parent_keys

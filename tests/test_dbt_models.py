@@ -524,7 +524,7 @@ def test_every_model_and_column_is_described(built):
     paths, _, _ = built
     manifest = json.loads(dbt_project.manifest_path.read_text())
     models = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
-    assert len(models) == 14 + 2 + 1 + 4  # + drift, tail, anomalies, and the repetition models (4)
+    assert len(models) == 14 + 2 + 1 + 4 + 2  # + drift, tail, anomalies, the repetition models (4), daily_table_usage and hourly_workload_mix
     for name, node in models.items():
         assert node["description"].strip(), f"model {name} has no description"
         actual = [c for (c,) in rows_of(paths, f"select column_name from information_schema.columns where table_name = '{name}' order by ordinal_position")]

@@ -94,7 +94,10 @@ def test_cluster_lifecycle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         cluster.stop()
         if app is not None:
             app.terminate()  # its JVM exits when the Python driver's pipe closes
-            app.wait(timeout=60)
+            try:
+                app.wait(timeout=60)
+            except subprocess.TimeoutExpired:  # do not hide the test's own failure behind this one
+                app.kill()
 
 
 def test_taken_port_fails_before_starting(tmp_path: Path) -> None:
