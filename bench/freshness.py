@@ -3,6 +3,7 @@ live mode and on the batch path, each WHILE a replay runs in the background as `
 
     python bench/freshness.py                         # 5 markers per mode, 1M-row replay at 6480x
     python bench/freshness.py --markers 3 --modes live
+    python bench/freshness.py --modes live --marker-gap 200   # markers spread over the replay's 20 min
 
 Each mode gets the pipeline as the demo runs it, in private places (a broker on free ports shared by
 both modes, a topic, data folder and DAGSTER_HOME of its own):
@@ -151,9 +152,12 @@ def start_replay(env: dict[str, str], source: Path, speed: float, log: Path) -> 
 # --- the bench -----------------------------------------------------------------------------------
 
 
-def measure(mode: str, root: Path, bootstrap: str, replay: Path, speed: float, markers: int, free_ids: list[int]) -> dict[str, Any]:
+def measure(mode: str, root: Path, bootstrap: str, replay: Path, speed: float, markers: int, free_ids: list[int],
+            gap: float = MARKER_GAP_S) -> dict[str, Any]:
     """One mode: its pipeline and the replay started, then `markers` markers one after another."""
     import dagster as dg
+
+    from pipeline_assets.build_windows import rows_per_day
 
     topic = f"bench.freshness.{mode}.{os.getpid()}"
     env = dagster_env(root, bootstrap, topic)
@@ -178,7 +182,7 @@ def measure(mode: str, root: Path, bootstrap: str, replay: Path, speed: float, m
             shown = wait_until(lambda: bool(leaderboard_counts(serving_dir)), f"{mode}: first snapshot", alive=alive)
             print(f"   first snapshot after {shown - started:.1f}s", flush=True)
             for i in range(markers):
-                time.sleep(MARKER_GAP_S)
+                time.sleep(gap)
                 alive()
                 entity, day = f"serverless:{free_ids[i]}", replay_day(Path(env["REDSET_RAW_DIR"]))
                 table = marker_table(free_ids[i], day, SEED + 1 + i)
@@ -193,9 +197,11 @@ def measure(mode: str, root: Path, bootstrap: str, replay: Path, speed: float, m
                     detail = batch.runs_since(instance, delivered)
                     parts = batch.breakdown(detail, latency)
                 load = [round(x, 2) for x in os.getloadavg()]
-                per_marker.append({"entity": entity, "day": day.isoformat(), "latency_s": round(latency, 2),
+                replayed = sum(rows_per_day(Path(env["REDSET_RAW_DIR"])).values())
+                per_marker.append({"entity": entity, "day": day.isoformat(), "latency_s": round(latency, 2), "raw_rows": replayed,
                                    "breakdown": parts, "detail": detail, "load_avg_1_5_15": load})  # fmt: skip
-                print(f"   on the dashboards' leaderboard {latency:.1f}s after delivery (load {load})", flush=True)
+                print(f"   on the dashboards' leaderboard {latency:.1f}s after delivery ({replayed:,} rows in the raw zone, "
+                      f"load {load})", flush=True)  # fmt: skip
                 print("   " + ", ".join(f"{k.removesuffix('_s')} {v}s" for k, v in parts.items()), flush=True)
                 live.print_cycles(detail) if mode == "live" else batch.print_runs(detail)
         finally:
@@ -204,11 +210,11 @@ def measure(mode: str, root: Path, bootstrap: str, replay: Path, speed: float, m
     return {"warmup_s": round(shown - started, 1), "markers": per_marker, "log": str(log)}
 
 
-def run(markers: int, replay_rows: int, speed: float, modes: list[str], keep: bool) -> Results:
+def run(markers: int, replay_rows: int, speed: float, modes: list[str], keep: bool, gap: float = MARKER_GAP_S) -> Results:
     from pipeline_assets.source import generator
 
     results = Results("freshness", {"markers": markers, "replay_rows": replay_rows, "speed": speed,
-                                    "modes": ",".join(modes), "marker_rows": MARKER_ROWS})  # fmt: skip
+                                    "modes": ",".join(modes), "marker_rows": MARKER_ROWS, "marker_gap_s": gap})  # fmt: skip
     with scratch_dir("freshness", keep) as root, private_broker(root / "kafka") as bootstrap:
         replay = generator.generate(replay_rows, seed=SEED, start=REPLAY_START, days=REPLAY_DAYS)
         generator.write(replay, root / "replay.parquet")
@@ -216,7 +222,7 @@ def run(markers: int, replay_rows: int, speed: float, modes: list[str], keep: bo
                 if d == "serverless"}  # fmt: skip
         free_ids = [i for i in range(199, -1, -1) if i not in used]
         del replay
-        figures = {m: measure(m, root / m, bootstrap, root / "replay.parquet", speed, markers, free_ids) for m in modes}
+        figures = {m: measure(m, root / m, bootstrap, root / "replay.parquet", speed, markers, free_ids, gap) for m in modes}
 
     for mode, got in figures.items():
         latencies = [m["latency_s"] for m in got["markers"]]
@@ -224,7 +230,7 @@ def run(markers: int, replay_rows: int, speed: float, modes: list[str], keep: bo
         met = median <= TARGET_S and worst <= TARGET_MAX_S
         results.add(f"{mode}: first snapshot after start (warm-up)", got["warmup_s"], "s")
         for i, m in enumerate(got["markers"]):
-            results.add(f"{mode}: marker {i + 1} ({m['entity']}, {m['day']})", m["latency_s"], "s")
+            results.add(f"{mode}: marker {i + 1} ({m['day']}, {m['raw_rows']:,} rows)", m["latency_s"], "s")
         results.add(f"{mode}: median / max of {len(latencies)} markers", f"{median:.1f} / {worst:.1f}", "s",
                     f"<= {TARGET_S:g} / {TARGET_MAX_S:g}", met if mode == "live" else None)  # fmt: skip
         for part in got["markers"][0]["breakdown"]:
@@ -240,12 +246,14 @@ def main() -> None:
     parser.add_argument("--replay-rows", type=int, default=DEFAULT_REPLAY_ROWS, help="rows replayed in the background")
     parser.add_argument("--speed", type=float, default=DEFAULT_SPEED, help="the replay's time-scale factor")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated: live, batch")
+    parser.add_argument("--marker-gap", type=float, default=MARKER_GAP_S,
+                        help="seconds between a marker showing and the next; 200 spreads 5 markers over a 1M-row replay")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (data, DAGSTER_HOME, logs)")
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or set(modes) - set(MODES):
         parser.error(f"--modes: choose from {', '.join(MODES)}")
-    results = run(args.markers, args.replay_rows, args.speed, modes, args.keep)
+    results = run(args.markers, args.replay_rows, args.speed, modes, args.keep, args.marker_gap)
     results.print_table()
     results.save()
 

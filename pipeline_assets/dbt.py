@@ -27,7 +27,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, 
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 
-from pipeline_assets import duckdb_limits, settings
+from pipeline_assets import build_windows, duckdb_limits, settings
 from pipeline_assets.freshness import served_policy
 from pipeline_assets.partitions import DATE_FORMAT, daily_partitions
 from pipeline_assets.serving.snapshot import SERVED_MODELS
@@ -177,24 +177,42 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBui
         settings.warehouse_path().parent.mkdir(parents=True, exist_ok=True)
         max_temp = duckdb_limits.check_temp_space()  # before dbt starts: no room for the spill cap fails now
         limits = duckdb_limits.dbt_env(max_temp)
-    # A full refresh rebuilds every date, whatever the partition; otherwise only the window's.
+    # A full refresh rebuilds every date, whatever the partition; otherwise only the window's,
+    # in bounded windows when the range is long (build_windows.py).
     partitioned = context.assets_def.partitions_def is not None and not config.full_refresh
     args = build_args(config.full_refresh)
-    env = dbt_env(context.partition_time_window if partitioned else None) | limits
-    days = f" {env['REDSET_MIN_DATE']}..{env['REDSET_MAX_DATE']}" if env["REDSET_MIN_DATE"] else ""
+    windows = [None]
+    if partitioned:
+        windows = build_windows.time_windows(context.partition_time_window, settings.raw_dir(), settings.dbt_window_rows())
+    first = dbt_env(windows[0])
+    days = f" {first['REDSET_MIN_DATE']}..{dbt_env(windows[-1])['REDSET_MAX_DATE']}" if first["REDSET_MIN_DATE"] else ""
     holder = f"dbt {' '.join(args)}{days} (run {context.run_id[:8]})"
-    with warehouse_writer(holder, log=context.log), settings.environment(env):  # dbt inherits the env
-        invocation = dbt.cli(args, context=context)
-        try:
-            events = invocation.stream()
-            yield from events if spark else events.fetch_row_counts().fetch_column_metadata(with_column_lineage=False)
-        except DagsterDbtCliRuntimeError as error:
-            note = None if spark else duckdb_limits.explain_temp_cap(error, max_temp)
-            if note is None:
-                raise
-            raise dg.Failure(description=f"{note}\n\n{error}") from error
-        finally:
-            release_warehouse(invocation)
+    held = build_windows.CheckResults()
+    with warehouse_writer(holder, log=context.log):
+        for i, window in enumerate(windows, start=1):
+            env = dbt_env(window) | limits
+            label = f"{env['REDSET_MIN_DATE']}..{env['REDSET_MAX_DATE']}"
+            with settings.environment(env):  # dbt inherits the env
+                invocation = dbt.cli(args, context=context)
+                try:
+                    events = invocation.stream()
+                    if i < len(windows):
+                        models, tests = held.hold(events, label)
+                        context.log.info(f"window {i}/{len(windows)} {label}: {models} models, {tests} tests built")
+                        continue
+                    if not spark:
+                        events = events.fetch_row_counts().fetch_column_metadata(with_column_lineage=False)
+                    yield from held.merge(events)
+                except DagsterDbtCliRuntimeError as error:
+                    note = None if spark else duckdb_limits.explain_temp_cap(error, max_temp)
+                    where = f"window {i}/{len(windows)} {label}: " if len(windows) > 1 else ""
+                    if note is None and not where:
+                        raise
+                    raise dg.Failure(description=f"{where}{note or ''}\n\n{error}".strip()) from error
+                finally:
+                    release_warehouse(invocation)
+                    if i < len(windows):
+                        shutil.rmtree(invocation.target_path, ignore_errors=True)
     keep_parse_state(invocation)
     # Every invocation writes its own folder under dbt_project/target (about 4 MB): keep it only
     # when the run failed, for its dbt.log and compiled SQL.
@@ -260,7 +278,7 @@ def close_duckdb_database() -> None:
     select=DAILY_SELECT,
     dagster_dbt_translator=translator,
     partitions_def=daily_partitions,
-    # A range of days runs as one dbt invocation with min_date..max_date.
+    # A range of days runs in one step: dbt invocations of bounded windows (build_windows.py).
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=POOL,
     name="dbt_daily_models",

@@ -179,6 +179,15 @@ def duckdb_temp_dir() -> Path:
     return _path("REDSET_DUCKDB_TEMP_DIR", warehouse_path().with_name(warehouse_path().name + ".tmp"))
 
 
+def dbt_window_rows() -> int:
+    """REDSET_DBT_WINDOW_ROWS: a range of daily partitions is built in consecutive windows of at
+    most this many raw rows (pipeline_assets/build_windows.py); 0: the whole range at once."""
+    value = _env("REDSET_DBT_WINDOW_ROWS", "5000000")
+    if not value.isdigit():
+        raise ValueError(f"REDSET_DBT_WINDOW_ROWS must be a whole number of rows (0: no windows), got {value!r}")
+    return int(value)
+
+
 def duckdb_max_temp() -> str:
     """Cap on DuckDB's spill files (a DuckDB size like '40GB'); empty: half of the disk free at
     duckdb_temp_dir() when the build starts (pipeline_assets.duckdb_limits)."""
