@@ -175,10 +175,7 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBui
         max_temp, limits = 0, {}
     else:
         settings.warehouse_path().parent.mkdir(parents=True, exist_ok=True)
-        max_temp = duckdb_limits.check_temp_space()  # before dbt starts: no room for the spill cap fails now
-        limits = duckdb_limits.dbt_env(max_temp)
-    # A full refresh rebuilds every date, whatever the partition; otherwise only the window's,
-    # in bounded windows when the range is long (build_windows.py).
+    # A full refresh rebuilds every date; otherwise the window's, in bounded windows (build_windows.py).
     partitioned = context.assets_def.partitions_def is not None and not config.full_refresh
     args = build_args(config.full_refresh)
     windows = [None]
@@ -189,6 +186,10 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBui
     holder = f"dbt {' '.join(args)}{days} (run {context.run_id[:8]})"
     held = build_windows.CheckResults()
     with warehouse_writer(holder, log=context.log):
+        if not spark:  # before dbt starts: no room for the spill cap fails now
+            duckdb_limits.clear_stale_spill(context.log)
+            max_temp = duckdb_limits.check_temp_space()
+            limits = duckdb_limits.dbt_env(max_temp)
         for i, window in enumerate(windows, start=1):
             env = dbt_env(window) | limits
             label = f"{env['REDSET_MIN_DATE']}..{env['REDSET_MAX_DATE']}"

@@ -8,6 +8,7 @@ the disk; check_temp_space() refuses to start a build that has no room for that 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -70,6 +71,27 @@ def check_temp_space() -> int:
     return cap
 
 
+def clear_stale_spill(log=None) -> int:
+    """Remove the spill files a killed DuckDB left in the warehouse's temp folder (DuckDB deletes
+    its own only when it exits cleanly; a killed 50M build left 9.7 GB, which then shrank the next
+    build's cap). Call only while holding the warehouse's writer lock: every process that opens
+    the warehouse holds it, so no spill file there is in use. A folder named by
+    REDSET_DUCKDB_TEMP_DIR may be shared with other DuckDBs, and is left alone. Returns the bytes freed."""
+    if os.environ.get("REDSET_DUCKDB_TEMP_DIR", "").strip():
+        return 0
+    folder, freed = settings.duckdb_temp_dir(), 0
+    for file in folder.glob("duckdb_temp_*") if folder.is_dir() else ():
+        try:
+            size = file.stat().st_size
+            file.unlink()
+        except FileNotFoundError:
+            continue
+        freed += size
+    if freed and log is not None:
+        log.warning(f"removed {gib(freed)} of spill files a killed DuckDB left in {folder}")
+    return freed
+
+
 def dbt_env(max_temp: int) -> dict[str, str]:
     """The REDSET_DUCKDB_* variables the profile reads, every one resolved (no hand-run fallback)."""
     return {
@@ -87,5 +109,5 @@ def explain_temp_cap(error: Exception, cap: int) -> str | None:
     return (
         f"DuckDB's spill reached its cap of {cap:,} bytes ({gib(cap)}, REDSET_DUCKDB_MAX_TEMP) "
         f"in {settings.duckdb_temp_dir()}: the build stopped before filling the disk. Raise REDSET_DUCKDB_MAX_TEMP "
-        f"if the disk has room, raise REDSET_DUCKDB_MEMORY_LIMIT, lower REDSET_DUCKDB_THREADS, or build fewer days at once."
+        f"if the disk has room, raise REDSET_DUCKDB_MEMORY_LIMIT, lower REDSET_DUCKDB_THREADS, or lower REDSET_DBT_WINDOW_ROWS (fewer days per dbt run)."
     )

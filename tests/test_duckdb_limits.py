@@ -60,6 +60,23 @@ def test_a_cap_the_disk_cannot_hold_is_refused_with_the_folder_and_setting(tmp_p
     assert duckdb_limits.check_temp_space() == 100 * 10**6
 
 
+def test_a_killed_duckdbs_spill_is_removed_from_the_warehouses_own_temp_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("REDSET_DUCKDB_TEMP_DIR", raising=False)
+    monkeypatch.setenv("REDSET_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    folder = tmp_path / "warehouse.duckdb.tmp"
+    folder.mkdir()
+    for name in ("duckdb_temp_17555_0_owner", "duckdb_temp_17555_0_storage_DEFAULT-0.tmp"):
+        (folder / name).write_bytes(b"x" * 1000)
+    (folder / "notes.txt").write_text("not DuckDB's")
+    assert duckdb_limits.clear_stale_spill() == 2000
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+    # A folder the user named may be shared with other DuckDBs: left alone.
+    monkeypatch.setenv("REDSET_DUCKDB_TEMP_DIR", str(folder))
+    (folder / "duckdb_temp_1_0_owner").write_bytes(b"x")
+    assert duckdb_limits.clear_stale_spill() == 0
+    assert (folder / "duckdb_temp_1_0_owner").exists()
+
+
 def _failed_build(days: tuple[str, str]) -> list:
     """The errors, outermost first, of a daily dbt run over `days` that must fail."""
     from pipeline_assets.dbt import dbt_daily_models, dbt_resource
