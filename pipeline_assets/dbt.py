@@ -42,9 +42,11 @@ dbt_project = DbtProject(project_dir=settings.DBT_PROJECT_DIR, profiles_dir=sett
 
 
 def dbt_executable() -> str:
-    """The dbt installed next to this Python (the venv's), so an unactivated venv works too."""
-    beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else "dbt"
+    """The dbt next to this Python (the venv's), so an unactivated venv works too; on Spark,
+    `redset-dbt`: dbt with Spark 4's ANSI mode kept (spark/ansi.py)."""
+    name = "redset-dbt" if settings.engine() == "spark" else "dbt"
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else name
 
 
 dbt_resource = DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
@@ -215,8 +217,7 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBui
                     if i < len(windows):
                         shutil.rmtree(invocation.target_path, ignore_errors=True)
     keep_parse_state(invocation)
-    # Every invocation writes its own folder under dbt_project/target (about 4 MB): keep it only
-    # when the run failed, for its dbt.log and compiled SQL.
+    # Each invocation's folder under dbt_project/target (~4 MB) is kept only when it failed (dbt.log).
     shutil.rmtree(invocation.target_path, ignore_errors=True)
 
 
@@ -227,9 +228,8 @@ def parse_project() -> None:
         dbt_resource.cli(["parse", "--quiet", "--target", dbt_target()], target_path=dbt_project.target_path).wait()
 
 
-# `make dbt-parse` (a dependency of `make test` and `make demo`) builds the manifest through this.
-# Not prepare_if_dev(): under `dagster dev` every run worker would re-parse at once and time out on
-# dbt's manifest lock.
+# `make dbt-parse` (for `make test` and `make demo`) builds the manifest through this. Not
+# prepare_if_dev(): under `dagster dev` every run worker would re-parse at once (manifest lock).
 if not dbt_project.manifest_path.exists():
     # A fresh clone without `make dbt-parse` (e.g. a bare `pytest`): parse once, now.
     parse_project()

@@ -83,3 +83,26 @@ def test_a_missing_master_fails_at_once_saying_what_to_run() -> None:
         listening.bind(("127.0.0.1", 0))
         listening.listen()
         require_master(f"spark://127.0.0.1:{listening.getsockname()[1]}")
+
+
+def test_on_spark_dagster_runs_the_dbt_that_keeps_ansi_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    assert Path(dbt.dbt_executable()).name == "dbt"
+    monkeypatch.setenv("REDSET_ENGINE", "spark")
+    executable = dbt.dbt_executable()
+    assert Path(executable).name == "redset-dbt" and Path(executable).exists()
+    # dbt-spark's own credentials, built in the process `redset-dbt` gives dbt: its forced
+    # `ansi.enabled=false` is gone, one set in the profile stays.
+    code = """
+from pipeline_assets.spark.ansi import keep_ansi_mode
+keep_ansi_mode()
+from dbt.adapters.spark.connections import SparkCredentials as C
+print(C(method='session', host='h', schema='s', database=None, server_side_parameters={'spark.master': 'x'}).server_side_parameters)
+print(C(method='session', host='h', schema='s', database=None, server_side_parameters={'spark.sql.ansi.enabled': 'false'}).server_side_parameters)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == ["{'spark.master': 'x'}", "{'spark.sql.ansi.enabled': 'false'}"]
+    version = subprocess.run([executable, "--version"], capture_output=True, text=True, check=True).stdout
+    assert "spark" in version  # dbt's own CLI, with the Spark adapter

@@ -9,8 +9,8 @@
 
 Spark runs dbt in this process (dbtRunner), so the comparison reads the tables through the same
 SparkSession without starting another JVM. dbt-spark 1.11 forces spark.sql.ansi.enabled=false on
-every statement; here the override is taken out, so the build runs with Spark 4's default ANSI
-mode and shows the SQL is valid under it.
+every statement; pipeline_assets/spark/ansi.py takes the override out (as Dagster's `redset-dbt` does
+on Spark), so the build runs with Spark 4's default ANSI mode and shows the SQL is valid under it.
 """
 
 from __future__ import annotations
@@ -107,6 +107,7 @@ def test_spark_marts_equal_duckdb(kafka_broker: str, kafka_topic: str, tmp_path:
 
     from pipeline_assets.raw.kafka_dump import raw_queries
     from pipeline_assets.resources import KafkaResource
+    from pipeline_assets.spark.ansi import keep_ansi_mode
     from pipeline_assets.spark.cluster import start_cluster
     from serving_pipeline import write_raw_zone
 
@@ -117,13 +118,8 @@ def test_spark_marts_equal_duckdb(kafka_broker: str, kafka_topic: str, tmp_path:
     monkeypatch.setenv("REDSET_SPARK_METASTORE", str(tmp_path / "spark-metastore"))
     monkeypatch.delenv("REDSET_MIN_DATE", raising=False)
     monkeypatch.delenv("REDSET_MAX_DATE", raising=False)
-    keep_ansi = SparkCredentials.__post_init__
-
-    def post_init(self) -> None:
-        keep_ansi(self)
-        self.server_side_parameters.pop("spark.sql.ansi.enabled")
-
-    monkeypatch.setattr(SparkCredentials, "__post_init__", post_init)
+    monkeypatch.setattr(SparkCredentials, "__post_init__", SparkCredentials.__post_init__)  # restored afterwards
+    keep_ansi_mode()  # what `redset-dbt` (Dagster's dbt on Spark) does
 
     rows = generator.generate(ROWS, seed=23, deployment="both", start=START, days=DAYS)
     generator.write(rows, tmp_path / "generated.parquet")
