@@ -23,8 +23,9 @@ import pyarrow.parquet as pq
 PARTITION_PREFIX = "arrival_date="
 
 
-def rows_per_day(raw_dir: Path) -> dict[date, int]:
-    """Rows in the raw zone per arrival_date folder (footers only); unreadable files count 0."""
+def rows_per_day(raw_dir: Path, first: date = date.min, last: date = date.max) -> dict[date, int]:
+    """Rows in the raw zone per arrival_date folder from first to last (footers only; unreadable
+    files count 0)."""
     counts: dict[date, int] = {}
     if not raw_dir.exists():
         return counts
@@ -32,6 +33,8 @@ def rows_per_day(raw_dir: Path) -> dict[date, int]:
         try:
             day = date.fromisoformat(folder.name.removeprefix(PARTITION_PREFIX))
         except ValueError:
+            continue
+        if not first <= day <= last:
             continue
         total = 0
         for file in folder.glob("*.parquet"):
@@ -67,7 +70,9 @@ def plan(first: date, last: date, rows: Mapping[date, int], max_rows: int) -> li
 def time_windows(window: dg.TimeWindow, raw_dir: Path, max_rows: int) -> list[dg.TimeWindow]:
     """A partition range's TimeWindow split into the planned windows (end exclusive, as Dagster's)."""
     first, last = window.start.date(), (window.end - timedelta(days=1)).date()
-    days = plan(first, last, rows_per_day(raw_dir) if max_rows > 0 else {}, max_rows)
+    if max_rows <= 0 or first == last:  # nothing to split: no footer is read (a sensor's one-day run)
+        return [window]
+    days = plan(first, last, rows_per_day(raw_dir, first, last), max_rows)
 
     def at(d: date):
         return window.start + timedelta(days=(d - first).days)

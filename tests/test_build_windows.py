@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from dbt_support import dbt_paths, kafka_rows, materialize_dbt, query, table, write_raw_file
@@ -86,3 +88,18 @@ def test_a_range_built_in_windows_equals_the_range_built_at_once(tmp_path, monke
     assert windows_logged["at_once"] == []
     assert [m.split(":")[0] for m in windows_logged["windows"]] == [
         "window 1/4 2024-03-01..2024-03-01", "window 2/4 2024-03-02..2024-03-02", "window 3/4 2024-03-03..2024-03-03"]
+
+
+def test_only_the_ranges_days_are_counted_and_one_day_is_never_split(tmp_path):
+    for day, rows in (("2024-03-01", 3), ("2024-03-02", 5), ("2024-03-09", 7)):
+        folder = tmp_path / f"arrival_date={day}"
+        folder.mkdir()
+        pq.write_table(pa.table({"x": list(range(rows))}), folder / "f.parquet")
+    assert build_windows.rows_per_day(tmp_path) == {D("2024-03-01"): 3, D("2024-03-02"): 5, D("2024-03-09"): 7}
+    assert build_windows.rows_per_day(tmp_path, D("2024-03-02"), D("2024-03-08")) == {D("2024-03-02"): 5}
+    start = datetime(2024, 3, 1)
+    one_day = dg.TimeWindow(start, datetime(2024, 3, 2))
+    assert build_windows.time_windows(one_day, tmp_path, max_rows=1) == [one_day]
+    two_days = dg.TimeWindow(start, datetime(2024, 3, 3))
+    assert build_windows.time_windows(two_days, tmp_path, max_rows=4) == [
+        dg.TimeWindow(start, datetime(2024, 3, 2)), dg.TimeWindow(datetime(2024, 3, 2), datetime(2024, 3, 3))]
