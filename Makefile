@@ -47,11 +47,11 @@ spark-start: install java
 spark-stop: install
 	$(BIN)/redset spark stop
 
-# dbt's manifest for the Dagster asset definitions (never committed). Parsed by pipeline_assets/dbt.py
+# dbt's manifest for the Dagster asset definitions (never committed). Parsed by pipeline_assets/warehouse/dbt_assets.py
 # in the environment Dagster's runs give dbt, so their first dbt invocation reuses the parse.
 dbt-parse: install
 	rm -f dbt_project/target/manifest.json
-	$(BIN)/python -c 'import pipeline_assets.dbt'
+	$(BIN)/python -c 'import pipeline_assets.warehouse.dbt_assets'
 
 # The dbt docs site: every model and column described, lineage sources -> staging -> marts.
 # Writes dbt_project/target/index.html and static_index.html (one self-contained file to share),

@@ -3,7 +3,7 @@
 dbt-spark 1.11 writes spark.sql.ansi.enabled=false into its credentials' server_side_parameters,
 and its session method re-applies them to the SparkSession before every statement, so a profile
 cannot turn ANSI back on. keep_ansi_mode() takes that one override out (a value set in profiles.yml
-still wins); Dagster runs dbt through this entry point when REDSET_ENGINE=spark (dbt.py), and
+still wins); Dagster runs dbt through this entry point when REDSET_ENGINE=spark (warehouse/dbt_assets.py), and
 tests/test_spark_engine.py builds every model with it and asserts the session runs with ANSI on.
 """
 
