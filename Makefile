@@ -14,7 +14,8 @@ UV     := $(TOOLS)/bin/uv
 EXTRAS ?= --extra spark --extra dev
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
-UV_PY  := --python $(PYTHON)
+# The interpreter's real path (not a pyenv shim), else uv rebuilds .venv on every sync.
+UV_PY   = --python $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 
 .PHONY: install lock java kafka-jars dbt-parse browser test demo docs dagster-home clean kafka-start kafka-stop spark-start spark-stop screenshots
 
