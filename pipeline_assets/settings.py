@@ -6,6 +6,7 @@ a run at a temporary folder with `monkeypatch.setenv`.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -205,6 +206,8 @@ def engine() -> str:
     value = _env("REDSET_ENGINE", "duckdb").lower()
     if value not in ENGINES:
         raise ValueError(f"REDSET_ENGINE={value!r} is not an engine; allowed values: {', '.join(ENGINES)}")
+    if value == "spark" and importlib.util.find_spec("pyspark") is None:
+        raise ValueError("REDSET_ENGINE=spark needs pyspark and dbt-spark: the `spark` extra (`pip install -e '.[spark]'`)")
     return value
 
 

@@ -32,7 +32,10 @@ def keep_ansi_mode() -> None:
 
 def main() -> None:
     """dbt's own command line, with ANSI mode kept."""
-    keep_ansi_mode()
+    try:
+        keep_ansi_mode()
+    except ModuleNotFoundError as exc:
+        raise SystemExit(f"redset-dbt: {exc.name} is missing: the `spark` extra has it (`pip install -e '.[spark]'`)")
     from dbt.cli.main import cli
 
     cli()
