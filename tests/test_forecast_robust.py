@@ -1,6 +1,8 @@
 """The hard test series against ../shared/redset.md's statistics, the served model against the four
 simple baselines on them, and the leak test: the window being scored never picks the model."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -94,6 +96,8 @@ def test_default_model_is_served_everywhere():
 
     project = yaml.safe_load((settings.DBT_PROJECT_DIR / "dbt_project.yml").read_text())
     assert project["vars"]["anomalies"]["load_surge_model"] == fc.DEFAULT_MODEL
+    view = Path(fc.__file__).parents[1] / "serving/dashboard/views/insights_forecast.py"
+    assert f'DEFAULT_MODEL = "{fc.DEFAULT_MODEL}"' in view.read_text() and f'BASELINE = "{fc.BASELINE}"' in view.read_text()
     assert fc.DEFAULT_MODEL in fc.MODELS and set(baselines.BASELINES) <= set(fc.MODELS)
 
 
