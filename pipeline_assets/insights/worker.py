@@ -24,7 +24,7 @@ from pipeline_assets import settings
 from pipeline_assets.insights.forecast_asset import HOURLY_SQL, forecast_tables, write_tables
 from pipeline_assets.warehouse.lock import warehouse_writer
 
-MIN_SPAN_HOURS = 0
+MIN_SPAN_HOURS = 14 * 24
 SPAN_SQL = "SELECT date_diff('hour', min(arrival_timestamp), max(arrival_timestamp)), max(date_trunc('hour', arrival_timestamp)) FROM main.clean_queries"
 _log = logging.getLogger("redset.forecast_worker")
 
