@@ -30,6 +30,7 @@ from dagster_duckdb import DuckDBResource
 from pipeline_assets import settings
 from pipeline_assets.durable import fsync_path
 from pipeline_assets.freshness import served_policy
+from pipeline_assets.serving import quarantine
 from pipeline_assets.spark import tables as spark_tables
 from pipeline_assets.warehouse_lock import warehouse_writer
 
@@ -83,6 +84,7 @@ class Publication:
     serving_dir: Path
     rows: dict[str, int] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
+    quarantine: dict[str, int] = field(default_factory=dict)  # reason -> rows (serving/quarantine.py)
     seconds: float = 0.0
 
     def manifest(self, warehouse: Path) -> dict[str, object]:
@@ -91,6 +93,7 @@ class Publication:
             "warehouse": str(warehouse),
             "tables": {name: {"file": f"{name}.parquet", "rows": n} for name, n in self.rows.items()},
             "missing": self.missing,
+            "quarantine_by_reason": self.quarantine,
         }
 
 
@@ -214,6 +217,8 @@ def publish(
             if model in existing:
                 query = _select_for_export(con, f'SELECT * FROM main."{model}"')
                 pub.rows[model] = _export(con, query, serving_dir / f"{model}.parquet")
+        if "quarantine_queries" in existing:
+            pub.quarantine = quarantine.counts(con)
         if "query_metrics" in existing:
             pub.rows[KPIS] = _export(con, _select_for_export(con, KPI_SQL), serving_dir / f"{KPIS}.parquet")
 
