@@ -6,6 +6,7 @@
     redset produce --source PATH|URL [--speed FACTOR|max]
     redset demo
     redset live        live mode without Dagster's daemon: Kafka -> raw -> dbt -> snapshot, in cycles
+    redset metrics     the batch path's Prometheus metrics on 127.0.0.1:9108 (REDSET_METRICS_PORT)
     redset -v ...      also show librdkafka's own log lines (each refused connection, retries)
 
 Each subcommand imports its module lazily, so `redset kafka status` does not pay for pandas.
@@ -21,6 +22,9 @@ from datetime import date
 
 from pipeline_assets import settings
 from pipeline_assets.kafka.config import LIBRDKAFKA_LOG
+
+# Until this module becomes the package cli/ (cli/main.py), its command modules live in cli/.
+__path__ = [os.path.join(os.path.dirname(__file__), "cli")]
 
 
 def _speed(value: str) -> float | None:
@@ -184,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     live.add_argument("--max-cycles", type=int, default=None, help="stop after this many cycles (default: never)")
     live.set_defaults(func=cmd_live)
+
+    from pipeline_assets.cli import metrics
+
+    metrics.add_parser(sub, parents=[common])
     return parser
 
 
