@@ -41,9 +41,10 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     registry = CollectorRegistry()
     registry.register(PipelineCollector(KafkaResource().client_config(), instance, log))
     stop = threading.Event()
-    with exporter.serving(registry, args.port, log) as url, stop_on_signals(stop, log.info):
+    with exporter.serving(registry, args.port, log) as url, stop_on_signals(stop, lambda _: None):
         if url is None:
             return 1  # serving is this command's one job (the line above said why)
         print(f"redset metrics: serving {url} (Ctrl-C stops)", flush=True)
         stop.wait()
+    print("redset metrics: stopped", file=sys.stderr)
     return 0

@@ -12,6 +12,7 @@ import time
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from pipeline_assets.kafka.config import LIBRDKAFKA_LOG
 from pipeline_assets.raw.offsets import PartitionOffsets
 
 # A scrape must answer within Prometheus' scrape timeout (10 s by default), broker down or not.
@@ -29,20 +30,24 @@ class KafkaUnavailable(RuntimeError):
 def admin_client(config: dict[str, object]) -> AdminClient:
     """An AdminClient of the project's client config: no group, nothing to commit."""
     keep = {k: v for k, v in config.items() if not k.startswith(("group.", "enable.auto", "auto.offset"))}
-    return AdminClient(keep)
+    # Each refused connection is a librdkafka line: to LIBRDKAFKA_LOG (shown by `redset -v`), not stderr.
+    return AdminClient(keep, logger=LIBRDKAFKA_LOG)
 
 
 def group_offsets(admin: AdminClient, topic: str, group: str, timeout: float = TIMEOUT_S) -> list[PartitionOffsets]:
     """Low and high watermark and `group`'s committed offset of every partition of `topic`,
     asked again while the group's coordinator loads or moves (a new or restarted broker)."""
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return _group_offsets(admin, topic, group, timeout)
-        except KafkaUnavailable as exc:
-            if not _transient(exc.__cause__) or time.monotonic() + RETRY_S > deadline:
-                raise
-            time.sleep(RETRY_S)
+    try:
+        while True:
+            try:
+                return _group_offsets(admin, topic, group, timeout)
+            except KafkaUnavailable as exc:
+                if not _transient(exc.__cause__) or time.monotonic() + RETRY_S > deadline:
+                    raise
+                time.sleep(RETRY_S)
+    finally:
+        admin.poll(0)  # hands librdkafka's queued log lines to LIBRDKAFKA_LOG
 
 
 def _transient(exc: BaseException | None) -> bool:
