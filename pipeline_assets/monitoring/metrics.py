@@ -1,6 +1,6 @@
 """The collector: the pipeline's figures in Prometheus' format, read from stored state on each scrape.
 
-Nothing is counted in memory: Kafka's committed offsets and watermarks (kafka_state.py), the
+Nothing is counted in memory: Kafka's committed offsets and watermarks (kafka_state.py, read-only), the
 dead-letter zone (dead_letter_counts.py), the snapshot's manifest and Dagster's run records
 (run_counts.py) are read when Prometheus scrapes. The figures are therefore the pipeline's own,
 whichever process serves them, and survive restarts. A source that cannot be read leaves its
@@ -38,7 +38,7 @@ class PipelineCollector(Collector):
 
     def __init__(self, kafka_config: dict[str, object], instance: dg.DagsterInstance | None, log: Any = _logger):
         self.topic, self.group = settings.topic(), settings.consumer_group()
-        self.admin = kafka_state.admin_client(kafka_config)
+        self.kafka = kafka_state.reader(kafka_config, self.group)
         self.instance, self.log = instance, log
         self.dead_letters = DeadLetterCounts(settings.dead_letter_dir())
         self._down: set[str] = set()  # sources whose failure was logged, until they answer again
@@ -72,7 +72,7 @@ class PipelineCollector(Collector):
         return metrics
 
     def _kafka(self) -> Iterator[Metric]:
-        partitions = kafka_state.group_offsets(self.admin, self.topic, self.group)
+        partitions = kafka_state.group_offsets(self.kafka, self.topic)
         lag = GaugeMetricFamily(
             "redset_consumer_lag_messages", "High watermark minus the group's committed offset", labels=["topic", "partition"]
         )
