@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from prometheus_client import CollectorRegistry, Histogram
@@ -97,7 +98,7 @@ class LiveMetrics:
                 column = pc.drop_null(pq.read_table(path, columns=["kafka_timestamp"]).column("kafka_timestamp"))
             except FileNotFoundError:
                 continue
-            micros = pc.cast(pc.cast(column, "timestamp[us, tz=UTC]"), "int64").to_numpy(zero_copy_only=False)
+            micros = pc.cast(pc.cast(column, pa.timestamp("us", "UTC")), pa.int64()).to_numpy(zero_copy_only=False)
             parts.append(micros / 1e6)
         return np.concatenate(parts) if parts else np.zeros(0)
 
