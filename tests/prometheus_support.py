@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_assets.kafka.ports import free_ports
+from pipeline_assets.runtime.ports import free_ports
 
 VERSION = "v0.316.0"
 ROOT = Path(__file__).resolve().parent.parent

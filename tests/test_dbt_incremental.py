@@ -15,8 +15,8 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-
 from dbt_support import DAILY_MARTS, dbt_paths, kafka_rows, materialize_dbt, table, write_raw_file
+
 from pipeline_assets import schema
 from pipeline_assets.source import generator
 
@@ -36,8 +36,8 @@ def snapshot(warehouse, before: date | None = None) -> dict[str, list[dict]]:
 
 
 def test_a_new_day_rebuilds_only_its_partition_and_matches_a_full_refresh(tmp_path, monkeypatch):
-    from pipeline_assets.dbt import dbt_daily_models
-    from pipeline_assets.sensors import build_marts_on_new_raw_batches
+    from pipeline_assets.orchestration.sensors import build_marts_on_new_raw_batches
+    from pipeline_assets.warehouse.dbt_assets import dbt_daily_models
 
     paths = dbt_paths(monkeypatch, tmp_path / "incremental")
     rows = generator.generate(rows=4000, seed=7, deployment="both", start=date(2024, 3, 1), days=4)

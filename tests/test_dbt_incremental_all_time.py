@@ -17,8 +17,8 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-
 from dbt_support import dbt_paths, kafka_rows, materialize_dbt, query, table, write_raw_file
+
 from pipeline_assets import schema
 from pipeline_assets.source import generator
 
@@ -65,7 +65,7 @@ def source_rows() -> tuple[list[dict], list[dict]]:
 
 
 def test_a_new_day_then_the_all_time_marts_equal_a_full_build(tmp_path, monkeypatch):
-    from pipeline_assets.dbt import dbt_all_time_models, dbt_daily_models
+    from pipeline_assets.warehouse.dbt_assets import dbt_all_time_models, dbt_daily_models
 
     old, new = source_rows()
     paths = dbt_paths(monkeypatch, tmp_path / "incremental")

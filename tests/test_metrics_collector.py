@@ -17,13 +17,13 @@ from raw_support import dead_rows, group_offsets, high_watermarks, use_private_d
 from test_raw_bad_messages import MAX_MESSAGE_BYTES, produce_with_bad_messages
 
 from pipeline_assets import settings
-from pipeline_assets.kafka.ports import free_ports
+from pipeline_assets.runtime.ports import free_ports
 from pipeline_assets.monitoring import exporter
 from pipeline_assets.monitoring.metrics import PipelineCollector
 from pipeline_assets.monitoring.run_counts import JOBS
-from pipeline_assets.raw.kafka_dump import raw_queries
+from pipeline_assets.raw.dump.asset import raw_queries
 from pipeline_assets.raw.message_rules import KINDS
-from pipeline_assets.resources import KafkaResource
+from pipeline_assets.kafka.resource import KafkaResource
 from pipeline_assets.serving import quarantine
 from pipeline_assets.serving.snapshot import MANIFEST, write_json_atomically
 from pipeline_assets.source import generator
@@ -141,7 +141,7 @@ def test_a_metrics_port_in_use_is_one_line(caplog: pytest.LogCaptureFixture) -> 
 
 
 def test_known_label_values_are_the_pipelines() -> None:
-    from pipeline_assets.definitions import defs
+    from pipeline_assets.orchestration.definitions import defs
 
     assert set(JOBS) == {job.name for job in defs.resolve_all_job_defs()} - {"__ASSET_JOB"}
     rules = (settings.DBT_PROJECT_DIR / "macros" / "rules.sql").read_text()

@@ -19,7 +19,7 @@ from test_live_mode import wait_until
 from test_raw_bad_messages import MAX_MESSAGE_BYTES, produce_with_bad_messages
 
 from pipeline_assets import settings
-from pipeline_assets.kafka.ports import free_ports
+from pipeline_assets.runtime.ports import free_ports
 from pipeline_assets.live.loop import LiveLoop
 from pipeline_assets.live.report import report_runless
 from pipeline_assets.monitoring.run_counts import JOBS

@@ -13,12 +13,11 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Sequence
 
 
-def add_parser(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
-    metrics = subparsers.add_parser(
-        "metrics", parents=list(parents), help="serve the pipeline's Prometheus metrics (the batch path) until Ctrl-C"
+def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    metrics = sub.add_parser(
+        "metrics", parents=[common], help="serve the pipeline's Prometheus metrics (the batch path) until Ctrl-C"
     )
     metrics.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default 9108 or REDSET_METRICS_PORT)")
     metrics.set_defaults(func=cmd_metrics)
@@ -31,7 +30,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     from pipeline_assets.live.stopping import stop_on_signals
     from pipeline_assets.monitoring import exporter
     from pipeline_assets.monitoring.metrics import PipelineCollector
-    from pipeline_assets.resources import KafkaResource
+    from pipeline_assets.kafka.resource import KafkaResource
 
     log = logging.getLogger("pipeline_assets.monitoring")
     log.setLevel(logging.INFO)

@@ -3,7 +3,7 @@
 The collector's consumer carries the pipeline's group id only so that `committed()` can fetch the
 group's offsets (an OffsetFetch request): it never subscribes, so it never joins the group or
 triggers a rebalance, and auto-commit is off and nothing calls commit(). The lag sensor reads the
-same way (raw/offsets.py). (AdminClient.list_consumer_group_offsets would need no group id, but
+same way (kafka/offsets.py). (AdminClient.list_consumer_group_offsets would need no group id, but
 crashed the interpreter here, confluent-kafka 2.16.)
 """
 
@@ -14,7 +14,7 @@ import logging
 from confluent_kafka import Consumer, KafkaException
 
 from pipeline_assets.kafka.config import LIBRDKAFKA_LOG
-from pipeline_assets.raw.offsets import PartitionOffsets, TopicMissing, partition_offsets
+from pipeline_assets.kafka.offsets import PartitionOffsets, TopicMissing, partition_offsets
 
 # A scrape must answer within Prometheus' scrape timeout (10 s by default), broker down or not.
 TIMEOUT_S = 3.0
