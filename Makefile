@@ -17,7 +17,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # The interpreter's real path (not a pyenv shim), else uv rebuilds .venv on every sync.
 UV_PY   = --python $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 
-.PHONY: install lock java kafka-jars dbt-parse browser test demo docs dagster-home clean kafka-start kafka-stop spark-start spark-stop screenshots
+.PHONY: install lock java kafka-jars dbt-parse browser prometheus test demo docs dagster-home clean kafka-start kafka-stop spark-start spark-stop screenshots
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -99,7 +99,20 @@ browser:
 	@test -x /usr/bin/chromium || ($(SUDO) apt-get update -q && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
-test: install kafka-jars dbt-parse browser
+# Prometheus and promtool for the metrics tests, built from Go source (Apache-2.0) with `go install`
+# into the user's cache, so a new clone on this machine does not compile them again. The first
+# build takes minutes (see README); tests find them through REDSET_PROMETHEUS_BIN.
+PROMETHEUS_VERSION := v0.316.0
+PROMETHEUS_BIN ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/redset/prometheus-$(PROMETHEUS_VERSION)
+export REDSET_PROMETHEUS_BIN := $(PROMETHEUS_BIN)
+prometheus:
+	@if [ -x "$(PROMETHEUS_BIN)/prometheus" ] && [ -x "$(PROMETHEUS_BIN)/promtool" ]; then exit 0; fi; \
+	command -v go >/dev/null || { echo "make prometheus: install Go 1.26.7 or newer (what Prometheus's go.mod needs), then run make again" >&2; exit 1; }; \
+	echo "make prometheus: building Prometheus $(PROMETHEUS_VERSION) into $(PROMETHEUS_BIN) (minutes, once)"; \
+	GOBIN="$(PROMETHEUS_BIN)" go install github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_VERSION) \
+		github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_VERSION)
+
+test: install kafka-jars dbt-parse browser prometheus
 	$(BIN)/pytest
 
 # `make demo SOURCE=<path or https URL>` replays real Redset instead of generated rows.

@@ -146,6 +146,16 @@ def live_poll_seconds() -> float:
     return float(_env("REDSET_LIVE_POLL_SECONDS", "1"))
 
 
+def metrics_port() -> int:
+    """The Prometheus exporter's port, served by live mode or `redset metrics`."""
+    return int(_env("REDSET_METRICS_PORT", "9108"))
+
+
+def metrics_host() -> str:
+    """Where the exporter listens: loopback, but 0.0.0.0 in a container Prometheus scrapes (compose)."""
+    return _env("REDSET_METRICS_HOST", "127.0.0.1")
+
+
 def live_insights_seconds() -> float:
     """How often live mode also rebuilds the insights models (models/marts/insights; 0: every cycle)."""
     return float(_env("REDSET_LIVE_INSIGHTS_SECONDS", "300"))

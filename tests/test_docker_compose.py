@@ -61,12 +61,14 @@ def test_full_stack_services_volumes_and_ports(compose_env: dict[str, str]) -> N
     services = config["services"]
     assert set(services) == {
         "kafka", "dagster-code", "dagster-webserver", "dagster-daemon", "producer", "dashboards", "dbt-docs",
+        "metrics", "prometheus", "alertmanager", "grafana",
     }  # fmt: skip
     assert services["kafka"]["image"] == KAFKA_IMAGE
 
     # Every published port binds to loopback only.
     published = {name: s["ports"] for name, s in services.items() if s.get("ports")}
-    assert set(published) == {"kafka", "dagster-webserver", "dashboards", "dbt-docs"}
+    assert set(published) == {"kafka", "dagster-webserver", "dashboards", "dbt-docs", "prometheus", "alertmanager",
+                              "grafana"}  # fmt: skip
     assert all(host_ips(services[name]) == {"127.0.0.1"} for name in published)
 
     # The raw zone and the warehouse live on named volumes, shared by the user code and the daemon.
@@ -85,6 +87,26 @@ def test_full_stack_services_volumes_and_ports(compose_env: dict[str, str]) -> N
     assert "code-server" in services["dagster-code"]["command"]
     assert services["producer"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert services["producer"]["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:19092"
+
+
+def test_monitoring_services_are_provisioned_with_the_projects_files(compose_env: dict[str, str]) -> None:
+    """Prometheus, Alertmanager and Grafana run their own images with docker/'s files mounted;
+    `metrics` serves the batch path's collector on the compose network only."""
+    services = compose_config("compose.yaml", compose_env)["services"]
+    assert services["metrics"]["command"] == ["redset", "metrics"]
+    assert services["metrics"]["environment"]["REDSET_METRICS_HOST"] == "0.0.0.0"
+    assert not services["metrics"].get("ports")
+    mounts = {name: {m["target"]: Path(m["source"]) for m in services[name]["volumes"] if m["type"] == "bind"}
+              for name in ("prometheus", "alertmanager", "grafana")}  # fmt: skip
+    assert mounts["prometheus"] == {"/etc/prometheus": DOCKER / "prometheus"}
+    assert mounts["alertmanager"] == {"/etc/alertmanager": DOCKER / "alertmanager"}
+    assert mounts["grafana"] == {
+        "/etc/grafana/provisioning": DOCKER / "grafana" / "provisioning",
+        "/var/lib/grafana/dashboards/redset.json": DOCKER / "grafana" / "redset.json",
+    }
+    assert all(path.exists() for m in mounts.values() for path in m.values())
+    images = {name: services[name]["image"].split(":")[0] for name in mounts}
+    assert images == {"prometheus": "prom/prometheus", "alertmanager": "prom/alertmanager", "grafana": "grafana/grafana-oss"}
 
 
 def test_source_variable_reaches_the_producer(compose_env: dict[str, str]) -> None:

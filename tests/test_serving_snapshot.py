@@ -207,3 +207,20 @@ def test_the_code_locations_warehouse_follows_redset_warehouse_when_a_run_opens_
         assert con.execute("SELECT x FROM marker").fetchone() == (42,)
         with pytest.raises(duckdb.Error, match="read-only"):
             con.execute("CREATE TABLE t (x INT)")
+
+
+def test_the_manifest_publishes_the_quarantine_by_reason(built: Built, tmp_path: Path) -> None:
+    """Every reason dbt can give, at 0 when no row has it, and the warehouse's own counts."""
+    import shutil
+
+    from pipeline_assets.serving import quarantine
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(built.warehouse, warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("DELETE FROM main.quarantine_queries")
+        for reason, n in (("null_key", 3), ("implausible_value: mbytes_scanned", 2)):
+            con.execute(f"INSERT INTO main.quarantine_queries (reason) SELECT ? FROM range({n})", [reason])
+    snapshot.publish(warehouse, tmp_path / "serving")
+    published = snapshot.read_manifest(tmp_path / "serving")["quarantine_by_reason"]
+    assert published == dict.fromkeys(quarantine.reasons(), 0) | {"null_key": 3, "implausible_value: mbytes_scanned": 2}

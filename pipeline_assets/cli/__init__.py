@@ -9,5 +9,6 @@ so that `redset kafka status` does not pay for pandas.
     redset produce --source PATH|URL [--speed FACTOR|max]
     redset demo
     redset live        live mode without Dagster's daemon: Kafka -> raw -> dbt -> snapshot, in cycles
+    redset metrics     the batch path's Prometheus metrics on 127.0.0.1:9108 (REDSET_METRICS_PORT)
     redset -v ...      also show librdkafka's own log lines (each refused connection, retries)
 """

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline_assets import settings
 from pipeline_assets.demo.addresses import DAGSTER_PORT, DASHBOARD_PORT, DOCS_PORT, HOST, LINEAGE_PATH
-from pipeline_assets.demo.dagster_home import live_switch_args, prepare_dagster_home
+from pipeline_assets.demo.dagster_home import demo_live, live_switch_args, prepare_dagster_home
 from pipeline_assets.demo.processes import DemoError, Service, log_dir, port_free, spawn, tool, wait_for
 from pipeline_assets.demo.progress import watch
 from pipeline_assets.demo.replay import replay_file
@@ -35,6 +35,7 @@ class Demo:
     speed: float | None
     services: list[Service] = field(default_factory=list)
     started_broker: bool = False
+    metrics_url: str | None = None
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
     # --- steps -------------------------------------------------------------------------
@@ -107,6 +108,18 @@ class Demo:
             check=False,
         )
 
+    def start_metrics(self) -> None:
+        """The batch path's metrics (`redset metrics`); live mode serves its own. A taken port is
+        one line: metrics never stop the demo."""
+        self.metrics_url = f"http://{HOST}:{settings.metrics_port()}/metrics"
+        if demo_live():
+            return
+        if not port_free(settings.metrics_port()):
+            print(f"demo: port {settings.metrics_port()} is taken, so no metrics (REDSET_METRICS_PORT picks another)")
+            self.metrics_url = None
+            return
+        self.spawn("metrics", [sys.executable, "-m", "pipeline_assets.cli", "metrics"], url=self.metrics_url)
+
     def start_producer(self, source: str | None) -> None:
         if source is None:
             return
@@ -138,6 +151,8 @@ class Demo:
         print(f"  Lineage      http://{HOST}:{DAGSTER_PORT}/{LINEAGE_PATH}")
         print(f"  Dashboards   http://{HOST}:{DASHBOARD_PORT}   (expert view: /expert)")
         print(f"  dbt docs     http://{HOST}:{DOCS_PORT}")
+        if self.metrics_url:
+            print(f"  Metrics      {self.metrics_url}   ({'live mode' if demo_live() else 'redset metrics'}; Prometheus format)")
         print(f"  Kafka        {self.env.get('KAFKA_BOOTSTRAP_SERVERS', '127.0.0.1:9092')}")
         print(f"  Logs         {log_dir()}")
         print("Numbers appear on the dashboards within about two minutes and grow as the replay goes on.")
@@ -171,6 +186,7 @@ def run(source: str | None = None, rows: int = 1_000_000, speed: float | None = 
         prepare_dagster_home(demo.env)
         demo.start_docs()
         demo.start_dagster()
+        demo.start_metrics()
         demo.start_producer(replay_file(replay_source, demo.env.get("KAFKA_BOOTSTRAP_SERVERS")))
         demo.start_forecasts()
         demo.start_dashboards()

@@ -6,6 +6,8 @@
 - The insights models join a cycle at most every REDSET_LIVE_INSIGHTS_SECONDS; the dbt tests run
   every REDSET_LIVE_TEST_SECONDS once models were rebuilt (verify.py), their evaluations reported
   to the instance as asset checks.
+- While it runs it serves Prometheus metrics on 127.0.0.1:REDSET_METRICS_PORT (monitoring/):
+  the pipeline's collector and each cycle's stage timings; a port in use is one warning.
 - Between cycles it pauses REDSET_LIVE_POLL_SECONDS, holding no lock: batch writers take turns.
 - A failed cycle raises one `live_cycle_failed` alert per episode and backs off (doubling, at most
   a minute); the loop goes on. An interrupt (KeyboardInterrupt, run termination) is not caught.
@@ -39,6 +41,7 @@ from pipeline_assets.live.report import cycle_events
 from pipeline_assets.live.state import Owed, live_dir
 from pipeline_assets.live.switch import one_live_loop
 from pipeline_assets.live.warm_dbt import WarmDbt
+from pipeline_assets.monitoring.live_metrics import LiveMetrics, serving_live_metrics
 
 MAX_BACKOFF_S = 60.0
 
@@ -75,13 +78,14 @@ class LiveLoop:
         self.summary = LoopSummary(session=uuid.uuid4().hex[:8])
 
     def cycles(self) -> Iterator[list[dg.AssetMaterialization]]:
-        with one_live_loop(self.where):
+        kafka = self.kafka or KafkaResource()
+        with one_live_loop(self.where), serving_live_metrics(self.instance, kafka.client_config(), self.log) as metrics:
             started = time.monotonic()
             dbt = WarmDbt()
             dbt.manifest  # noqa: B018  (the one parse, before the first cycle)
             self.log.info(f"live mode {self.summary.session} ({self.where}): dbt parsed in {time.monotonic() - started:.1f}s")
             # The dump's own lines go to Python's log: in a run, each would be a stored event per cycle.
-            yield from self._cycles(dbt, LiveConsumer(self.kafka))
+            yield from self._cycles(dbt, LiveConsumer(kafka), metrics)
         s = self.summary
         self.log.info(f"live mode {s.session} stopped ({s.stopped_because}) after {s.cycles} cycles")
 
@@ -92,7 +96,7 @@ class LiveLoop:
             return f"{self.max_cycles} cycles done"
         return self.keep_going()
 
-    def _cycles(self, dbt: WarmDbt, consumer: LiveConsumer) -> Iterator[list[dg.AssetMaterialization]]:
+    def _cycles(self, dbt: WarmDbt, consumer: LiveConsumer, metrics: LiveMetrics) -> Iterator[list[dg.AssetMaterialization]]:
         owed = Owed.load()
         last_insights: float | None = None
         last_tests: float | None = None
@@ -121,6 +125,7 @@ class LiveLoop:
                 if cycle.build is not None or cycle.stats.messages:
                     self.log.info(cycle.summary())
                     _append_timings(cycle)
+                    metrics.observe(cycle)
             if untested and verify.due(last_tests, now):
                 last_tests, untested = now, False
                 errors += self._tests(dbt)

@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -39,6 +40,7 @@ class WriteSummary:
     bytes: int = 0
     seconds: float = 0.0
     preview: pa.Table | None = None
+    paths: list[Path] = field(default_factory=list)  # the files written (live mode's latency metric)
 
     def add_files(self, written: Iterable[WrittenFile]) -> None:
         for f in written:
@@ -46,6 +48,7 @@ class WriteSummary:
             self.files += 1
             self.bytes += f.bytes
             self.arrival_dates.add(f.arrival_date)
+            self.paths.append(f.path)
 
     def merge(self, other: WriteSummary) -> None:
         self.rows += other.rows
@@ -54,6 +57,7 @@ class WriteSummary:
         self.files += other.files
         self.bytes += other.bytes
         self.seconds += other.seconds
+        self.paths += other.paths
         if other.preview is not None:
             self.keep_preview(other.preview)
 

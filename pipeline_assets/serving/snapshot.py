@@ -26,6 +26,7 @@ import duckdb
 
 from pipeline_assets import settings
 from pipeline_assets.durable import fsync_path
+from pipeline_assets.serving import quarantine
 from pipeline_assets.warehouse.lock import warehouse_writer
 from pipeline_assets.warehouse.resource import WarehouseResource, warehouse_resource
 from pipeline_assets.warehouse.served import SERVED_MODELS, served_policy
@@ -61,6 +62,7 @@ class Publication:
     serving_dir: Path
     rows: dict[str, int] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
+    quarantine: dict[str, int] = field(default_factory=dict)  # reason -> rows (serving/quarantine.py)
     seconds: float = 0.0
 
     def manifest(self, warehouse: Path) -> dict[str, object]:
@@ -69,6 +71,7 @@ class Publication:
             "warehouse": str(warehouse),
             "tables": {name: {"file": f"{name}.parquet", "rows": n} for name, n in self.rows.items()},
             "missing": self.missing,
+            "quarantine_by_reason": self.quarantine,
         }
 
 
@@ -154,6 +157,8 @@ def publish(
             if model in existing:
                 query = _select_for_export(con, f'SELECT * FROM main."{model}"')
                 pub.rows[model] = _export(con, query, serving_dir / f"{model}.parquet")
+        if "quarantine_queries" in existing:
+            pub.quarantine = quarantine.counts(con)
         if "query_metrics" in existing:
             pub.rows[KPIS] = _export(con, _select_for_export(con, KPI_SQL), serving_dir / f"{KPIS}.parquet")
 
