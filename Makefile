@@ -5,15 +5,39 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install java kafka-jars dbt-parse browser test demo docs dagster-home clean kafka-start kafka-stop spark-start spark-stop screenshots
+# uv installs exactly the set pinned in uv.lock (versions and hashes) into .venv, the project editable.
+# uv itself comes from PyPI into its own small venv (.venv-tools), so a clean clone needs only Python;
+# it never downloads a Python of its own: .venv is made from $(PYTHON).
+UV_VERSION := 0.13.9
+TOOLS  := .venv-tools
+UV     := $(TOOLS)/bin/uv
+EXTRAS ?= --extra spark --extra dev
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+# The interpreter's real path (not a pyenv shim), else uv rebuilds .venv on every sync.
+UV_PY   = --python $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+.PHONY: install lock java kafka-jars dbt-parse browser test demo docs dagster-home clean kafka-start kafka-stop spark-start spark-stop screenshots
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q 'uv==$(UV_VERSION)'
+
+# A pyproject.toml that uv.lock no longer satisfies stops here with one line (uv's own error otherwise).
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	@out=$$($(UV) lock --check $(UV_PY) 2>&1) || { \
+		case "$$out" in *"needs to be updated"*) \
+			echo "pyproject.toml changed: run \`make lock\` (uv lock) and commit uv.lock" >&2;; \
+			*) echo "$$out" >&2;; esac; exit 1; }
+	$(UV) sync --frozen $(UV_PY) $(EXTRAS)
 	touch $@
 
 install: $(STAMP)
+
+# After editing pyproject.toml's dependencies: resolve again and commit uv.lock.
+# One package to its newest allowed version: make lock LOCK_ARGS='--upgrade-package duckdb'.
+lock: | $(UV)
+	$(UV) lock $(UV_PY) $(LOCK_ARGS)
 
 # Java 17+ runs the broker and Maven fetches its jars. On Debian/Ubuntu both come from apt (sudo
 # unless root; openjdk-17, or the default JRE where 17 is gone); elsewhere one line says what to install.
@@ -47,11 +71,11 @@ spark-start: install java
 spark-stop: install
 	$(BIN)/redset spark stop
 
-# dbt's manifest for the Dagster asset definitions (never committed). Parsed by pipeline_assets/dbt.py
+# dbt's manifest for the Dagster asset definitions (never committed). Parsed by pipeline_assets/warehouse/dbt_assets.py
 # in the environment Dagster's runs give dbt, so their first dbt invocation reuses the parse.
 dbt-parse: install
 	rm -f dbt_project/target/manifest.json
-	$(BIN)/python -c 'import pipeline_assets.dbt'
+	$(BIN)/python -c 'import pipeline_assets.warehouse.dbt_assets'
 
 # The dbt docs site: every model and column described, lineage sources -> staging -> marts.
 # Writes dbt_project/target/index.html and static_index.html (one self-contained file to share),
@@ -88,4 +112,4 @@ screenshots: install kafka-jars dbt-parse browser
 	$(BIN)/python scripts/screenshots.py --out docs
 
 clean:
-	rm -rf $(VENV) .kafka .spark data dbt_project/target
+	rm -rf $(VENV) $(TOOLS) .kafka .spark data dbt_project/target

@@ -43,7 +43,7 @@ def runs_since(instance, since: float) -> list[dict[str, Any]]:
     """The Dagster runs created after `since` (time.time()), oldest first, times relative to it."""
     import dagster as dg
 
-    from pipeline_assets.sensors import RANGE_END_TAG, RANGE_START_TAG
+    from pipeline_assets.orchestration.sensors import RANGE_END_TAG, RANGE_START_TAG
 
     records = instance.get_run_records(
         filters=dg.RunsFilter(created_after=datetime.fromtimestamp(since, timezone.utc)), ascending=True
@@ -123,8 +123,9 @@ def breakdown(runs: list[dict[str, Any]], latency: float) -> dict[str, float]:
 
 
 def in_flight(instance) -> int:
-    from pipeline_assets.sensors import IN_FLIGHT
     import dagster as dg
+
+    from pipeline_assets.runtime.runs import IN_FLIGHT
 
     return len(instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT)))
 

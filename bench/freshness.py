@@ -157,7 +157,7 @@ def measure(mode: str, root: Path, bootstrap: str, replay: Path, speed: float, m
     """One mode: its pipeline and the replay started, then `markers` markers one after another."""
     import dagster as dg
 
-    from pipeline_assets.build_windows import rows_per_day
+    from pipeline_assets.warehouse.build_windows import rows_per_day
 
     topic = f"bench.freshness.{mode}.{os.getpid()}"
     env = dagster_env(root, bootstrap, topic)

@@ -5,7 +5,7 @@
 
 In one run, on a fresh topic of a private broker (free port, temporary storage):
   (a) bare   a confluent-kafka consume loop that discards the messages: the client's limit;
-  (b) dump   our raw dump (pipeline_assets.raw.kafka_consume.dump) into a temporary raw zone;
+  (b) dump   our raw dump (pipeline_assets.raw.dump.consume.dump) into a temporary raw zone;
   (c) orig   the original project's way: json.loads per message -> pandas -> Parquet -> DuckDB COPY.
 Each runs in its own child process, so its peak RSS is its own (the child's VmHWM). Then (b) runs
 again on a backlog of --big-rows messages to show its peak RSS does not grow with the backlog.
@@ -42,8 +42,8 @@ RSS_TARGET_BYTES = 1 << 30
 
 def _consumer(bootstrap: str, group: str):
     """A consumer configured exactly like the raw dump's (same fetch sizes and queue bounds)."""
-    from pipeline_assets.raw.kafka_consume import CONSUMER_TUNING
-    from pipeline_assets.resources import KafkaResource
+    from pipeline_assets.kafka.resource import KafkaResource
+    from pipeline_assets.raw.dump.consume import CONSUMER_TUNING
 
     return KafkaResource(bootstrap_servers=bootstrap).consumer(group, **CONSUMER_TUNING)
 
@@ -57,7 +57,7 @@ def _assign_from_start(consumer, topic: str) -> None:
 
 def _consume_all(consumer, expect: int, handle) -> int:
     """consume() in batches like the dump does, handing each batch to `handle`, until `expect`."""
-    from pipeline_assets.raw.kafka_consume import FETCH_BATCH, POLL_TIMEOUT_S
+    from pipeline_assets.raw.dump.consume import FETCH_BATCH, POLL_TIMEOUT_S
 
     seen = 0
     while seen < expect:
@@ -77,7 +77,7 @@ def child_bare(bootstrap: str, topic: str, expect: int, work: Path) -> dict:
 
 
 def child_dump(bootstrap: str, topic: str, expect: int, work: Path) -> dict:
-    from pipeline_assets.raw import kafka_consume
+    from pipeline_assets.raw.dump import consume as kafka_consume
 
     options = kafka_consume.DumpOptions(
         topic=topic,

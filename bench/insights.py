@@ -32,7 +32,7 @@ MAX_TAG_SHARE = 0.05
 def dbt_build(target: Path, *select: str) -> dict[str, float]:
     """`dbt build` in a subprocess with the pipeline's env; seconds per model from run_results.json."""
     from pipeline_assets import settings
-    from pipeline_assets.dbt import dbt_env, dbt_executable
+    from pipeline_assets.warehouse.dbt_assets import dbt_env, dbt_executable
 
     args = [dbt_executable(), "build", "--quiet", "--project-dir", str(settings.DBT_PROJECT_DIR),
             "--profiles-dir", str(settings.DBT_PROJECT_DIR), "--target-path", str(target)]  # fmt: skip
@@ -169,7 +169,7 @@ def run(rows: int, seed: int, keep: bool) -> Results:
 
 
 def _thresholds() -> dict[str, Any]:
-    from pipeline_assets.dbt import project_var
+    from pipeline_assets.warehouse.dbt_assets import project_var
 
     return project_var("anomalies")
 

@@ -277,7 +277,7 @@ def _fresh_topic(topic: str, bootstrap: str) -> None:
 def child_dump(work: Work, rows: int) -> dict[str, Any]:
     import dagster as dg
 
-    from pipeline_assets.definitions import defs
+    from pipeline_assets.orchestration.definitions import defs
 
     started = time.monotonic()
     result = defs.resolve_job_def("dump_kafka_job").execute_in_process(instance=dg.DagsterInstance.ephemeral())
@@ -324,7 +324,7 @@ def child_incremental(work: Work, rows: int) -> dict[str, Any]:
 def child_snapshot(work: Work, rows: int) -> dict[str, Any]:
     import dagster as dg
 
-    from pipeline_assets.definitions import defs
+    from pipeline_assets.orchestration.definitions import defs
 
     started = time.monotonic()
     result = defs.resolve_job_def("serving_snapshot_job").execute_in_process(instance=dg.DagsterInstance.ephemeral())

@@ -34,7 +34,7 @@ import _slices
 from _build_watch import BuildWatch
 from _common import Results, Stopwatch, data_env, dir_bytes, environment, scratch_dir
 
-from pipeline_assets.serving.snapshot import SERVED_MODELS
+from pipeline_assets.warehouse.served import SERVED_MODELS
 
 DEFAULT_ROWS = 10_000_000
 SEED = 42
@@ -139,7 +139,7 @@ def appended_day(rows: int):
 
 def reference_sql(raw_dir: Path) -> str:
     from pipeline_assets import schema, settings
-    from pipeline_assets.dbt import project_var
+    from pipeline_assets.warehouse.dbt_assets import project_var
 
     def sql_list(values: tuple[str, ...]) -> str:
         return ", ".join(f"'{v}'" for v in values)
@@ -188,7 +188,7 @@ def run_dbt_assets(instance, assets, **kwargs) -> dict[str, Any]:
     """dg.materialize the dbt assets; seconds and per-model / per-test execution durations."""
     import dagster as dg
 
-    from pipeline_assets.dbt import dbt_resource
+    from pipeline_assets.warehouse.dbt_assets import dbt_resource
 
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # Dagster logs every test at DEBUG
     with Stopwatch() as watch:
@@ -218,7 +218,7 @@ def _duration(metadata) -> float:
 def full_build(instance) -> dict[str, Any]:
     """What a first load runs: every daily partition as one range, then the all-time marts."""
     from pipeline_assets import settings
-    from pipeline_assets.sensors import RANGE_END_TAG, RANGE_START_TAG
+    from pipeline_assets.orchestration.sensors import RANGE_END_TAG, RANGE_START_TAG
 
     first, last = settings.span_start(), settings.span_end() - timedelta(days=1)
     return run_dbt_assets(instance, dbt_assets(), tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()})
@@ -244,7 +244,7 @@ def warm_day(dbt, day: date) -> dict[str, Any]:
 
 def dbt_assets() -> list:
     """build_marts_job's dbt steps (imported late: the scratch environment is set first)."""
-    from pipeline_assets import dbt as dbt_stage
+    from pipeline_assets.warehouse import dbt_assets as dbt_stage
 
     return [dbt_stage.dbt_daily_models, dbt_stage.dbt_all_time_models]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 DEPLOYMENTS = ("provisioned", "serverless")
 
@@ -101,3 +102,19 @@ RAW_PARTITION_COLUMN = "arrival_date"
 def message_key(deployment: str, instance_id: int) -> str:
     """Kafka key for a row, so that each instance keeps its order within a partition."""
     return f"{deployment}:{instance_id}"
+
+
+_ZONED_RE = r"[ T]\d{2}.*(Z|[+-]\d{2}(:?\d{2})?)$"  # an offset after the time of day
+
+
+def utc_timestamps(text: pa.ChunkedArray) -> pa.ChunkedArray:
+    """ISO-8601 strings as TIMESTAMP: "...Z" or "+01:00" is converted to UTC, a value
+    without an offset is UTC already. Landing files are typed with it too."""
+    try:
+        return text.cast(TIMESTAMP)
+    except pa.ArrowInvalid:  # offsets: Arrow casts a column with all or none of them
+        pass
+    zoned = pc.match_substring_regex(text, _ZONED_RE)
+    none = pa.scalar(None, text.type)
+    utc = pc.if_else(zoned, text, none).cast(pa.timestamp(TIMESTAMP.unit, "UTC")).cast(TIMESTAMP)
+    return pc.if_else(zoned, utc, pc.if_else(zoned, none, text).cast(TIMESTAMP))

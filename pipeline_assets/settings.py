@@ -6,6 +6,7 @@ a run at a temporary folder with `monkeypatch.setenv`.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -91,7 +92,7 @@ def raw_max_messages() -> int:
 
 
 def raw_consumers() -> int:
-    """Consumer processes of the raw dump, in one group (parallel_dump.py); useful up to
+    """Consumer processes of the raw dump, in one group (dump/parallel.py); useful up to
     min(partitions, cores)."""
     value = _env("REDSET_RAW_CONSUMERS", "1")
     if not value.isdigit() or int(value) < 1:
@@ -181,7 +182,7 @@ def duckdb_temp_dir() -> Path:
 
 def dbt_window_rows() -> int:
     """REDSET_DBT_WINDOW_ROWS: a range of daily partitions is built in consecutive windows of at
-    most this many raw rows (pipeline_assets/build_windows.py); 0: the whole range at once."""
+    most this many raw rows (pipeline_assets/warehouse/build_windows.py); 0: the whole range at once."""
     value = _env("REDSET_DBT_WINDOW_ROWS", "5000000")
     if not value.isdigit():
         raise ValueError(f"REDSET_DBT_WINDOW_ROWS must be a whole number of rows (0: no windows), got {value!r}")
@@ -190,7 +191,7 @@ def dbt_window_rows() -> int:
 
 def duckdb_max_temp() -> str:
     """Cap on DuckDB's spill files (a DuckDB size like '40GB'); empty: half of the disk free at
-    duckdb_temp_dir() when the build starts (pipeline_assets.duckdb_limits)."""
+    duckdb_temp_dir() when the build starts (pipeline_assets.warehouse.duckdb_limits)."""
     return _env("REDSET_DUCKDB_MAX_TEMP", "")
 
 
@@ -205,6 +206,8 @@ def engine() -> str:
     value = _env("REDSET_ENGINE", "duckdb").lower()
     if value not in ENGINES:
         raise ValueError(f"REDSET_ENGINE={value!r} is not an engine; allowed values: {', '.join(ENGINES)}")
+    if value == "spark" and importlib.util.find_spec("pyspark") is None:
+        raise ValueError("REDSET_ENGINE=spark needs pyspark and dbt-spark: the `spark` extra (`pip install -e '.[spark]'`)")
     return value
 
 

@@ -26,9 +26,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from pipeline_assets import browser_shots, demo, settings
+from pipeline_assets import demo, settings
+from pipeline_assets.demo import browser_shots
 from pipeline_assets.kafka import broker
-from pipeline_assets.kafka.ports import free_ports
+from pipeline_assets.runtime.ports import free_ports
 from pipeline_assets.serving.dashboard.data import Filters, ServingData
 
 READY_TIMEOUT_S = 1800.0

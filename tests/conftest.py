@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from pipeline_assets.kafka import broker
-from pipeline_assets.kafka.ports import free_ports  # noqa: F401  (tests import it from here)
+from pipeline_assets.runtime.ports import free_ports  # noqa: F401  (tests import it from here)
 
 
 def start_test_broker(home: os.PathLike[str] | str) -> broker.Broker:

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pytest
 
 from pipeline_assets import schema, settings
+from pipeline_assets.orchestration.sensors import RANGE_END_TAG, RANGE_START_TAG
 from pipeline_assets.raw import zone, zone_rows
-from pipeline_assets.sensors import RANGE_END_TAG, RANGE_START_TAG
 
 __all__ = ["RANGE_END_TAG", "RANGE_START_TAG"]  # re-exported for the tests
 
@@ -109,7 +109,7 @@ def first_days_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     models as the range 2024-03-01..03: built once, for every test that starts from it."""
 
     def build(paths: DbtPaths) -> None:
-        from pipeline_assets.dbt import dbt_daily_models
+        from pipeline_assets.warehouse.dbt_assets import dbt_daily_models
 
         old, _ = incremental_rows()
         write_raw_file(paths.raw_dir, kafka_rows(old.to_pylist(), 0, "b1", datetime(2024, 3, 4, 0, 5)),
@@ -196,8 +196,8 @@ def materialize_dbt(
 ) -> dg.ExecuteInProcessResult:
     """Materialise dbt assets in process, as a run for one partition or a range of partitions,
     with `checks` (asset checks defined outside dbt) run after them."""
-    from pipeline_assets.dbt import dbt_resource
-    from pipeline_assets.serving.snapshot import warehouse_resource
+    from pipeline_assets.warehouse.dbt_assets import dbt_resource
+    from pipeline_assets.warehouse.resource import warehouse_resource
 
     assets = list(assets)
     tags = {RANGE_START_TAG: partition_range[0], RANGE_END_TAG: partition_range[1]} if partition_range else None
@@ -215,7 +215,7 @@ def materialize_dbt(
 def reasons_in_pandas(staged: pd.DataFrame) -> pd.Series:
     """Each staged row's quarantine reason (NA: valid), from the rules as the issue states them and
     the dbt var plausible_bounds: an independent check of dbt_project/macros/rules.sql."""
-    from pipeline_assets.dbt import project_var
+    from pipeline_assets.warehouse.dbt_assets import project_var
 
     durations = staged[["compile_duration_ms", "queue_duration_ms", "execution_duration_ms"]]
     start, end = pd.Timestamp(settings.span_start()), pd.Timestamp(settings.span_end())

@@ -9,7 +9,8 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from pipeline_assets import settings
-from pipeline_assets.raw import dead_letters, offsets, zone_read
+from pipeline_assets.kafka import offsets
+from pipeline_assets.raw import dead_letters, zone_read
 
 
 def use_private_dirs(monkeypatch: pytest.MonkeyPatch, data_dir: Path, topic: str) -> str:

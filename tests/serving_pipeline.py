@@ -24,11 +24,12 @@ import pyarrow as pa
 import pytest
 
 from pipeline_assets import settings
-from pipeline_assets.settings import environment
-from pipeline_assets.raw import zone, zone_rows
 from pipeline_assets.insights.forecast_asset import workload_forecasts
-from pipeline_assets.serving.snapshot import serving_snapshot, warehouse_resource
+from pipeline_assets.raw import zone, zone_rows
+from pipeline_assets.serving.snapshot import serving_snapshot
+from pipeline_assets.settings import environment
 from pipeline_assets.source import generator
+from pipeline_assets.warehouse.resource import warehouse_resource
 
 ROWS = 20_000
 DAYS = 3

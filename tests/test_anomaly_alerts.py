@@ -9,7 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline_assets import anomaly_alerts, settings
+from pipeline_assets import settings
+from pipeline_assets.monitoring import anomaly_alerts
 
 
 def anomaly(deployment: str, instance_id: int, hour: str, tag: str) -> dict:
@@ -102,7 +103,7 @@ def test_the_cursor_forgets_anomalies_gone_from_the_mart():
 
 
 def test_the_sensor_is_registered_and_the_mart_reads_the_forecasts_asset():
-    from pipeline_assets.definitions import defs
+    from pipeline_assets.orchestration.definitions import defs
 
     assert defs.resolve_sensor_def("alert_on_new_anomalies") is anomaly_alerts.alert_on_new_anomalies
     graph = defs.resolve_asset_graph()

@@ -23,9 +23,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from dbt_support import materialize_dbt, query
 from raw_support import use_private_dirs
 
-from dbt_support import materialize_dbt, query
 from pipeline_assets import settings
 from pipeline_assets.kafka import producer
 from pipeline_assets.source import generator
@@ -64,7 +64,7 @@ def wait_for(check, what: str, live: subprocess.Popen, log: Path) -> None:
 def test_partition_range_backfill_completes_while_live_mode_cycles(
     kafka_broker: str, kafka_topic: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline_assets.dbt import dbt_daily_models
+    from pipeline_assets.warehouse.dbt_assets import dbt_daily_models
 
     data = tmp_path / "data"
     use_private_dirs(monkeypatch, data, kafka_topic)

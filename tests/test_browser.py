@@ -23,7 +23,8 @@ import serving_pipeline
 from conftest import free_ports
 from serving_pipeline import Built
 
-from pipeline_assets import browser_shots, demo, settings
+from pipeline_assets import demo, settings
+from pipeline_assets.demo import browser_shots
 
 OUTPUT = settings.PROJECT_ROOT / "test-output"
 APP = settings.PROJECT_ROOT / "pipeline_assets" / "serving" / "dashboard" / "app.py"

@@ -17,17 +17,22 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-
 from dbt_support import dbt_paths, query, write_raw_file
-from pipeline_assets import schema
-from pipeline_assets.definitions import defs
-from pipeline_assets.jobs import build_marts_job
-from pipeline_assets.owed_builds import LOST_REQUEST_SECONDS, OwedBuilds, backoff_seconds, stale_partitions
-from pipeline_assets.partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
-from pipeline_assets.schedules import daily_marts_schedule
-from pipeline_assets.sensors import build_marts_on_new_raw_batches
-from pipeline_assets.source import generator
 from test_dbt_incremental import kafka_rows
+
+from pipeline_assets import schema
+from pipeline_assets.orchestration.definitions import defs
+from pipeline_assets.orchestration.jobs import build_marts_job
+from pipeline_assets.orchestration.owed_builds import (
+    LOST_REQUEST_SECONDS,
+    OwedBuilds,
+    backoff_seconds,
+    stale_partitions,
+)
+from pipeline_assets.orchestration.schedules import daily_marts_schedule
+from pipeline_assets.orchestration.sensors import build_marts_on_new_raw_batches
+from pipeline_assets.source import generator
+from pipeline_assets.warehouse.partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 
 
 def report(instance: dg.DagsterInstance, days: list[str]) -> None:

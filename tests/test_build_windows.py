@@ -1,4 +1,4 @@
-"""A long partition range is built in bounded windows of days (pipeline_assets/build_windows.py),
+"""A long partition range is built in bounded windows of days (pipeline_assets/warehouse/build_windows.py),
 and that changes nothing in the warehouse: every model equals the range built in one go."""
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from dbt_support import dbt_paths, kafka_rows, materialize_dbt, query, table, write_raw_file
-from pipeline_assets import build_windows, schema
+
+from pipeline_assets import schema
 from pipeline_assets.source import generator
+from pipeline_assets.warehouse import build_windows
 
 D = date.fromisoformat
 
@@ -59,7 +60,7 @@ def all_tables(warehouse, root) -> dict[str, list[dict]]:
 
 @pytest.mark.slow
 def test_a_range_built_in_windows_equals_the_range_built_at_once(tmp_path, monkeypatch):
-    from pipeline_assets.dbt import dbt_all_time_models, dbt_daily_models
+    from pipeline_assets.warehouse.dbt_assets import dbt_all_time_models, dbt_daily_models
 
     rows = generator.generate(rows=3000, seed=11, deployment="both", start=D("2024-03-01"), days=4)
     rows = rows.select(list(schema.COLUMN_NAMES)).to_pylist()

@@ -22,7 +22,6 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 import pytest
-
 from confluent_kafka import Producer
 from dbt_support import (
     RANGE_END_TAG,
@@ -33,6 +32,7 @@ from dbt_support import (
     reasons_in_pandas,
     write_dead_letters,
 )
+
 from pipeline_assets import schema
 from pipeline_assets.kafka import producer
 from pipeline_assets.raw import zone_read
@@ -137,11 +137,11 @@ def boards_in_pandas(clean: pd.DataFrame) -> list[tuple]:
 
 
 def test_generated_rows_through_kafka_and_dbt(kafka_broker: str, kafka_topic: str, tmp_path: Path, monkeypatch):
-    from pipeline_assets.dbt import dbt_all_time_models, dbt_daily_models
-    from pipeline_assets.offset_outcomes import offset_outcomes, offsets_have_one_outcome
-    from pipeline_assets.raw.kafka_dump import raw_queries
-    from pipeline_assets.resources import KafkaResource
-    from pipeline_assets.sensors import build_marts_on_new_raw_batches
+    from pipeline_assets.kafka.resource import KafkaResource
+    from pipeline_assets.orchestration.sensors import build_marts_on_new_raw_batches
+    from pipeline_assets.raw.dump.asset import raw_queries
+    from pipeline_assets.warehouse.dbt_assets import dbt_all_time_models, dbt_daily_models
+    from pipeline_assets.warehouse.offset_outcomes import offset_outcomes, offsets_have_one_outcome
 
     paths = dbt_paths(monkeypatch, tmp_path)
     monkeypatch.setenv("REDSET_TOPIC", kafka_topic)

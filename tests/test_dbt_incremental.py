@@ -15,7 +15,6 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-
 from dbt_support import (
     DAILY_MARTS,
     INCREMENTAL_NEW_DAY,
@@ -28,6 +27,7 @@ from dbt_support import (
     table,
     write_raw_file,
 )
+
 from pipeline_assets import schema
 from pipeline_assets.source import generator
 
@@ -47,8 +47,8 @@ def snapshot(warehouse, before: date | None = None) -> dict[str, list[dict]]:
 
 
 def test_a_new_day_rebuilds_only_its_partition_and_matches_a_full_refresh(tmp_path, tmp_path_factory, monkeypatch):
-    from pipeline_assets.dbt import dbt_daily_models
-    from pipeline_assets.sensors import build_marts_on_new_raw_batches
+    from pipeline_assets.orchestration.sensors import build_marts_on_new_raw_batches
+    from pipeline_assets.warehouse.dbt_assets import dbt_daily_models
 
     # 03-01..03 in the raw zone and built as one partition range: shared with other tests, copied.
     paths = copy_built(first_days_built(tmp_path_factory), monkeypatch, tmp_path / "incremental")

@@ -17,7 +17,6 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-
 from dbt_support import (
     INCREMENTAL_NEW_DAY,
     copy_built,
@@ -30,6 +29,7 @@ from dbt_support import (
     table,
     write_raw_file,
 )
+
 from pipeline_assets import schema
 from pipeline_assets.source import generator
 
@@ -72,7 +72,7 @@ def source_rows() -> tuple[list[dict], list[dict]]:
 
 
 def test_a_new_day_then_the_all_time_marts_equal_a_full_build(tmp_path, tmp_path_factory, monkeypatch):
-    from pipeline_assets.dbt import dbt_all_time_models, dbt_daily_models
+    from pipeline_assets.warehouse.dbt_assets import dbt_all_time_models, dbt_daily_models
 
     old, new = source_rows()
     # The old days in the raw zone, built as the range 2024-03-01..03: shared with other tests, copied.

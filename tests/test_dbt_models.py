@@ -32,7 +32,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from dbt_support import (
     DbtPaths,
     dbt_paths,
@@ -204,8 +203,8 @@ def write_dataset(paths: DbtPaths) -> int:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory):
     """The hand-built raw zone, built through the Dagster dbt assets; (paths, run result, raw rows)."""
-    from pipeline_assets.dbt import dbt_all_time_models, dbt_daily_models
-    from pipeline_assets.offset_outcomes import offsets_have_one_outcome
+    from pipeline_assets.warehouse.dbt_assets import dbt_all_time_models, dbt_daily_models
+    from pipeline_assets.warehouse.offset_outcomes import offsets_have_one_outcome
 
     with pytest.MonkeyPatch.context() as mp:
         paths = dbt_paths(mp, tmp_path_factory.mktemp("dbt_hand"))
@@ -468,7 +467,7 @@ def test_table_ingest_gaps(built):
 def test_ingest_gaps_built_day_by_day_equal_the_range_build(built, tmp_path, monkeypatch):
     """A partition run also updates earlier dates' rows: D2's ingest at 01:00 into table 12 becomes
     the next ingest of 109 (12:00 on D1), which the D1 run had left without one."""
-    from pipeline_assets.dbt import dbt_daily_models
+    from pipeline_assets.warehouse.dbt_assets import dbt_daily_models
 
     paths, _, _ = built
     day_by_day = dbt_paths(monkeypatch, tmp_path)
@@ -519,7 +518,7 @@ def test_stress_index(built):
 
 def test_every_model_and_column_is_described(built):
     """The YAML describes every model and every column each model really has."""
-    from pipeline_assets.dbt import dbt_project
+    from pipeline_assets.warehouse.dbt_assets import dbt_project
 
     paths, _, _ = built
     manifest = json.loads(dbt_project.manifest_path.read_text())
@@ -548,7 +547,7 @@ def test_implausible_values_reach_neither_the_kpis_nor_the_leaderboard(built, tm
     assert rows_of(paths, "select max(value) from leaderboard") == [(400.0,)]  # the longest compile, 400 ms
 
 
-# --- every Kafka offset has one outcome (pipeline_assets/offset_outcomes.py) ------------------------
+# --- every Kafka offset has one outcome (pipeline_assets/warehouse/offset_outcomes.py) ------------------------
 
 # Offsets 0..36: the 28 clean rows (107's offset 6 written twice, counted once) and the 9
 # quarantined ones; offset 100: 108 sent again (a duplicate delivery); 101 and 102: dead letters.
@@ -577,7 +576,7 @@ def copied(paths: DbtPaths, root) -> DbtPaths:
 
 
 def outcomes_of(paths: DbtPaths):
-    from pipeline_assets.offset_outcomes import offset_outcomes
+    from pipeline_assets.warehouse.offset_outcomes import offset_outcomes
 
     return offset_outcomes(paths.raw_dir, paths.dead_dir, paths.warehouse)
 

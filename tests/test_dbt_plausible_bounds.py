@@ -10,10 +10,10 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 import pytest
-
 from dbt_support import dbt_paths, query, ts, write_raw_file
+
 from pipeline_assets import schema
-from pipeline_assets.dbt import project_var
+from pipeline_assets.warehouse.dbt_assets import project_var
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,7 @@ def cases() -> list[tuple[dict[str, Any], str | None]]:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory):
     """The cases as one raw file, staged and judged by dbt (stg_queries, clean, quarantine, tie-out)."""
-    from pipeline_assets.dbt import dbt_daily_models, dbt_resource
+    from pipeline_assets.warehouse.dbt_assets import dbt_daily_models, dbt_resource
 
     with pytest.MonkeyPatch.context() as mp:
         paths = dbt_paths(mp, tmp_path_factory.mktemp("dbt_bounds"))

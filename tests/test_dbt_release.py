@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 
-from pipeline_assets import dbt as dbt_stage
 from pipeline_assets import settings
+from pipeline_assets.warehouse import dbt_assets as dbt_stage
 
 # Another process opening the file for writing: what the next dbt run does.
 OPEN_FOR_WRITING = "import duckdb, sys; duckdb.connect(sys.argv[1]).execute('CREATE TABLE IF NOT EXISTS t (x INT)')"

@@ -25,7 +25,6 @@ from typing import Any
 
 import dagster as dg
 import pytest
-
 from dbt_support import dbt_paths, query, ts, write_raw_file
 
 pytestmark = pytest.mark.slow
@@ -72,7 +71,7 @@ ALL_TIME = ["fleet_query_repetition", "cache_opportunity_leaderboard"]
 
 
 def materialize(assets: list[dg.AssetsDefinition], names: list[str], partition: str | None = None) -> None:
-    from pipeline_assets.dbt import dbt_resource
+    from pipeline_assets.warehouse.dbt_assets import dbt_resource
 
     result = dg.materialize(
         assets, selection=[dg.AssetKey(n) for n in names], partition_key=partition, resources={"dbt": dbt_resource}
@@ -85,7 +84,7 @@ def materialize(assets: list[dg.AssetsDefinition], names: list[str], partition: 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory):
     """D2's partition first, then D1's, then the all-time models; D2's daily row as it stood before D1."""
-    from pipeline_assets.dbt import dbt_all_time_models, dbt_daily_models
+    from pipeline_assets.warehouse.dbt_assets import dbt_all_time_models, dbt_daily_models
 
     with pytest.MonkeyPatch.context() as mp:
         paths = dbt_paths(mp, tmp_path_factory.mktemp("dbt_repetition"))
@@ -161,8 +160,8 @@ def test_cache_opportunity_leaderboard(built):
 
 
 def test_models_are_daily_or_all_time_assets_with_their_checks():
-    from pipeline_assets.definitions import defs
-    from pipeline_assets.partitions import daily_partitions
+    from pipeline_assets.orchestration.definitions import defs
+    from pipeline_assets.warehouse.partitions import daily_partitions
 
     graph = defs.resolve_asset_graph()
     for model in ("query_repeats", "daily_query_repetition"):

@@ -20,18 +20,17 @@ import pytest
 import yaml
 
 from pipeline_assets import schema, settings
-from pipeline_assets.dbt import dbt_all_time_models, dbt_daily_models, dbt_env
-from pipeline_assets.definitions import defs
-from pipeline_assets.jobs import build_marts_job
-from pipeline_assets.partitions import daily_partitions, partition_for
-from pipeline_assets.schedules import daily_marts_schedule, latest_complete_day
-from pipeline_assets.sensors import (
+from pipeline_assets.orchestration.definitions import defs
+from pipeline_assets.orchestration.jobs import build_marts_job
+from pipeline_assets.orchestration.schedules import daily_marts_schedule, latest_complete_day
+from pipeline_assets.orchestration.sensors import (
     RANGE_END_TAG,
     RANGE_START_TAG,
     alert_on_run_failure,
     build_marts_on_new_raw_batches,
-    contiguous_ranges,
 )
+from pipeline_assets.warehouse.dbt_assets import dbt_all_time_models, dbt_daily_models, dbt_env
+from pipeline_assets.warehouse.partitions import contiguous_ranges, daily_partitions, partition_for
 
 DBT_TYPES = {
     pa.int64(): "bigint",
@@ -134,7 +133,7 @@ def test_dbt_env_for_a_partition_range():
 def test_definitions_validate():
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-m", "pipeline_assets.definitions"],
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-m", "pipeline_assets.orchestration.definitions"],
         cwd=settings.PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -303,7 +302,7 @@ def test_importing_the_code_location_without_a_manifest_writes_one_with_every_mo
     shutil.copytree(settings.DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb*"))
     code = (
         "from pathlib import Path; from pipeline_assets import settings; "
-        f"settings.DBT_PROJECT_DIR = Path({str(project)!r}); import pipeline_assets.dbt"
+        f"settings.DBT_PROJECT_DIR = Path({str(project)!r}); import pipeline_assets.warehouse.dbt_assets"
     )
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}

@@ -13,10 +13,11 @@ from datetime import datetime
 
 import dagster as dg
 import pytest
-
-from pipeline_assets import duckdb_limits, schema, settings
-from pipeline_assets.source import generator
 from dbt_support import RANGE_END_TAG, RANGE_START_TAG, dbt_paths, kafka_rows, write_raw_file
+
+from pipeline_assets import schema, settings
+from pipeline_assets.source import generator
+from pipeline_assets.warehouse import duckdb_limits
 
 
 def test_sizes_parse_in_duckdb_units():
@@ -79,7 +80,7 @@ def test_a_killed_duckdbs_spill_is_removed_from_the_warehouses_own_temp_folder(t
 
 def _failed_build(days: tuple[str, str]) -> list:
     """The errors, outermost first, of a daily dbt run over `days` that must fail."""
-    from pipeline_assets.dbt import dbt_daily_models, dbt_resource
+    from pipeline_assets.warehouse.dbt_assets import dbt_daily_models, dbt_resource
 
     with dg.instance_for_test() as instance:
         result = dg.materialize([dbt_daily_models], tags={RANGE_START_TAG: days[0], RANGE_END_TAG: days[1]},
@@ -99,7 +100,7 @@ def _raw_rows(paths, n: int) -> None:
 
 
 def test_the_profile_hands_the_settings_to_duckdb(tmp_path, monkeypatch):
-    from pipeline_assets.dbt import dbt_env, dbt_resource
+    from pipeline_assets.warehouse.dbt_assets import dbt_env, dbt_resource
 
     paths = dbt_paths(monkeypatch, tmp_path)
     monkeypatch.setenv("REDSET_DUCKDB_THREADS", "1")

@@ -23,8 +23,8 @@ import requests
 from dagster._core.instance.ref import InstanceRef
 from dagster_graphql import DagsterGraphQLClient
 
-from pipeline_assets.kafka.ports import free_ports
-from pipeline_assets.pools import ensure_single_writer_pools
+from pipeline_assets.orchestration.pools import ensure_single_writer_pools
+from pipeline_assets.runtime.ports import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = Path(sys.executable).with_name("dagster")

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_assets import dbt, settings
-from pipeline_assets.kafka.ports import free_ports
-from pipeline_assets.serving.snapshot import warehouse_resource
+from pipeline_assets import settings
+from pipeline_assets.runtime.ports import free_ports
 from pipeline_assets.spark import ClusterError, require_master
+from pipeline_assets.warehouse import dbt_assets as dbt
+from pipeline_assets.warehouse.resource import warehouse_resource
 
 
 @pytest.fixture(autouse=True)

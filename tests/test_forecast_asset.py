@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from pipeline_assets.insights.forecast_asset import workload_forecasts
-from pipeline_assets.serving.snapshot import warehouse_resource
+from pipeline_assets.warehouse.resource import warehouse_resource
 
 
 def test_asset_writes_forecasts_and_backtest(tmp_path, monkeypatch):

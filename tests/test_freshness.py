@@ -1,4 +1,4 @@
-"""Freshness of what the dashboards read (pipeline_assets/freshness.py).
+"""Freshness of what the dashboards read (pipeline_assets/monitoring/freshness.py).
 
 - The policy sits on every served mart that is an asset here, and on serving_snapshot.
 - The episode rule: stale only while the group lags and nothing was published for a window.
@@ -19,10 +19,11 @@ from dagster._core.definitions.freshness import TimeWindowFreshnessPolicy
 from raw_support import high_watermarks, use_private_dirs
 
 from pipeline_assets import settings
-from pipeline_assets.definitions import defs
-from pipeline_assets.freshness import HEARTBEAT, StaleState, alert_on_stale_snapshot, assess
-from pipeline_assets.resources import KafkaResource
-from pipeline_assets.serving.snapshot import MANIFEST, SERVED_MODELS, write_json_atomically
+from pipeline_assets.kafka.resource import KafkaResource
+from pipeline_assets.monitoring.freshness import HEARTBEAT, StaleState, alert_on_stale_snapshot, assess
+from pipeline_assets.orchestration.definitions import defs
+from pipeline_assets.serving.snapshot import MANIFEST, write_json_atomically
+from pipeline_assets.warehouse.served import SERVED_MODELS
 
 WINDOW = 300.0
 
@@ -136,7 +137,7 @@ def test_heartbeats_request_no_rebuild() -> None:
     real update of a parent does."""
     import time
 
-    from pipeline_assets.freshness import report_heartbeats
+    from pipeline_assets.monitoring.freshness import report_heartbeats
 
     instance = dg.DagsterInstance.ephemeral()
     for key, partition in (("query_metrics", "2024-03-01"), ("leaderboard", None), ("serving_snapshot", None)):

@@ -13,7 +13,6 @@ from datetime import date
 from typing import Any
 
 import pytest
-
 from dbt_support import dbt_paths, materialize_dbt, query, ts, write_raw_file
 
 pytestmark = pytest.mark.slow
@@ -72,7 +71,7 @@ S1_ROWS = [q(1, S1, "2024-03-06 10:00:00", "ctas", user_id=1, execution_duration
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory: pytest.TempPathFactory):
-    from pipeline_assets.dbt import dbt_all_time_models, dbt_daily_models
+    from pipeline_assets.warehouse.dbt_assets import dbt_all_time_models, dbt_daily_models
 
     with pytest.MonkeyPatch.context() as mp:
         paths = dbt_paths(mp, tmp_path_factory.mktemp("dbt_drift"))
@@ -154,8 +153,8 @@ def test_a_new_and_a_vanished_category_worked_by_hand(warehouse):
 
 
 def test_scan_buckets_are_the_generators():
-    from pipeline_assets.dbt import project_var
     from pipeline_assets.source.generator import SCAN_EDGES_MB
+    from pipeline_assets.warehouse.dbt_assets import project_var
 
     assert project_var("scan_size_edges_mb") == SCAN_EDGES_MB[1:-1].tolist()
 

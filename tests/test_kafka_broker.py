@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-
-from pipeline_assets import cli, settings
-from pipeline_assets.kafka import broker, broker_config, jars, ports
 from conftest import free_ports, start_test_broker
+
+from pipeline_assets import settings
+from pipeline_assets.cli import main as cli
+from pipeline_assets.kafka import broker, broker_config, jars
 
 
 def test_version_is_pinned_in_the_pom() -> None:
@@ -35,9 +36,9 @@ def test_server_properties_suit_a_laptop(tmp_path: Path) -> None:
 
 def test_port_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REDSET_KAFKA_PORT", raising=False)
-    assert ports.default_port() == 9092
+    assert broker.default_port() == 9092
     monkeypatch.setenv("REDSET_KAFKA_PORT", "29092")
-    assert ports.default_port() == 29092
+    assert broker.default_port() == 29092
 
 
 def test_missing_java_or_maven_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

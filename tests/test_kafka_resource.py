@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 
 from pipeline_assets.kafka.config import DEFAULT_BOOTSTRAP
-from pipeline_assets.resources import KafkaResource
+from pipeline_assets.kafka.resource import KafkaResource
 
 
 def _config_in_a_run(resource: KafkaResource) -> dict[str, object]:
@@ -55,7 +55,7 @@ def test_without_kafka_variables_the_local_broker_is_used(monkeypatch: pytest.Mo
 
 
 def test_the_code_location_uses_env_vars() -> None:
-    from pipeline_assets.definitions import defs
+    from pipeline_assets.orchestration.definitions import defs
 
     kafka = defs.resources["kafka"]
     assert isinstance(kafka, KafkaResource) and kafka.settings is not None

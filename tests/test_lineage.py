@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipeline_assets.definitions import defs
+from pipeline_assets.orchestration.definitions import defs
 
 
 def _parents(graph: dg.AssetGraph, key: str) -> set[str]:

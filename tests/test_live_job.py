@@ -16,8 +16,8 @@ from raw_support import use_private_dirs
 from test_live_mode import leaderboard_queries, produce_rows
 
 from pipeline_assets import settings
+from pipeline_assets.kafka.resource import KafkaResource
 from pipeline_assets.live.job import live_mode_job
-from pipeline_assets.resources import KafkaResource
 from pipeline_assets.source import generator
 
 WAIT_S = 120.0

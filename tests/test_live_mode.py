@@ -23,11 +23,11 @@ import pytest
 from raw_support import dead_rows, group_offsets, high_watermarks, raw_rows, use_private_dirs
 
 from pipeline_assets import settings
-from pipeline_assets.dbt import dbt_all_time_models, dbt_daily_models, dbt_project
 from pipeline_assets.kafka import producer
 from pipeline_assets.live.loop import LiveLoop
 from pipeline_assets.live.report import report_runless
 from pipeline_assets.source import generator
+from pipeline_assets.warehouse.dbt_assets import dbt_all_time_models, dbt_daily_models, dbt_project
 
 BASELINE_ROWS = 2_000
 MARKER_ROWS = 37

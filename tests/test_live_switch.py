@@ -11,10 +11,11 @@ import dagster as dg
 import pytest
 from confluent_kafka import Producer
 
+from pipeline_assets.kafka.resource import KafkaResource
 from pipeline_assets.live.job import keep_live_mode_running
 from pipeline_assets.live.switch import LIVE_SESSION_METADATA, LiveModeBusy, live_mode_active, one_live_loop
-from pipeline_assets.resources import KafkaResource
-from pipeline_assets.sensors import build_marts_on_new_raw_batches, kafka_lag_sensor
+from pipeline_assets.orchestration.sensors import build_marts_on_new_raw_batches, kafka_lag_sensor
+
 
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -23,12 +23,12 @@ import duckdb
 import pytest
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dbt.cli.main import dbtRunner
-
 from dbt_support import dbt_paths, kafka_rows, write_raw_file
+
 from pipeline_assets import schema, settings
-from pipeline_assets.dbt import dbt_env, dbt_project, release_warehouse
 from pipeline_assets.live import verify
 from pipeline_assets.source import generator
+from pipeline_assets.warehouse.dbt_assets import dbt_env, dbt_project, release_warehouse
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,8 @@ from datetime import date, datetime
 import dagster as dg
 import duckdb
 import pytest
-
 from dbt_support import DAILY_MARTS, dbt_paths, kafka_rows, materialize_dbt, table, write_raw_file
+
 from pipeline_assets import schema
 from pipeline_assets.source import generator
 
@@ -42,7 +42,7 @@ def key(row: dict) -> tuple:
 
 
 def test_rebuilding_a_day_replaces_exactly_that_day(tmp_path, monkeypatch):
-    from pipeline_assets.dbt import dbt_daily_models
+    from pipeline_assets.warehouse.dbt_assets import dbt_daily_models
 
     paths = dbt_paths(monkeypatch, tmp_path / "window")
     rows = generator.generate(rows=600, seed=11, deployment="both", start=DAYS[0], days=3)
@@ -89,7 +89,7 @@ def test_rebuilding_a_day_replaces_exactly_that_day(tmp_path, monkeypatch):
 
 
 def test_window_env_is_the_partition_range():
-    from pipeline_assets.dbt import window_env
+    from pipeline_assets.warehouse.dbt_assets import window_env
 
     window = dg.TimeWindow(datetime(2024, 3, 2), datetime(2024, 3, 5))
     assert window_env(window) == {"REDSET_MIN_DATE": "2024-03-02", "REDSET_MAX_DATE": "2024-03-04"}

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import free_ports
 from confluent_kafka.admin import AdminClient
+from conftest import free_ports
 
-from pipeline_assets import cli
+from pipeline_assets.cli import main as cli
 from pipeline_assets.source import generator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # topic check's 15 s wait for an unreachable broker cut to 2 s.
 CLI_WITH_SHORT_ADMIN_TIMEOUT = """
 import sys
-from pipeline_assets import cli
+from pipeline_assets.cli import main as cli
 from pipeline_assets.kafka import producer
 producer.ADMIN_TIMEOUT_S = 2.0
 sys.exit(cli.main(sys.argv[1:]))

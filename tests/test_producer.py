@@ -15,7 +15,8 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 from tqdm import tqdm
 
-from pipeline_assets import cli, schema
+from pipeline_assets import schema
+from pipeline_assets.cli import main as cli
 from pipeline_assets.kafka import producer
 from pipeline_assets.source import generator, reader
 

@@ -25,11 +25,11 @@ from raw_support import (
 )
 
 from pipeline_assets import schema
-from pipeline_assets.checks import raw_offsets_contiguous, raw_rows_match_offsets
 from pipeline_assets.kafka import messages, producer
-from pipeline_assets.raw.kafka_dump import raw_queries
-from pipeline_assets.resources import KafkaResource
+from pipeline_assets.kafka.resource import KafkaResource
+from pipeline_assets.raw.dump.asset import raw_queries
 from pipeline_assets.source import generator
+from pipeline_assets.warehouse.checks import raw_offsets_contiguous, raw_rows_match_offsets
 
 ROWS = 200_000
 BAD_EVERY = 100  # one bad message after every 100 good ones: 1%

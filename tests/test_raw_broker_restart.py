@@ -10,8 +10,8 @@ from raw_support import assert_offsets_exactly_once, group_offsets, high_waterma
 
 from pipeline_assets import settings
 from pipeline_assets.kafka import broker, producer
-from pipeline_assets.raw import kafka_consume
-from pipeline_assets.resources import KafkaResource
+from pipeline_assets.kafka.resource import KafkaResource
+from pipeline_assets.raw.dump import consume as kafka_consume
 from pipeline_assets.source import generator
 
 ROWS = 150_000

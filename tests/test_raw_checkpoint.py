@@ -6,7 +6,8 @@ from types import SimpleNamespace
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from pipeline_assets.raw import checkpoint, offsets
+from pipeline_assets.kafka import offsets
+from pipeline_assets.raw.dump import checkpoint
 
 POSITIONS = [TopicPartition("t", 0, 120), TopicPartition("t", 1, 98)]
 

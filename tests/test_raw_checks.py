@@ -6,9 +6,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline_assets import checks, schema, settings
+from pipeline_assets import schema, settings
 from pipeline_assets.raw import dead_letters, zone, zone_rows
 from pipeline_assets.source import generator
+from pipeline_assets.warehouse import checks
 
 
 def write_kafka_rows(offsets: list[int], partition: int = 0, batch: str = "b1") -> None:

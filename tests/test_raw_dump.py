@@ -7,8 +7,8 @@ import pytest
 from raw_support import assert_offsets_exactly_once, group_offsets, high_watermarks, raw_rows, use_private_dirs
 
 from pipeline_assets.kafka import producer
-from pipeline_assets.raw.kafka_dump import raw_queries
-from pipeline_assets.resources import KafkaResource
+from pipeline_assets.kafka.resource import KafkaResource
+from pipeline_assets.raw.dump.asset import raw_queries
 from pipeline_assets.source import generator
 
 

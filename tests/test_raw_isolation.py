@@ -25,14 +25,15 @@ from raw_support import (
 )
 
 from pipeline_assets import settings
-from pipeline_assets.checks import raw_offsets_contiguous, raw_rows_match_offsets
 from pipeline_assets.kafka import messages
-from pipeline_assets.raw import dump_retries, isolation, parse
-from pipeline_assets.raw.dump_options import DumpOptions
-from pipeline_assets.raw.kafka_dump import raw_queries
-from pipeline_assets.resources import KafkaResource
-from pipeline_assets.sensors import kafka_lag_sensor
+from pipeline_assets.kafka.resource import KafkaResource
+from pipeline_assets.orchestration.sensors import kafka_lag_sensor
+from pipeline_assets.raw.dump import isolation, parse
+from pipeline_assets.raw.dump import retries as dump_retries
+from pipeline_assets.raw.dump.asset import raw_queries
+from pipeline_assets.raw.dump.options import DumpOptions
 from pipeline_assets.source import generator
+from pipeline_assets.warehouse.checks import raw_offsets_contiguous, raw_rows_match_offsets
 
 MESSAGES = 5_000
 POISON_AT = 3_210  # the message (in production order) that trips the injected bug

@@ -2,7 +2,7 @@
 
 The killed runs materialize raw_queries with Dagster in a subprocess of their own (a small
 script: it starts faster than the CLI, which loads the whole code location); the final run is
-`dagster asset materialize -m pipeline_assets.definitions --select raw_queries`, checks included.
+`dagster asset materialize -m pipeline_assets.orchestration.definitions --select raw_queries`, checks included.
 Each kill waits until the group has committed past a random point, then a random fraction of a
 second more, so it lands anywhere in the next commit interval: mid-consume, mid-write, or
 between the files' rename and the commit. SIGKILL goes to the run's whole process group.
@@ -36,8 +36,9 @@ from raw_support import (
 
 from pipeline_assets import schema, settings
 from pipeline_assets.kafka import producer
-from pipeline_assets.raw import kafka_consume, zone
-from pipeline_assets.resources import KafkaResource
+from pipeline_assets.kafka.resource import KafkaResource
+from pipeline_assets.raw import zone
+from pipeline_assets.raw.dump import consume as kafka_consume
 from pipeline_assets.source import generator
 
 ROWS = 1_000_000
@@ -48,8 +49,8 @@ REPLAY = f"(replay: REDSET_TEST_SEED={SEED})"
 DUMP_SCRIPT = """
 import json, sys
 import dagster as dg
-from pipeline_assets.raw.kafka_dump import raw_queries
-from pipeline_assets.resources import KafkaResource
+from pipeline_assets.raw.dump.asset import raw_queries
+from pipeline_assets.kafka.resource import KafkaResource
 result = dg.materialize([raw_queries], resources={"kafka": KafkaResource()}, run_config=json.loads(sys.argv[1]))
 sys.exit(0 if result.success else 1)
 """
@@ -87,7 +88,7 @@ def test_sigkill_three_times_then_finish_loses_and_doubles_nothing(
     (tmp_path / "dagster_home").mkdir()
     config = {"ops": {"raw_queries": {"config": {"commit_every": COMMIT_EVERY}}}}
     killed_run = [sys.executable, "-c", DUMP_SCRIPT, json.dumps(config)]
-    final_run = [DAGSTER, "asset", "materialize", "-m", "pipeline_assets.definitions", "--select", "raw_queries",
+    final_run = [DAGSTER, "asset", "materialize", "-m", "pipeline_assets.orchestration.definitions", "--select", "raw_queries",
                  "--config-json", json.dumps(config)]  # fmt: skip
     rng = random.Random(SEED)
     print(f"REDSET_TEST_SEED={SEED}")

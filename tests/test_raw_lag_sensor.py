@@ -9,9 +9,9 @@ from dagster._core.test_utils import create_run_for_test
 from raw_support import group_offsets, high_watermarks, use_private_dirs
 
 from pipeline_assets.kafka import producer
-from pipeline_assets.raw.kafka_dump import raw_queries
-from pipeline_assets.resources import KafkaResource
-from pipeline_assets.sensors import kafka_lag_sensor
+from pipeline_assets.kafka.resource import KafkaResource
+from pipeline_assets.orchestration.sensors import kafka_lag_sensor
+from pipeline_assets.raw.dump.asset import raw_queries
 from pipeline_assets.source import generator
 
 

@@ -19,11 +19,12 @@ from raw_support import dead_rows, raw_rows
 
 from pipeline_assets import schema, settings
 from pipeline_assets.kafka import messages
-from pipeline_assets.raw import landing_folder, zone
-from pipeline_assets.raw.landing import landing_queries
-from pipeline_assets.raw.landing_folder import run_config
-from pipeline_assets.raw.landing_ingest import ingest_file
-from pipeline_assets.sensors import landing_file_sensor
+from pipeline_assets.orchestration.sensors import landing_file_sensor
+from pipeline_assets.raw import zone
+from pipeline_assets.raw.landing import folder as landing_folder
+from pipeline_assets.raw.landing.asset import landing_queries
+from pipeline_assets.raw.landing.folder import run_config
+from pipeline_assets.raw.landing.ingest import ingest_file
 from pipeline_assets.source import generator
 
 

@@ -1,4 +1,4 @@
-"""REDSET_RAW_CONSUMERS=N: the raw dump in N consumer processes of one group (parallel_dump.py)."""
+"""REDSET_RAW_CONSUMERS=N: the raw dump in N consumer processes of one group (dump/parallel.py)."""
 
 import dataclasses
 import os
@@ -11,12 +11,12 @@ from raw_support import assert_offsets_exactly_once, group_offsets, high_waterma
 
 from pipeline_assets import settings
 from pipeline_assets.kafka import producer
-from pipeline_assets.raw import parallel_dump
-from pipeline_assets.raw.dump_options import DumpOptions
-from pipeline_assets.raw.kafka_consume import CONSUMER_TUNING
-from pipeline_assets.raw.kafka_dump import raw_queries
-from pipeline_assets.raw.offsets import PartitionOffsets
-from pipeline_assets.resources import KafkaResource
+from pipeline_assets.kafka.offsets import PartitionOffsets
+from pipeline_assets.kafka.resource import KafkaResource
+from pipeline_assets.raw.dump import parallel as parallel_dump
+from pipeline_assets.raw.dump.asset import raw_queries
+from pipeline_assets.raw.dump.consume import CONSUMER_TUNING
+from pipeline_assets.raw.dump.options import DumpOptions
 from pipeline_assets.source import generator
 
 BROKEN_PARTITION = 1

@@ -7,7 +7,7 @@ import pytest
 
 from pipeline_assets import schema
 from pipeline_assets.kafka import messages
-from pipeline_assets.raw import parse
+from pipeline_assets.raw.dump import parse
 from pipeline_assets.source import generator
 
 

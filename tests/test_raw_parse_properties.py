@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from pipeline_assets import schema
 from pipeline_assets.kafka import messages
-from pipeline_assets.raw import arrow_json, dead_letters, message_rules, parse
+from pipeline_assets.raw import dead_letters, message_rules
+from pipeline_assets.raw.dump import arrow_json, parse
 from pipeline_assets.source import generator
 
 GOOD = [v.encode() for v in messages.encode(generator.generate(40, seed=11).to_batches()[0])[1].to_pylist()]

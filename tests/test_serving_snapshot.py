@@ -18,6 +18,8 @@ import serving_pipeline
 from serving_pipeline import Built
 
 from pipeline_assets.serving import snapshot
+from pipeline_assets.warehouse.resource import warehouse_resource
+from pipeline_assets.warehouse.served import SERVED_MODELS
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,7 @@ def test_every_served_mart_is_exported_whole(built: Built) -> None:
     assert manifest is not None and manifest["missing"] == []
     con = duckdb.connect(str(built.warehouse), read_only=True)
     try:
-        for model in snapshot.SERVED_MODELS:
+        for model in SERVED_MODELS:
             in_warehouse = con.execute(f'SELECT count(*) FROM main."{model}"').fetchone()[0]
             exported = read(built.serving_dir / f"{model}.parquet")
             assert len(exported) == in_warehouse == manifest["tables"][model]["rows"], model
@@ -65,7 +67,7 @@ def test_every_served_mart_is_exported_whole(built: Built) -> None:
         con.close()
     # Nothing half-written is left behind.
     assert sorted(p.name for p in built.serving_dir.iterdir()) == sorted(
-        [f"{m}.parquet" for m in snapshot.SERVED_MODELS] + ["kpis.parquet", "_published.json"]
+        [f"{m}.parquet" for m in SERVED_MODELS] + ["kpis.parquet", "_published.json"]
     )
 
 
@@ -119,7 +121,7 @@ def test_marts_not_built_yet_are_listed_and_an_empty_warehouse_is_an_error(tmp_p
     con.close()
     pub = snapshot.publish(warehouse, tmp_path / "serving")
     assert pub.rows == {"stress_index": 1}
-    assert pub.missing == [m for m in snapshot.SERVED_MODELS if m != "stress_index"]
+    assert pub.missing == [m for m in SERVED_MODELS if m != "stress_index"]
     assert json.loads((tmp_path / "serving" / "_published.json").read_text())["missing"] == pub.missing
 
     empty = tmp_path / "empty.duckdb"
@@ -157,8 +159,8 @@ def test_snapshot_is_requested_after_dbt_updates_a_mart_and_only_once() -> None:
     """The automation condition its sensor evaluates: no dbt run, no snapshot; one per update."""
     import dagster as dg
 
-    from pipeline_assets.definitions import defs
-    from pipeline_assets.sensors import serving_snapshot_automation
+    from pipeline_assets.orchestration.definitions import defs
+    from pipeline_assets.orchestration.sensors import serving_snapshot_automation
 
     assert serving_snapshot_automation.default_status == dg.DefaultSensorStatus.RUNNING
     instance = dg.DagsterInstance.ephemeral()
@@ -181,11 +183,11 @@ def test_snapshot_is_requested_after_dbt_updates_a_mart_and_only_once() -> None:
 def test_the_warehouse_is_opened_read_only_through_duckdb_resource(tmp_path: Path) -> None:
     from dagster_duckdb import DuckDBResource
 
-    from pipeline_assets.definitions import defs
+    from pipeline_assets.orchestration.definitions import defs
 
     warehouse = tmp_path / "w.duckdb"
     duckdb.connect(str(warehouse)).close()
-    with snapshot.warehouse_resource(warehouse).get_connection() as con:
+    with warehouse_resource(warehouse).get_connection() as con:
         with pytest.raises(duckdb.Error, match="read-only"):
             con.execute("CREATE TABLE t (x INT)")
     assert isinstance(defs.resources["warehouse"], DuckDBResource)
@@ -194,7 +196,7 @@ def test_the_warehouse_is_opened_read_only_through_duckdb_resource(tmp_path: Pat
 def test_the_code_locations_warehouse_follows_redset_warehouse_when_a_run_opens_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline_assets.definitions import defs
+    from pipeline_assets.orchestration.definitions import defs
 
     # The resource was built when the code location loaded; the variable is set afterwards.
     warehouse = tmp_path / "later.duckdb"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_assets import daemons
+from pipeline_assets.runtime import daemons
 from pipeline_assets.spark import cluster as spark
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]

@@ -31,9 +31,9 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 import pytest
-
 from dbt_support import dbt_paths
 from engine_compare import differences
+
 from pipeline_assets import settings
 from pipeline_assets.kafka import producer
 from pipeline_assets.source import generator
@@ -128,12 +128,12 @@ def keys(rows) -> set[tuple]:
 def test_spark_marts_equal_duckdb(kafka_broker: str, kafka_topic: str, tmp_path: Path, monkeypatch) -> None:
     from dbt.adapters.spark.connections import SparkCredentials
     from pyspark.sql import SparkSession
+    from serving_pipeline import write_raw_zone
 
-    from pipeline_assets.raw.kafka_dump import raw_queries
-    from pipeline_assets.resources import KafkaResource
+    from pipeline_assets.kafka.resource import KafkaResource
+    from pipeline_assets.raw.dump.asset import raw_queries
     from pipeline_assets.spark.ansi import keep_ansi_mode
     from pipeline_assets.spark.cluster import start_cluster
-    from serving_pipeline import write_raw_zone
 
     paths = dbt_paths(monkeypatch, tmp_path)
     monkeypatch.setenv("REDSET_TOPIC", kafka_topic)

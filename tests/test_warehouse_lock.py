@@ -1,4 +1,4 @@
-"""The warehouse's one-writer lock (pipeline_assets/warehouse_lock.py), across real processes.
+"""The warehouse's one-writer lock (pipeline_assets/warehouse/lock.py), across real processes.
 
 A looping process takes the lock, holds it a moment and takes it again at once, the way live mode
 does per cycle. A writer that asks meanwhile gets it when the current cycle ends (the looper
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_assets.warehouse_lock import current_holder, warehouse_writer
+from pipeline_assets.warehouse.lock import current_holder, warehouse_writer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ LOOPER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from pipeline_assets.warehouse_lock import warehouse_writer
+    from pipeline_assets.warehouse.lock import warehouse_writer
 
     warehouse, cycles, hold = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
     i = 0
@@ -73,7 +73,7 @@ def looper(tmp_path: Path):
 
 def test_a_writer_waits_at_most_one_cycle_of_a_looping_holder(looper, caplog) -> None:
     warehouse, cycles, proc = looper
-    caplog.set_level(logging.INFO, logger="pipeline_assets.warehouse_lock")
+    caplog.set_level(logging.INFO, logger="pipeline_assets.warehouse.lock")
     before = _cycles(cycles)
     with warehouse_writer("backfill 2024-03-01..2024-03-02", warehouse):
         during = _cycles(cycles)

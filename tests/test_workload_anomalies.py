@@ -20,7 +20,6 @@ from typing import Any
 
 import duckdb
 import pytest
-
 from dbt_support import dbt_paths, materialize_dbt, table, write_raw_file
 
 pytestmark = pytest.mark.slow
@@ -114,7 +113,7 @@ def write_forecasts(warehouse) -> None:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory):
     """(anomalies without the forecast table, anomalies with it)."""
-    from pipeline_assets.dbt import dbt_all_time_models, dbt_daily_models
+    from pipeline_assets.warehouse.dbt_assets import dbt_all_time_models, dbt_daily_models
 
     with pytest.MonkeyPatch.context() as mp:
         paths = dbt_paths(mp, tmp_path_factory.mktemp("anomalies"))

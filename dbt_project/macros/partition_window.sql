@@ -3,8 +3,8 @@
 
   1. Dagster: the daily dbt models (tag `daily`) are daily-partitioned; a run covers one partition
      or a range of them (BackfillPolicy.single_run: one step per range, which runs dbt once per
-     window of at most REDSET_DBT_WINDOW_ROWS raw rows, in date order: pipeline_assets/build_windows.py).
-  2. pipeline_assets/dbt.py `window_env()` turns the range into REDSET_MIN_DATE / REDSET_MAX_DATE
+     window of at most REDSET_DBT_WINDOW_ROWS raw rows, in date order: pipeline_assets/warehouse/build_windows.py).
+  2. pipeline_assets/warehouse/dbt_assets.py `window_env()` turns the range into REDSET_MIN_DATE / REDSET_MAX_DATE
      (first and last day, inclusive; empty: no window, every date). They are environment variables,
      not --vars, and window_date() reads them only at run time (`execute`): dbt re-parses the whole
      project when --vars change, but not for an env var it never saw while parsing, so every

@@ -13,7 +13,8 @@ In order, reusing whatever already exists:
 6. the dashboards (Streamlit, :8501).
 
 Ctrl-C (or SIGTERM) stops exactly the processes this command started, newest first.
-"""
+
+May import: any stage."""
 
 from pipeline_assets.demo.addresses import HOST, LINEAGE_PATH
 from pipeline_assets.demo.session import run

@@ -34,7 +34,7 @@ def topic_state(bootstrap: str | None = None) -> TopicState:
     from confluent_kafka import Consumer, TopicPartition
 
     from pipeline_assets.kafka.config import client_config
-    from pipeline_assets.raw.offsets import TopicMissing, partition_offsets
+    from pipeline_assets.kafka.offsets import TopicMissing, partition_offsets
 
     overrides = {"group.id": "redset-demo-probe", "enable.auto.commit": False}
     if bootstrap:

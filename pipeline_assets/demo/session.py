@@ -76,7 +76,7 @@ class Demo:
         return service
 
     def start_docs(self) -> None:
-        from pipeline_assets.dbt import dbt_env
+        from pipeline_assets.warehouse.dbt_assets import dbt_env
 
         dbt = tool("dbt")
         project = settings.DBT_PROJECT_DIR

@@ -23,12 +23,12 @@ import duckdb
 import pandas as pd
 
 from pipeline_assets import settings
-from pipeline_assets.dbt import POOL
-from pipeline_assets.freshness import served_policy
 from pipeline_assets.insights import forecast as fc
-from pipeline_assets.serving.snapshot import WarehouseResource
 from pipeline_assets.spark import tables as spark_tables
-from pipeline_assets.warehouse_lock import warehouse_writer
+from pipeline_assets.warehouse.dbt_assets import POOL
+from pipeline_assets.warehouse.lock import warehouse_writer
+from pipeline_assets.warehouse.resource import WarehouseResource
+from pipeline_assets.warehouse.served import served_policy
 
 HOURLY_SQL = """
     WITH q AS (SELECT * FROM main.clean_queries),

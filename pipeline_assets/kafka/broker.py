@@ -24,20 +24,27 @@ format are kafka/broker_config.py's.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline_assets import settings
-from pipeline_assets import daemons
 from pipeline_assets.kafka.broker_config import format_storage, log4j_properties, server_properties
-from pipeline_assets.kafka.jars import KAFKA_VERSION, BrokerError, fetch_jars, java, java_cmd, jars_cached
-from pipeline_assets.kafka.ports import default_port, free_ports, port_in_use
+from pipeline_assets.kafka.jars import KAFKA_VERSION, BrokerError, fetch_jars, jars_cached, java, java_cmd
+from pipeline_assets.runtime import daemons
+from pipeline_assets.runtime.ports import free_ports, port_in_use
 
 HEAP = "512m"
+DEFAULT_PORT = 9092
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
+
+def default_port() -> int:
+    value = os.environ.get("REDSET_KAFKA_PORT", "").strip()
+    return int(value) if value else DEFAULT_PORT
+
 
 @dataclass(frozen=True)
 class Broker:

@@ -2,7 +2,7 @@
 
 `run`, not `build`: the dbt tests run on their own, slower cadence (verify.py). The daily models
 (tag:daily) run once per stretch of consecutive touched dates, with the stretch as the partition
-window (dbt.py `window_env`), exactly as a batch partition run of that range would; then the
+window (warehouse/dbt_assets.py `window_env`), exactly as a batch partition run of that range would; then the
 all-time marts (`--exclude tag:daily`) once.
 
 The insights models (models/marts/insights) cost most of a cycle on 1M rows (query_repeats alone
@@ -19,10 +19,10 @@ from datetime import date, datetime, timedelta
 
 import dagster as dg
 
-from pipeline_assets.dbt import DAILY_SELECT, translator, window_env
 from pipeline_assets.live.warm_dbt import WarmDbt, failures
-from pipeline_assets.partitions import DATE_FORMAT, partition_for
-from pipeline_assets.sensors import contiguous_ranges
+from pipeline_assets.warehouse.dbt_assets import DAILY_SELECT, window_env
+from pipeline_assets.warehouse.partitions import DATE_FORMAT, contiguous_ranges, partition_for
+from pipeline_assets.warehouse.translator import translator
 
 INSIGHTS = "path:models/marts/insights"
 OK_STATUSES = ("success", "pass")
@@ -97,7 +97,7 @@ def window_env_of(first: date, last: date) -> dict[str, str]:
 def _run(dbt: WarmDbt, args: list[str], env: dict[str, str], result: BuildResult, window: tuple[date, date] | None) -> None:
     outcome = dbt.invoke(args, env)
     for r in getattr(outcome.result, "results", None) or []:
-        key = translator.get_asset_key(r.node.to_dict())  # the key dbt.py's assets give this model
+        key = translator.get_asset_key(r.node.to_dict())  # the key warehouse/dbt_assets.py's assets give this model
         result.models.append(ModelRun(r.node.name, key, str(r.status), float(r.execution_time or 0.0), window))
     if not outcome.success:
         what = f"dbt {' '.join(args)}" + (f" for {window[0]}..{window[1]}" if window else "")

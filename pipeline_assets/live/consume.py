@@ -1,8 +1,8 @@
 """A live cycle's first step: what Kafka has, into the raw zone, with the raw dump's own code.
 
-Each `take()` is one bounded raw dump (raw/kafka_consume.py `dump`): the group's messages from
+Each `take()` is one bounded raw dump (raw/dump/consume.py `dump`): the group's messages from
 its committed offsets to the high watermarks, at most settings.live_max_messages(), written as
-typed rows and dead letters, made durable, and only then committed (raw/checkpoint.py). Each take
+typed rows and dead letters, made durable, and only then committed (raw/dump/checkpoint.py). Each take
 has a consumer of its own, as a batch dump run has: one kept open across cycles and re-assigned
 stopped receiving after a long cycle (a minute of dbt) under a running producer. It is assigned
 its partitions, so no batch dump may run beside it (the lag sensor skips while live mode runs,
@@ -16,10 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline_assets import settings
-from pipeline_assets.raw import offsets
-from pipeline_assets.raw.dump_options import DumpOptions, DumpStats
-from pipeline_assets.raw.kafka_consume import CONSUMER_TUNING, dump
-from pipeline_assets.resources import KafkaResource
+from pipeline_assets.kafka import offsets
+from pipeline_assets.kafka.resource import KafkaResource
+from pipeline_assets.raw.dump.consume import CONSUMER_TUNING, dump
+from pipeline_assets.raw.dump.options import DumpOptions, DumpStats
 
 # Smaller chunks than a batch dump's: a cycle takes seconds' worth of messages, and its parsing
 # overlaps consuming in chunks. One commit per cycle (commit_every above any cycle's size).

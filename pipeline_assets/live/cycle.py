@@ -2,7 +2,7 @@
 
 1. consume.py takes what Kafka has into the raw zone, durable and committed; the arrival dates
    it touched become owed (state.py), on disk before any model runs.
-2. Under the warehouse's one-writer lock (warehouse_lock.py; released between cycles, so batch
+2. Under the warehouse's one-writer lock (warehouse/lock.py; released between cycles, so batch
    writers get their turn): build.py runs the daily models for the owed dates, then the all-time
    marts, and the serving snapshot is published (serving/snapshot.py `publish`) when a model was
    rebuilt. A failed model does not freeze the dashboards: what did build is published, and the
@@ -21,9 +21,9 @@ from pipeline_assets.live.build import BuildResult, run_models
 from pipeline_assets.live.consume import LiveConsumer
 from pipeline_assets.live.state import Owed
 from pipeline_assets.live.warm_dbt import WarmDbt
-from pipeline_assets.raw.dump_options import DumpOptions, DumpStats
+from pipeline_assets.raw.dump.options import DumpOptions, DumpStats
 from pipeline_assets.serving.snapshot import Publication, publish
-from pipeline_assets.warehouse_lock import warehouse_writer
+from pipeline_assets.warehouse.lock import warehouse_writer
 
 
 @dataclass

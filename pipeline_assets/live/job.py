@@ -12,7 +12,7 @@ and flipping it needs no restart of the code location (an environment variable w
 - Terminating the run (UI, `dagster run terminate`) also ends it after its current cycle; with
   the sensor still on, a new run starts at the next tick.
 
-The op holds no pool: the warehouse's writer lock (warehouse_lock.py), taken once per cycle,
+The op holds no pool: the warehouse's writer lock (warehouse/lock.py), taken once per cycle,
 keeps it and the batch writers apart, so a backfill runs beside live mode.
 """
 
@@ -23,10 +23,12 @@ import time
 import dagster as dg
 
 from pipeline_assets import settings
+from pipeline_assets.kafka.resource import KafkaResource
 from pipeline_assets.live.loop import LiveLoop
 from pipeline_assets.live.stopping import stop_on_signals
 from pipeline_assets.live.switch import LIVE_JOB, running_loop
-from pipeline_assets.resources import KafkaResource
+from pipeline_assets.raw.dump.asset import raw_dump_in_flight
+from pipeline_assets.runtime.runs import run_in_flight
 
 LIVE_SENSOR = "keep_live_mode_running"
 RETRY_AFTER_FAILURE_S = 60.0
@@ -103,8 +105,6 @@ def live_mode_job() -> None:
     "Kafka dump and marts sensors stand aside); switched off, the live run ends after its current cycle.",
 )
 def keep_live_mode_running(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    from pipeline_assets.sensors import raw_dump_in_flight, run_in_flight
-
     instance = context.instance
     running = run_in_flight(instance, LIVE_JOB)
     if running is not None:

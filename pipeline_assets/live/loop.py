@@ -31,6 +31,7 @@ import dagster as dg
 
 from pipeline_assets import settings
 from pipeline_assets.alerts import send_alert
+from pipeline_assets.kafka.resource import KafkaResource
 from pipeline_assets.live import verify
 from pipeline_assets.live.consume import LiveConsumer
 from pipeline_assets.live.cycle import CycleResult, run_cycle
@@ -38,7 +39,6 @@ from pipeline_assets.live.report import cycle_events
 from pipeline_assets.live.state import Owed, live_dir
 from pipeline_assets.live.switch import one_live_loop
 from pipeline_assets.live.warm_dbt import WarmDbt
-from pipeline_assets.resources import KafkaResource
 
 MAX_BACKOFF_S = 60.0
 

@@ -18,7 +18,7 @@ import dagster as dg
 
 from pipeline_assets.live.cycle import CycleResult
 from pipeline_assets.live.switch import LIVE_SESSION_METADATA
-from pipeline_assets.raw.kafka_dump import dump_metadata
+from pipeline_assets.raw.dump.asset import dump_metadata
 from pipeline_assets.serving.snapshot import publication_metadata
 
 RAW_QUERIES = dg.AssetKey("raw_queries")

@@ -5,7 +5,7 @@ flag that the loop checks between cycles and during its pause, so the cycle in p
 usual: its rows durable, its offsets committed, its dates built and published. A second signal
 stops at once (KeyboardInterrupt); even then nothing half-written is left and no offset is
 committed before its rows are durable: the raw dump writes temporary files that are renamed only
-before the commit, and deletes them when interrupted (raw/zone.py, raw/checkpoint.py).
+before the commit, and deletes them when interrupted (raw/zone.py, raw/dump/checkpoint.py).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from filelock import FileLock, Timeout
 
 from pipeline_assets.durable import pid_alive
 from pipeline_assets.live.state import live_dir
+from pipeline_assets.runtime.runs import run_in_flight
 
 LIVE_JOB = "live_mode_job"
 # Metadata key on every materialization live mode reports (report.py): the batch marts sensor
@@ -66,8 +67,6 @@ def one_live_loop(where: str) -> Iterator[None]:
 
 def live_mode_active(instance: dg.DagsterInstance) -> str | None:
     """Why the batch Kafka dump and marts builds should stand aside now, or None."""
-    from pipeline_assets.sensors import run_in_flight  # sensors.py imports this module
-
     run = run_in_flight(instance, LIVE_JOB)
     if run is not None:
         return f"live mode is on: {LIVE_JOB} run {run.run_id} consumes Kafka and builds the marts"

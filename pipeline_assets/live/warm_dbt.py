@@ -5,7 +5,7 @@ dbt every few seconds, so it keeps one dbtRunner and hands it the manifest of it
 (`dbtRunner(manifest=...)`, dbt's "programmatic invocations"). dbt allows one invocation at a
 time per process (it keeps global state), so `invoke` holds a lock.
 
-Each invocation gets dbt.py's environment (dbt_env: warehouse, raw zone, span) plus the caller's
+Each invocation gets warehouse/dbt_assets.py's environment (dbt_env: warehouse, raw zone, span) plus the caller's
 (e.g. window_env's REDSET_MIN_DATE / REDSET_MAX_DATE, read by the models when they run, so they
 never invalidate the parse). dbt-duckdb keeps the DuckDB database open in-process after a run;
 it is closed after every invocation, so batch writers and readers can open the file between them.
@@ -21,8 +21,9 @@ from pathlib import Path
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 from dbt.contracts.graph.manifest import Manifest
 
-from pipeline_assets import duckdb_limits, settings
-from pipeline_assets.dbt import PARTIAL_PARSE_FILE, close_duckdb_database, dbt_env, dbt_project
+from pipeline_assets import settings
+from pipeline_assets.warehouse import duckdb_limits
+from pipeline_assets.warehouse.dbt_assets import PARTIAL_PARSE_FILE, close_duckdb_database, dbt_env, dbt_project
 
 # Every invocation: its own target and log folders (artifacts of the batch runs stay apart), no
 # console output but errors, info-level file logs (debug would log every statement), no tracking.

@@ -9,15 +9,13 @@ exports every served mart to `settings.serving_dir()/<model>.parquet`, adds `kpi
 Every file is written under a temporary dot-name in the same folder and renamed over the old
 one, so a reader sees either the previous file or the new one, never half a file. The asset
 shares the Dagster pool `duckdb` with dbt, and publishing holds the warehouse's writer lock
-(warehouse_lock.py), so it never reads while dbt or live mode writes.
+(warehouse/lock.py), so it never reads while dbt or live mode writes.
 """
 
 # No `from __future__ import annotations` here: Dagster inspects the asset's `context` annotation.
 import json
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,33 +23,13 @@ from typing import Any
 
 import dagster as dg
 import duckdb
-from dagster_duckdb import DuckDBResource
 
 from pipeline_assets import settings
 from pipeline_assets.durable import fsync_path
-from pipeline_assets.freshness import served_policy
-from pipeline_assets.spark import tables as spark_tables
-from pipeline_assets.warehouse_lock import warehouse_writer
+from pipeline_assets.warehouse.lock import warehouse_writer
+from pipeline_assets.warehouse.resource import WarehouseResource, warehouse_resource
+from pipeline_assets.warehouse.served import SERVED_MODELS, served_policy
 
-# dbt marts the dashboards read. clean_queries and quarantine_queries are row-level tables the
-# dashboards do not need, so they stay in the warehouse.
-SERVED_MODELS: tuple[str, ...] = (
-    "query_metrics",
-    "compile_metrics",
-    "leaderboard",
-    "flattened_table_access",
-    "table_ingest_gaps",
-    "table_workload",
-    "stress_index",
-    "weekly_workload_drift",
-    "tail_concentration",
-    "workload_forecasts",
-    "forecast_backtest",
-    "workload_anomalies",
-    "daily_query_repetition",
-    "fleet_query_repetition",
-    "cache_opportunity_leaderboard",
-)
 KPIS = "kpis"
 MANIFEST = "_published.json"
 
@@ -100,44 +78,6 @@ def read_manifest(serving_dir: Path) -> dict[str, object] | None:
     if not path.exists():
         return None
     return json.loads(path.read_text())
-
-
-class WarehouseResource(DuckDBResource):
-    """dbt's warehouse, read-only. A connection holds the warehouse's writer lock
-    (warehouse_lock.py), so no process writes meanwhile (live mode included); for a `dbt build`
-    from a shell, which takes no lock, DuckDBResource retries a locked file for about 100 s.
-    Without a `database`, the warehouse is the engine's (REDSET_ENGINE), read when a connection
-    opens, not when the code location loads, like every other setting: the DuckDB file
-    settings.warehouse_path(), or on Spark an in-memory DuckDB with a view per table over its
-    Parquet files (spark/tables.py), the same names in `main`."""
-
-    database: str = ""
-    connection_config: dict[str, Any] = {"access_mode": "READ_ONLY"}
-
-    @property
-    def path(self) -> Path:
-        if self.database:
-            return Path(self.database)
-        return settings.spark_warehouse() if settings.engine() == "spark" else settings.warehouse_path()
-
-    @contextmanager
-    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with warehouse_writer("a read-only warehouse connection", self.path):  # no writer meanwhile
-            if self.database:
-                with super().get_connection() as con:
-                    yield con
-            elif settings.engine() == "spark":
-                with spark_tables.connect(settings.spark_warehouse(), settings.spark_schema()) as con:
-                    yield con
-            else:
-                with DuckDBResource(database=str(self.path), connection_config=self.connection_config).get_connection() as con:
-                    yield con
-
-
-def warehouse_resource(path: Path | None = None) -> WarehouseResource:
-    """The read-only warehouse resource: of DuckDB file `path`, or of the engine's warehouse when a
-    connection opens."""
-    return WarehouseResource(database=str(path) if path else "")
 
 
 def _existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:

@@ -5,4 +5,5 @@ Both produce pyarrow data typed to schema.ARROW_SCHEMA, in arrival order:
 - conform.conform(table, name, deployment) types any table (parquet, CSV, NDJSON) to the schema;
 - fetch.download(url) fetches a URL once into data/cache/ (reader does it for an https source);
 - generator.generate(rows, seed) builds rows with Redset's shapes; generator.write() saves them.
-"""
+
+May import: the shared top-level modules only."""

@@ -11,7 +11,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline_assets import schema
-from pipeline_assets.raw.arrow_json import utc_timestamps
 
 
 class SchemaError(ValueError):
@@ -125,7 +124,7 @@ def _convert(values: pa.ChunkedArray, target: pa.DataType, name: str, source_nam
         safe = values.type.unit != "ns"
     try:
         if wanted == "time" and stored == "string":
-            return utc_timestamps(values)  # as the Kafka path: "+02:00" or "Z" becomes UTC
+            return schema.utc_timestamps(values)  # as the Kafka path: "+02:00" or "Z" becomes UTC
         return values.cast(target, safe=safe)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise bad(str(exc)) from exc

@@ -1,5 +1,7 @@
 """Spark, the engine for data beyond one machine: a local standalone cluster (cluster.py) and
-the Spark tables read and written without Spark (tables.py)."""
+the Spark tables read and written without Spark (tables.py).
+
+May import: runtime/ and the shared modules."""
 
 from pipeline_assets.spark.cluster import SparkCluster, running, start, start_cluster, status, stop
 from pipeline_assets.spark.launch import ClusterError

@@ -3,7 +3,7 @@
 dbt-spark 1.11 writes spark.sql.ansi.enabled=false into its credentials' server_side_parameters,
 and its session method re-applies them to the SparkSession before every statement, so a profile
 cannot turn ANSI back on. keep_ansi_mode() takes that one override out (a value set in profiles.yml
-still wins); Dagster runs dbt through this entry point when REDSET_ENGINE=spark (dbt.py), and
+still wins); Dagster runs dbt through this entry point when REDSET_ENGINE=spark (warehouse/dbt_assets.py), and
 tests/test_spark_engine.py builds every model with it and asserts the session runs with ANSI on.
 """
 
@@ -32,7 +32,10 @@ def keep_ansi_mode() -> None:
 
 def main() -> None:
     """dbt's own command line, with ANSI mode kept."""
-    keep_ansi_mode()
+    try:
+        keep_ansi_mode()
+    except ModuleNotFoundError as exc:
+        raise SystemExit(f"redset-dbt: {exc.name} is missing: the `spark` extra has it (`pip install -e '.[spark]'`)")
     from dbt.cli.main import cli
 
     cli()

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline_assets import daemons, settings
-from pipeline_assets.kafka.ports import free_ports, port_in_use
+from pipeline_assets import settings
+from pipeline_assets.runtime import daemons
+from pipeline_assets.runtime.ports import free_ports, port_in_use
 from pipeline_assets.spark import launch
 from pipeline_assets.spark.launch import HOST, ClusterError
 from pipeline_assets.spark.master import answers, master_state, ready

@@ -31,7 +31,7 @@ def spark_home() -> Path:
     """pyspark's install: its jars/ and bin/spark-class are a Spark distribution."""
     spec = importlib.util.find_spec("pyspark")  # without importing it (slow)
     if spec is None or not spec.submodule_search_locations:
-        raise ClusterError("pyspark is not installed: `pip install -e .` installs the pinned version")
+        raise ClusterError("pyspark is not installed: the `spark` extra has it: `make install`, or `pip install -e '.[spark]'`")
     return Path(spec.submodule_search_locations[0])
 
 

@@ -24,9 +24,10 @@ import pyarrow.parquet as pq
 
 from pipeline_assets import settings
 from pipeline_assets.schema import QUERY_TYPES
-from pipeline_assets.serving.dashboard.filters import WHERE_DAY, WHERE_INSTANCE, Filters, Instance, dates
 from pipeline_assets.serving import verification
-from pipeline_assets.serving.snapshot import KPI_COLUMNS, KPIS, SERVED_MODELS, read_manifest
+from pipeline_assets.serving.dashboard.filters import WHERE_DAY, WHERE_INSTANCE, Filters, Instance, dates
+from pipeline_assets.serving.snapshot import KPI_COLUMNS, KPIS, read_manifest
+from pipeline_assets.warehouse.served import SERVED_MODELS
 
 
 @dataclass

@@ -28,7 +28,7 @@ after each dbt build. To get one:
   numbers appear within about two minutes; or
 - with Dagster already running, replay data (`redset produce --source data/synthetic.parquet`)
   and let the sensors build `raw_queries` → dbt marts → `serving_snapshot`, or materialize
-  them yourself: `dagster asset materialize -m pipeline_assets.definitions --select serving_snapshot`.
+  them yourself: `dagster asset materialize -m pipeline_assets.orchestration.definitions --select serving_snapshot`.
 """
 
 

@@ -1,0 +1,13 @@
+"""The `redset` command: everything that is not a Dagster job.
+
+One module per command group (main.py assembles them). May import: any stage, inside a command,
+so that `redset kafka status` does not pay for pandas.
+
+    redset generate --rows N --seed S --out PATH
+    redset kafka start|stop|status|fetch
+    redset spark start|stop|status
+    redset produce --source PATH|URL [--speed FACTOR|max]
+    redset demo
+    redset live        live mode without Dagster's daemon: Kafka -> raw -> dbt -> snapshot, in cycles
+    redset -v ...      also show librdkafka's own log lines (each refused connection, retries)
+"""

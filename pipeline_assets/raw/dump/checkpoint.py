@@ -1,0 +1,126 @@
+"""Durability, then commit: what the raw dump wrote becomes durable before its offsets are committed.
+
+The dump's worker thread hands each chunk's tables to `Checkpoint.write`: rows stream into the
+raw zone (zone.py, temporary files), dead letters wait per partition, and the next offset of
+each partition is noted. `Checkpoint.save` publishes the raw files (fsync, rename, fsync the
+folder), writes the dead letters, and only then commits the offsets, synchronously. A crash
+in between re-delivers those messages to the next run, and readers dedupe on (partition, offset).
+"""
+
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_fixed
+
+from pipeline_assets.raw import dead_letters, zone, zone_rows
+from pipeline_assets.raw.dump.chunk import ChunkTables
+from pipeline_assets.raw.dump.options import DumpOptions, DumpStats
+
+COMMIT_TIMEOUT_S = 120.0  # how long a commit is retried while the broker is away
+COMMIT_RETRY_WAIT_S = 1.0
+
+
+class Checkpoint:
+    """What the dump wrote since the last checkpoint: raw files, dead letters and offsets."""
+
+    def __init__(self, consumer: Consumer, options: DumpOptions, stats: DumpStats, log: Callable[[str], Any]) -> None:
+        self.consumer = consumer
+        self.o = options
+        self.stats = stats
+        self.log = log
+        self.writer = zone.RawZoneWriter(options.raw_dir, _kafka_name, max_file_bytes=options.max_file_bytes)
+        self.dead: dict[int, list[pa.Table]] = defaultdict(list)  # per partition, until the next checkpoint
+        self.uncommitted: dict[int, int] = {}  # partition -> next offset, consumed but not committed
+        self.since = 0  # messages since the last checkpoint
+
+    def write(self, tables: ChunkTables) -> None:
+        """Stream one chunk's rows into the raw zone; keep its dead letters and offsets for `save`."""
+        self.stats.summary.keep_preview(tables.rows)
+        for partition, part in _by_partition(tables.rows):
+            self.writer.write(part, f"{self.o.topic}-p{partition}")
+        if tables.dead is not None:
+            for partition, part in _by_partition(tables.dead):
+                self.dead[partition].append(part)
+            self.stats.summary.dead_letters.update(dead_letters.kinds(tables.dead))
+        self._track_offsets(tables.kafka)
+        self.since += tables.kafka.num_rows  # every message is in exactly one kafka table
+
+    def due(self) -> bool:
+        return self.since >= self.o.commit_every
+
+    def save(self) -> None:
+        """Make everything written durable, then commit the offsets it covers."""
+        if not self.uncommitted:
+            return
+        self.stats.summary.add_files(self.writer.publish())
+        for partition, parts in self.dead.items():
+            table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+            low, high = pc.min(table["kafka_offset"]).as_py(), pc.max(table["kafka_offset"]).as_py()
+            name = f"{self.o.topic}-p{partition}-o{low}-{high}.parquet"
+            self.stats.summary.bytes += dead_letters.write(table, self.o.dead_letter_dir, name)
+        self.dead.clear()
+        positions = [TopicPartition(self.o.topic, p, o) for p, o in sorted(self.uncommitted.items())]
+        commit(self.consumer, positions, self.log)
+        self.uncommitted.clear()
+        self.since = 0
+        self.stats.commits += 1
+
+    def abort(self) -> None:
+        """Remove the files not yet published (none after a final `save`)."""
+        self.writer.abort()
+
+    def _track_offsets(self, kafka: pa.Table) -> None:
+        partitions = kafka.column("kafka_partition").to_numpy()
+        offsets = kafka.column("kafka_offset").to_numpy()
+        for partition in np.unique(partitions):
+            mine = offsets[partitions == partition]
+            p = int(partition)
+            low, high = int(mine.min()), int(mine.max())
+            self.stats.first_offset[p] = min(low, self.stats.first_offset.get(p, low))
+            self.stats.last_offset[p] = max(high, self.stats.last_offset.get(p, high))
+            self.uncommitted[p] = max(high + 1, self.uncommitted.get(p, 0))
+
+
+def commit(consumer: Consumer, positions: list[TopicPartition], log: Callable[[str], Any]) -> None:
+    """Commit synchronously; a failure is retried every second for COMMIT_TIMEOUT_S (the broker
+    may be restarting), unless librdkafka calls it fatal."""
+    retrying = Retrying(
+        retry=retry_if_exception(_worth_retrying),
+        stop=stop_after_delay(COMMIT_TIMEOUT_S),
+        wait=wait_fixed(COMMIT_RETRY_WAIT_S),
+        before_sleep=lambda state: _log_retry(state, log),
+        reraise=True,
+    )
+    retrying(_commit_once, consumer, positions)
+
+
+def _commit_once(consumer: Consumer, positions: list[TopicPartition]) -> None:
+    result = consumer.commit(offsets=positions, asynchronous=False)
+    failed = [tp for tp in result or [] if tp.error is not None]
+    if failed:
+        raise KafkaException(failed[0].error)
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    if not isinstance(exc, KafkaException):
+        return False
+    error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+    return error is None or error.retriable() or not error.fatal()
+
+
+def _log_retry(state: RetryCallState, log: Callable[[str], Any]) -> None:
+    assert state.outcome is not None  # tenacity sleeps only after an attempt
+    log(f"commit failed, retrying: {state.outcome.exception()}")
+
+
+def _kafka_name(info: zone.PartInfo) -> str:
+    return f"{info.group}-o{info.first_offset}-{info.last_offset}.parquet"
+
+
+def _by_partition(table: pa.Table) -> list[tuple[int, pa.Table]]:
+    return list(zone_rows.split_rows(table, table.column("kafka_partition").to_numpy()))

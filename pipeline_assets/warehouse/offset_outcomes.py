@@ -1,0 +1,194 @@
+"""Every consumed Kafka offset has exactly one outcome: the asset check `offsets_have_one_outcome`.
+
+Over all dates, each (topic, partition, offset) in the raw zone or the dead letters must be exactly
+one of
+- clean:               its row is in clean_queries;
+- quarantined:         its row is in quarantine_queries;
+- duplicate_delivery:  its row is staged, is in neither, and clean_queries keeps another delivery
+                       of the same query (deployment, instance_id, query_id);
+- dead_letter:         it is in the dead letters.
+Re-deliveries (the same offset written twice after a crash) count once, as the offset's outcome.
+Offsets with none (a row lost on the way) or with two (e.g. a row and a dead letter) fail the check.
+
+Not yet built: dbt reads the raw zone when it builds a date, so a raw file written since its date
+was last built has no outcome yet; the sensor has already asked for that date. Such offsets (in a
+raw file no staged row comes from, and in no other file dbt read) are counted as not_yet_built, not
+as failures. Landing-file rows carry no offset and are left out; their staged count is reported.
+
+Runs in the `duckdb` pool at the end of build_marts_job (after the daily dbt models and the
+serving snapshot, so it never delays the dashboards), reading the warehouse read-only: DuckDB lets no other process open the file while dbt writes it. One pass of set
+operations within the checks' DuckDB memory limit: about 20 s for 10M offsets on two cores.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from pipeline_assets import settings
+from pipeline_assets.warehouse.checks import DUCKDB_CONFIG, add_kafka_views, duckdb_temp_dir
+from pipeline_assets.warehouse.dbt_assets import POOL
+from pipeline_assets.warehouse.lock import warehouse_writer
+from pipeline_assets.warehouse.resource import WarehouseResource, warehouse_resource
+
+# Each outcome is a bit, so that a whole offset's outcomes aggregate as integers (bit_or).
+OUTCOME_BITS = {"dead_letter": 1, "clean": 2, "quarantined": 4, "duplicate_delivery": 8}
+OUTCOMES = ("clean", "quarantined", "duplicate_delivery", "dead_letter")
+NOT_YET_BUILT = "not_yet_built"
+NOT_YET_BUILT_BIT = 16
+EXAMPLES = 5
+
+# One row per (number of outcomes, their bits, consumed or not) with its offsets and a few examples.
+# Offsets are (topic, partition, offset); files are compared by their last two path parts
+# (arrival_date=.../name), which name a raw file whichever path it was read through. The inputs are
+# NOT MATERIALIZED: a CTE read twice is otherwise held in memory whole, which fails at the memory
+# limit with millions of offsets; read twice, they stream and spill.
+SQL = f"""
+WITH raw_rows AS NOT MATERIALIZED (
+    SELECT kafka_topic, kafka_partition, kafka_offset, filename FROM raw WHERE kafka_offset IS NOT NULL
+),
+dead_letters AS NOT MATERIALIZED (
+    SELECT DISTINCT kafka_topic, kafka_partition, kafka_offset FROM dead WHERE kafka_offset IS NOT NULL
+),
+staged AS NOT MATERIALIZED (
+    SELECT kafka_topic, kafka_partition, kafka_offset, deployment, instance_id, query_id
+    FROM main.stg_queries WHERE kafka_offset IS NOT NULL
+),
+clean AS NOT MATERIALIZED (
+    SELECT kafka_topic, kafka_partition, kafka_offset FROM main.clean_queries WHERE kafka_offset IS NOT NULL
+),
+quarantined AS NOT MATERIALIZED (
+    SELECT kafka_topic, kafka_partition, kafka_offset FROM main.quarantine_queries WHERE kafka_offset IS NOT NULL
+),
+duplicate AS (
+    SELECT kafka_topic, kafka_partition, kafka_offset FROM staged
+    ANTI JOIN clean USING (kafka_topic, kafka_partition, kafka_offset)
+    ANTI JOIN quarantined USING (kafka_topic, kafka_partition, kafka_offset)
+    SEMI JOIN main.clean_queries USING (deployment, instance_id, query_id)
+),
+-- dbt has read a file once a staged row comes from it (the kept copy of each offset).
+built_files AS (
+    SELECT DISTINCT regexp_extract(raw_file, '[^/]+/[^/]+$') AS file
+    FROM (SELECT DISTINCT raw_file FROM main.stg_queries WHERE kafka_offset IS NOT NULL)
+),
+pending AS (
+    SELECT kafka_topic, kafka_partition, kafka_offset
+    FROM (
+        SELECT *, regexp_extract(filename, '[^/]+/[^/]+$') AS file
+        FROM raw_rows ANTI JOIN staged USING (kafka_topic, kafka_partition, kafka_offset)
+    )
+    GROUP BY ALL
+    HAVING NOT bool_or(file IN (SELECT file FROM built_files))
+),
+-- Bit 0 marks a consumed offset (a raw row; a dead letter is consumed too), the others an outcome.
+marks AS (
+    SELECT kafka_topic, kafka_partition, kafka_offset, 0 AS bit FROM raw_rows
+    UNION ALL SELECT *, {OUTCOME_BITS["dead_letter"]} FROM dead_letters
+    UNION ALL SELECT *, {OUTCOME_BITS["clean"]} FROM clean
+    UNION ALL SELECT *, {OUTCOME_BITS["quarantined"]} FROM quarantined
+    UNION ALL SELECT *, {OUTCOME_BITS["duplicate_delivery"]} FROM duplicate
+    UNION ALL SELECT *, {NOT_YET_BUILT_BIT} FROM pending
+),
+per_offset AS (
+    SELECT kafka_topic, kafka_partition, kafka_offset,
+           count(*) FILTER (WHERE bit > 0) AS n, bit_or(bit) AS bits,
+           bool_or(bit IN (0, {OUTCOME_BITS["dead_letter"]})) AS consumed
+    FROM marks
+    GROUP BY ALL
+)
+SELECT n, bits, consumed, count(*) AS offsets,
+       -- Example offsets of the failures only: no string is built for the rest.
+       min(CASE WHEN n <> 1 OR NOT consumed THEN kafka_topic || ':' || kafka_partition || ':' || kafka_offset END,
+           {EXAMPLES}) AS examples
+FROM per_offset
+GROUP BY ALL
+"""
+
+# Staged landing-file rows (no offset), and raw rows that repeat an offset (re-deliveries).
+EXTRA_SQL = """
+SELECT (SELECT count(*) FROM main.stg_queries WHERE kafka_offset IS NULL),
+       (SELECT count(*) - count(DISTINCT (kafka_topic, kafka_partition, kafka_offset))
+        FROM raw WHERE kafka_offset IS NOT NULL)
+"""
+
+
+@dataclass
+class OffsetOutcomes:
+    """Offsets per outcome, and the ones with none or with more than one."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    not_yet_built: int = 0
+    # result ('none', 'clean + dead_letter', 'not consumed: clean', ...) -> (offsets, examples)
+    failures: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
+    landing_rows: int = 0
+    redelivered_copies: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def describe(self) -> str:
+        if self.passed:
+            return f"{sum(self.counts.values()):,} offsets, one outcome each; {self.not_yet_built:,} not yet built"
+        return "; ".join(
+            f"{n:,} offset(s) with {'no outcome' if result == 'none' else result} (e.g. {', '.join(examples)})"
+            for result, (n, examples) in self.failures.items()
+        )
+
+
+def offset_outcomes(raw_dir: Path, dead_dir: Path, warehouse: Path | WarehouseResource) -> OffsetOutcomes:
+    """Tie every Kafka offset in the raw zone and the dead letters to its outcome in the warehouse
+    (a path, or the code location's read-only `warehouse` resource)."""
+    result = OffsetOutcomes()
+    resource = warehouse if isinstance(warehouse, WarehouseResource) else warehouse_resource(warehouse)
+    with warehouse_writer("offsets check (offsets_have_one_outcome)", resource.path), resource.get_connection() as con:
+        for name, value in {**DUCKDB_CONFIG, "temp_directory": str(duckdb_temp_dir())}.items():
+            con.execute(f"SET {name} = '{value}'")
+        add_kafka_views(con, raw_dir, dead_dir, raw_filename=True)
+        rows = con.execute(SQL).fetchall()
+        result.landing_rows, result.redelivered_copies = con.execute(EXTRA_SQL).fetchone()
+    for n, bits, consumed, offsets, examples in rows:
+        names = [name for name, bit in {**OUTCOME_BITS, NOT_YET_BUILT: NOT_YET_BUILT_BIT}.items() if bits & bit]
+        if n == 1 and consumed:
+            [name] = names
+            if name == NOT_YET_BUILT:
+                result.not_yet_built += offsets
+            else:
+                result.counts[name] += offsets
+        else:
+            label = " + ".join(sorted(names)) + (f" ({n} in all)" if n > len(names) else "") if n else "none"
+            label = label if consumed else f"not consumed: {label}"
+            count, found = result.failures.get(label, (0, []))
+            result.failures[label] = (count + offsets, sorted(found + list(examples or []))[:EXAMPLES])
+    return result
+
+
+
+@dg.asset_check(
+    asset=dg.AssetKey("clean_queries"),
+    name="offsets_have_one_outcome",
+    # After the serving snapshot too, when the run has one: the check never delays the dashboards.
+    additional_deps=[dg.AssetKey("stg_queries"), dg.AssetKey("quarantine_queries"), dg.AssetKey("serving_snapshot")],
+    # After dbt, never beside it: DuckDB lets no one open the warehouse while dbt writes it.
+    pool=POOL,
+    blocking=False,
+    description="Every Kafka offset in the raw zone or the dead letters, over all dates, has exactly one "
+    "outcome: clean, quarantined, duplicate delivery or dead letter (offsets dbt has not read yet aside).",
+)
+def offsets_have_one_outcome(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    outcomes = offset_outcomes(settings.raw_dir(), settings.dead_letter_dir(), warehouse)
+    failures = outcomes.failures
+    return dg.AssetCheckResult(
+        passed=outcomes.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=outcomes.describe(),
+        metadata={
+            **{name: dg.MetadataValue.int(n) for name, n in outcomes.counts.items()},
+            NOT_YET_BUILT: dg.MetadataValue.int(outcomes.not_yet_built),
+            "no_outcome": dg.MetadataValue.int(failures.get("none", (0, []))[0]),
+            "more_than_one_outcome": dg.MetadataValue.int(sum(n for r, (n, _) in failures.items() if " + " in r)),
+            "failures": dg.MetadataValue.json({r: {"offsets": n, "examples": e} for r, (n, e) in failures.items()}),
+            "landing_rows": dg.MetadataValue.int(outcomes.landing_rows),
+            "redelivered_copies": dg.MetadataValue.int(outcomes.redelivered_copies),
+        },
+    )
