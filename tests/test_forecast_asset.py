@@ -6,6 +6,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from pipeline_assets.insights import forecast as fc
 from pipeline_assets.insights.forecast_asset import workload_forecasts
 from pipeline_assets.warehouse.resource import warehouse_resource
 
@@ -39,11 +40,11 @@ def test_asset_writes_forecasts_and_backtest(tmp_path, monkeypatch):
     for metric, model, n, start, low, high in forecasts:
         expected = 3.0 if metric == "queries" else 1.0
         assert (n, start) == (168, first) and low == pytest.approx(expected) and high == pytest.approx(expected)
-    assert {(m, mo) for m, mo, *_ in forecasts} == {(m, mo) for m in ("queries", "exec_hours") for mo in ("seasonal_naive", "decompose_ses")}
+    assert {(m, mo) for m, mo, *_ in forecasts} == {(m, mo) for m in ("queries", "exec_hours") for mo in fc.MODELS}
     # Origins at hours 168, 192, .., 480: the first has no week-over-week error before it, so 13.
     assert all(origins == 13 and smape == pytest.approx(0) for *_, origins, smape in backtest)
     # forecast_history: the 13 origins' 24 h each, hours 192..503, each from the origin before it.
-    assert len(history) == 4
+    assert len(history) == 2 * len(fc.MODELS)
     for metric, model, n, distinct, start, end, low, high, before in history:
         expected = 3.0 if metric == "queries" else 1.0
         assert (n, distinct, start, end, before) == (312, 312, datetime(2024, 3, 1) + timedelta(hours=192), first - timedelta(hours=1), True)

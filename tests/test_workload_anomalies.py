@@ -6,9 +6,9 @@ no queue, spill or abort), then on 2024-03-08:
 - P2: 10:00 queues 10 s per query (queue-bound), 11:00 spills 20 GB per query (heavy spill),
   12:00 aborts 4 of 6 queries (abort burst);
 - S1: 14:00 has 30 queries, against hand-made forecast_history rows (made at 00:00) whose upper
-  bounds are 10 and 9 (load surge; a workload_forecasts row there with upper 100 is ignored: the
-  forecast made before the hour wins); 15:00 has 30 too, but one model's upper bound there is 100
-  (no surge: every band must be beaten).
+  bound is 10 for the served model (load surge; another model's 100 is ignored, and so is a
+  workload_forecasts row there with upper 100: the forecast made before the hour wins); 15:00 has
+  30 too, but the served model's upper bound there is 100 (no surge; another model's 10 is ignored).
 The all-time build runs first without the forecast tables (the model must build anyway), then again
 after the test writes forecast_history and workload_forecasts into the warehouse.
 """
@@ -75,13 +75,13 @@ def dataset() -> list[dict[str, Any]]:
 
 HISTORY = [
     # (instance, hour, model, forecast, upper)
-    (S1, SURGE, "seasonal_naive", 6.0, 10.0),
-    (S1, SURGE, "decompose_ses", 6.0, 9.0),
+    (S1, SURGE, "robust_seasonal", 6.0, 10.0),  # forecast.DEFAULT_MODEL, the served band
+    (S1, SURGE, "seasonal_naive", 6.0, 100.0),
+    (S1, NO_SURGE, "robust_seasonal", 6.0, 100.0),
     (S1, NO_SURGE, "seasonal_naive", 6.0, 10.0),
-    (S1, NO_SURGE, "decompose_ses", 6.0, 100.0),
 ]
 # Hindsight for SURGE (the history covers it) and an exec_hours band far below (not a query count).
-AHEAD = [(S1, SURGE, "seasonal_naive", "queries", 50.0, 100.0), (S1, SURGE, "seasonal_naive", "exec_hours", 0.0, 0.0)]
+AHEAD = [(S1, SURGE, "robust_seasonal", "queries", 50.0, 100.0), (S1, SURGE, "robust_seasonal", "exec_hours", 0.0, 0.0)]
 
 
 def write_forecasts(warehouse) -> None:
@@ -162,5 +162,5 @@ def test_values_baselines_and_thresholds(built):
     assert by_tag["abort_burst"]["value"] == 4
     assert by_tag["abort_burst"]["baseline"] == pytest.approx(0.0)
     surge = by_tag["load_surge"]
-    assert (surge["value"], surge["baseline"], surge["threshold"]) == (30.0, 6.0, 12.5)  # 1.25 x the higher upper
-    assert "30 queries" in surge["detail"]
+    assert (surge["value"], surge["baseline"], surge["threshold"]) == (30.0, 6.0, 12.5)  # 1.25 x the served upper
+    assert "30 queries" in surge["detail"] and "robust_seasonal" in surge["detail"]

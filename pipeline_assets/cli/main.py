@@ -6,11 +6,11 @@ import argparse
 import logging
 
 from pipeline_assets import cli
-from pipeline_assets.cli import demo, generate, kafka, live, produce, spark
+from pipeline_assets.cli import demo, forecast, generate, kafka, live, produce, spark
 from pipeline_assets.kafka.config import LIBRDKAFKA_LOG
 
 # In `redset --help` order.
-COMMAND_GROUPS = (generate, kafka, spark, produce, demo, live)
+COMMAND_GROUPS = (generate, kafka, spark, produce, demo, live, forecast)
 
 
 def build_parser() -> argparse.ArgumentParser:

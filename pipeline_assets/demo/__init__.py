@@ -10,7 +10,10 @@ In order, reusing whatever already exists:
    replay flows Kafka -> raw_queries -> dbt marts -> serving_snapshot by itself;
 5. the replay producer: the first hours of data at full speed (screens fill in about two
    minutes), then time-scaled;
-6. the dashboards (Streamlit, :8501).
+6. the forecast worker (insights/worker.py, nice 19, outside the live cycle): forecasts as soon as
+   two weeks of data are in, then after each new hour, so forecasts show within minutes, not
+   at the hourly asset's next run;
+7. the dashboards (Streamlit, :8501).
 
 Ctrl-C (or SIGTERM) stops exactly the processes this command started, newest first.
 

@@ -115,6 +115,12 @@ class Demo:
         cmd += ["--full-speed-hours", str(FULL_SPEED_HOURS)]
         self.spawn("producer", cmd)
 
+    def start_forecasts(self) -> None:
+        """The forecasts outside the live cycle: a nice-19 worker, forecasting once two weeks are in."""
+        if settings.engine() == "spark":
+            return  # the hourly asset serves on Spark
+        self.spawn("forecasts", [sys.executable, "-m", "pipeline_assets.insights.worker", "--interval", "60"])
+
     def start_dashboards(self) -> None:
         cmd = [
             tool("streamlit"), "run", str(DASHBOARD_APP),
@@ -166,6 +172,7 @@ def run(source: str | None = None, rows: int = 1_000_000, speed: float | None = 
         demo.start_docs()
         demo.start_dagster()
         demo.start_producer(replay_file(replay_source, demo.env.get("KAFKA_BOOTSTRAP_SERVERS")))
+        demo.start_forecasts()
         demo.start_dashboards()
         demo.print_urls()
         watch(demo.services)

@@ -3,7 +3,13 @@
 Input: a long frame (series_id, hour, value). Each series is made dense from its first to its last
 hour, missing hours counting 0, then every model in MODELS forecasts the next hours with an 80 %
 band:
-- `seasonal_naive`: the same hour last week (the baseline);
+- the four simple baselines (baselines.py): `seasonal_naive`, the same hour last week (the
+  baseline of MASE); `mean_4w` and `median_4w`, the mean and the median of the same hour over the
+  last 4 weeks; `blend_week_mean`, half last week and half that mean;
+- `robust_seasonal` (robust.py), DEFAULT_MODEL, the one the dashboards show and load_surge judges
+  by: robust seasonal statistics over 10 weeks with a robust level;
+- `robust_select` (robust.py): per series and origin the candidate with the lowest error on the
+  7 days before the origin;
 - `decompose_ses`: statsmodels' classical decomposition gives the hour-of-week profile averaged
   over the last 8 weeks (so one noisy week counts less than in the baseline); the rest is followed
   by statsmodels' simple exponential smoothing. (MSTL + ETS was tried: ~3 s a fit here, too slow
@@ -18,25 +24,19 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-SEASON = 168  # hours in a week: the baseline's lag and MASE's m
-DAY = 24
+from pipeline_assets.insights import robust
+from pipeline_assets.insights.baselines import BASELINES, DAY, LEVEL, SEASON, Forecast, seasonal_naive
+from pipeline_assets.insights.baselines import band as _band
+
 HORIZON = SEASON
 BACKTEST_ORIGINS = 14
 BACKTEST_HORIZON = DAY
-LEVEL = 0.8
 SMOOTHING = 0.05
 FIT_WEEKS = 8  # decompose_ses fits the last 8 weeks: bounded cost, and it follows a workload that changed
-
-
-class Forecast(NamedTuple):
-    mean: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
 
 
 def dense_hourly(frame: pd.DataFrame, series: str = "series_id", hour: str = "hour", value: str = "value") -> pd.DataFrame:
@@ -59,23 +59,6 @@ def dense_hourly(frame: pd.DataFrame, series: str = "series_id", hour: str = "ho
     return pd.concat(filled, ignore_index=True)
 
 
-def _band(mean: np.ndarray, residuals: np.ndarray, level: float) -> Forecast:
-    """mean plus the empirical quantiles of past residuals; counts and hours are never negative."""
-    residuals = residuals[np.isfinite(residuals)]
-    low, high = np.quantile(residuals, [(1 - level) / 2, (1 + level) / 2]) if residuals.size else (0.0, 0.0)
-    return Forecast(np.maximum(mean, 0), np.maximum(mean + low, 0), np.maximum(mean + high, 0))
-
-
-def seasonal_naive(y: np.ndarray, h: int, level: float = LEVEL) -> Forecast:
-    """The same hour one week earlier (one day earlier while the series is younger than a week);
-    the band from the past differences at that lag."""
-    lag = SEASON if len(y) >= SEASON else DAY
-    if len(y) < lag:
-        raise ValueError(f"seasonal_naive needs at least {DAY} hours, got {len(y)}")
-    mean = np.resize(y[-lag:], h)  # repeats the last week (day) for longer horizons
-    return _band(mean, y[lag:] - y[:-lag], level)
-
-
 def decompose_ses(y: np.ndarray, h: int, level: float = LEVEL) -> Forecast:
     """statsmodels' classical decomposition: the hour-of-week profile averaged over the last weeks
     (so one noisy week counts 1/8, not all as in the baseline), repeated ahead, plus the level of
@@ -95,13 +78,19 @@ def decompose_ses(y: np.ndarray, h: int, level: float = LEVEL) -> Forecast:
         fit = SimpleExpSmoothing(adjusted, initialization_method="known", initial_level=adjusted[:SEASON].mean()).fit(
             smoothing_level=SMOOTHING, optimized=False
         )
-    mean = np.resize(seasonal[-SEASON:], h) + fit.forecast(h)
+        mean = np.resize(seasonal[-SEASON:], h) + fit.forecast(h)
     return _band(mean, adjusted - fit.fittedvalues, level)
 
 
 Model = Callable[[np.ndarray, int, float], Forecast]
-MODELS: dict[str, Model] = {"seasonal_naive": seasonal_naive, "decompose_ses": decompose_ses}
-BASELINE = "seasonal_naive"
+MODELS: dict[str, Model] = {
+    **BASELINES,
+    "decompose_ses": decompose_ses,
+    "robust_seasonal": robust.robust_seasonal,
+    "robust_select": robust.robust_select,
+}
+BASELINE = "seasonal_naive"  # MASE's scale, and what a series under a week and a day gets
+DEFAULT_MODEL = "robust_seasonal"  # served: the dashboards' band, load_surge's threshold
 
 
 def mase(actual: np.ndarray, forecast: np.ndarray, insample: np.ndarray, m: int = SEASON) -> float:
@@ -204,7 +193,12 @@ def forecast(frame: pd.DataFrame, models: dict[str, Model] = MODELS, horizon: in
 
 
 def summary(backtests: pd.DataFrame) -> pd.DataFrame:
-    """Median MASE and sMAPE over series per model, best (lowest median MASE) first."""
-    return (
-        backtests.groupby("model")[["mase", "smape"]].median().sort_values("mase").reset_index()
-    )
+    """Per model over series: median MASE and sMAPE, series backtested, and series won (the lowest
+    MASE of all models; ties to each), best (lowest median MASE) first. The table `redset forecast`
+    prints and the asset logs."""
+    scored = backtests[np.isfinite(backtests["mase"].astype(float))]
+    best = scored.groupby("series_id")["mase"].transform("min")
+    wins = scored[scored["mase"] == best].groupby("model").size()
+    table = backtests.groupby("model").agg(mase=("mase", "median"), smape=("smape", "median"), series=("series_id", "nunique"))
+    table["won"] = wins.reindex(table.index, fill_value=0).astype(int)
+    return table.sort_values("mase").reset_index()

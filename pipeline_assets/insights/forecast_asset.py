@@ -103,8 +103,8 @@ def write_spark_tables(forecasts: pd.DataFrame, backtests: pd.DataFrame, history
     group_name="marts",
     automation_condition=dg.AutomationCondition.on_cron("0 * * * *"),
     freshness_policy=served_policy(cadence=timedelta(hours=1)),  # hourly by design
-    description="Next 168 h of hourly queries and execution hours per instance (seasonal naive and "
-    "statsmodels decomposition + SES, 80 % band) in `workload_forecasts`; their backtest (MASE m=168, "
+    description="Next 168 h of hourly queries and execution hours per instance (every model of "
+    "forecast.MODELS with an 80 % band; the served one is forecast.DEFAULT_MODEL) in `workload_forecasts`; their backtest (MASE m=168, "
     "sMAPE, last 14 daily origins, 24 h ahead) in `forecast_backtest`, its out-of-sample forecasts "
     "per past hour in `forecast_history`.",
 )
@@ -120,11 +120,14 @@ def workload_forecasts(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     else:
         write_tables(warehouse.path, forecasts, backtests, history)
     medians = {m: backtests[backtests.metric == m].groupby("model")["mase"].median() for m in METRICS}
-    context.log.info(f"median MASE per model: { {m: v.round(3).to_dict() for m, v in medians.items()} }")
+    for metric in METRICS:  # the table `redset forecast` prints, from the same code
+        part = backtests[backtests.metric == metric].assign(series_id=lambda b: b.deployment + "/" + b.instance_id.astype(str))
+        context.log.info(f"{metric} backtest (served: {fc.DEFAULT_MODEL}):\n{fc.summary(part).round(3).to_string(index=False)}")
     return dg.MaterializeResult(
         metadata={
             **{f"median_mase_{m}": dg.MetadataValue.json(v.round(4).to_dict()) for m, v in medians.items()},
             **{f"winner_{m}": (v.idxmin() if v.notna().any() else "none") for m, v in medians.items()},
+            "served_model": fc.DEFAULT_MODEL,
             "instances": dg.MetadataValue.int(int(hourly[KEYS].drop_duplicates().shape[0])),
             "seconds": dg.MetadataValue.float(round(time.monotonic() - started, 1)),
         }

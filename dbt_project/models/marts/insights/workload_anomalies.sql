@@ -149,12 +149,12 @@ forecasts as (
 
 ),
 
--- Every model's band must be exceeded: a surge is load no model expected.
+-- The served model's band (forecast.DEFAULT_MODEL, the one the dashboards show) must be exceeded.
 forecast_bands as (
 
-    select deployment, instance_id, hour, max(forecast) as forecast, max(upper) as upper, count(*) as models
+    select deployment, instance_id, hour, forecast, upper, model
     from forecasts
-    group by all
+    where model = '{{ a.load_surge_model }}'
 
 ),
 
@@ -164,7 +164,7 @@ surges as (
         m.queries as value,
         f.forecast as baseline,
         {{ a.load_surge_factor }} * f.upper as threshold,
-        {{ printf('%d queries, forecast %.0f (upper %.0f, highest of %d models)', ['m.queries', 'f.forecast', 'f.upper', 'f.models']) }} as detail
+        {{ printf('%d queries, forecast %.0f (upper %.0f, %s)', ['m.queries', 'f.forecast', 'f.upper', 'f.model']) }} as detail
     from metrics as m
     inner join forecast_bands as f using (deployment, instance_id, hour)
     where m.queries >= {{ a.load_surge_min_queries }} and m.queries > {{ a.load_surge_factor }} * f.upper

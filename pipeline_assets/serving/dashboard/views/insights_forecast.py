@@ -1,5 +1,7 @@
-"""Forecasts on both pages: the instance's next week with its band and backtest (expert), and which
-model wins where (aggregate). Reads workload_forecasts and forecast_backtest (forecast_asset.py)."""
+"""Forecasts on both pages: the instance's next week with the served model's band (forecast.DEFAULT_MODEL,
+the band load_surge judges by), its backtest error and the model that won the instance's backtest
+(expert), and which model wins where (aggregate). Reads workload_forecasts and forecast_backtest
+(forecast_asset.py)."""
 
 import plotly.express as px
 import plotly.graph_objects as go
@@ -7,6 +9,9 @@ import streamlit as st
 
 from pipeline_assets.serving.dashboard import ui
 
+# forecast.DEFAULT_MODEL and forecast.BASELINE (the dashboards do not import insights/; a test keeps them equal).
+DEFAULT_MODEL = "robust_seasonal"
+BASELINE = "seasonal_naive"
 METRIC_LABELS = {"queries": "queries per hour", "exec_hours": "execution hours per hour"}
 
 
@@ -21,8 +26,9 @@ def render_expert(data, filters, instance) -> None:
         needs=("query_metrics",),
     )
     ahead = data.query(
-        f"SELECT hour, model, forecast, lower, upper FROM workload_forecasts WHERE {where} AND metric = 'queries' ORDER BY model, hour",
-        params,
+        f"SELECT hour, model, forecast, lower, upper FROM workload_forecasts WHERE {where} AND metric = 'queries' "
+        "AND model IN ($served, $baseline) ORDER BY model, hour",
+        {**params, "served": DEFAULT_MODEL, "baseline": BASELINE},
         needs=("workload_forecasts",),
     )
     if ahead.empty:
@@ -31,10 +37,12 @@ def render_expert(data, filters, instance) -> None:
     fig = go.Figure()
     if not recent.empty:
         fig.add_scatter(x=recent["hour"], y=recent["queries"], name="last 14 days", line=dict(color="gray"))
+    served = ahead[ahead.model == DEFAULT_MODEL]
+    if not served.empty:  # the served model's band; the baseline as a line beside it
+        fig.add_scatter(x=served["hour"], y=served["upper"], line=dict(width=0), showlegend=False, name="upper")
+        fig.add_scatter(x=served["hour"], y=served["lower"], fill="tonexty", line=dict(width=0), name=f"{DEFAULT_MODEL} 80 % band")
     for model, part in ahead.groupby("model"):
-        fig.add_scatter(x=part["hour"], y=part["upper"], line=dict(width=0), showlegend=False, name=f"{model} upper")
-        fig.add_scatter(x=part["hour"], y=part["lower"], fill="tonexty", line=dict(width=0), name=f"{model} 80 % band")
-        fig.add_scatter(x=part["hour"], y=part["forecast"], name=model)
+        fig.add_scatter(x=part["hour"], y=part["forecast"], name=model, line=dict(dash=None if model == DEFAULT_MODEL else "dot"))
     fig.update_layout(title="Queries per hour and the forecast band", yaxis_title="queries")
     ui.chart(fig, "forecast_band")
     st.subheader("Forecast backtest (last 14 days, 24 h ahead)")
@@ -43,6 +51,12 @@ def render_expert(data, filters, instance) -> None:
         params,
         needs=("forecast_backtest",),
     )
+    if not table.empty:
+        queries = table[(table.metric == "queries") & table.mase.notna()]
+        won = queries.iloc[0]["model"] if not queries.empty else "none yet (under a week and a day of history)"
+        mine = queries[queries.model == DEFAULT_MODEL]
+        error = f"{mine.iloc[0]['mase']:.2f}" if not mine.empty else "n/a"
+        st.caption(f"Served: {DEFAULT_MODEL} (backtest MASE {error} on queries); won this instance's backtest: {won}")
     st.dataframe(table, hide_index=True)
 
 
