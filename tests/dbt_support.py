@@ -6,9 +6,10 @@ Each test points REDSET_RAW_DIR and REDSET_WAREHOUSE at its own temporary folder
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import shutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,64 @@ def dbt_paths(monkeypatch: pytest.MonkeyPatch, root: Path) -> DbtPaths:
     monkeypatch.setenv("REDSET_DEAD_LETTER_DIR", str(paths.dead_dir))
     monkeypatch.setenv("REDSET_ALERT_LOG", str(root / "alerts.log"))
     return paths
+
+
+_built_once: dict[str, Path] = {}
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[DbtPaths], None]) -> Path:
+    """The folder (raw zone, warehouse) that `build` fills, made once per pytest process for each
+    `name` and shared by the tests that start from it: each takes its own copy (`copy_built`).
+    `build` runs with settings pointed at the folder (dbt_paths), undone afterwards."""
+    if name not in _built_once:
+        root = tmp_path_factory.mktemp(name)
+        with pytest.MonkeyPatch.context() as mp:
+            build(dbt_paths(mp, root))
+        _built_once[name] = root
+    return _built_once[name]
+
+
+def copy_built(source: Path, monkeypatch: pytest.MonkeyPatch, root: Path) -> DbtPaths:
+    """A private copy of a `built_once` folder at `root`, set in the environment like dbt_paths.
+    Its tables are the build's; its staging views still read the shared raw zone until dbt
+    builds here (every build re-creates them)."""
+    shutil.copytree(source, root, ignore=shutil.ignore_patterns("*.tmp", "alerts.log"))
+    return dbt_paths(monkeypatch, root)
+
+
+# Rows of 2024-03-01..04 for the incremental tests: the first three days are built as one range
+# (`first_days_built`), then the tests bring the fourth.
+INCREMENTAL_NEW_DAY = date(2024, 3, 4)
+
+
+def incremental_rows() -> tuple[pa.Table, pa.Table]:
+    """Generated rows (raw columns) before INCREMENTAL_NEW_DAY, and of that day."""
+    import pyarrow.compute as pc
+
+    from pipeline_assets.source import generator
+
+    rows = generator.generate(rows=4000, seed=7, deployment="both", start=date(2024, 3, 1), days=4)
+    rows = rows.select(list(schema.COLUMN_NAMES))
+    days = pc.cast(rows.column("arrival_timestamp"), pa.date32())
+    new_day = pa.scalar(INCREMENTAL_NEW_DAY, pa.date32())
+    return rows.filter(pc.less(days, new_day)), rows.filter(pc.equal(days, new_day))
+
+
+def first_days_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """incremental_rows()'s earlier days in the raw zone (one Kafka batch) and built by the daily
+    models as the range 2024-03-01..03: built once, for every test that starts from it."""
+
+    def build(paths: DbtPaths) -> None:
+        from pipeline_assets.warehouse.dbt_assets import dbt_daily_models
+
+        old, _ = incremental_rows()
+        write_raw_file(paths.raw_dir, kafka_rows(old.to_pylist(), 0, "b1", datetime(2024, 3, 4, 0, 5)),
+                       "redset.queries-p0-o0.parquet")  # fmt: skip
+        with dg.instance_for_test() as instance:
+            result = materialize_dbt([dbt_daily_models], partition_range=("2024-03-01", "2024-03-03"), instance=instance)
+        assert result.success
+
+    return built_once(tmp_path_factory, "first-days-built", build)
 
 
 # The raw-zone columns with every column nullable: the raw dump never writes a NULL key, but dbt

@@ -15,14 +15,25 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from dbt_support import DAILY_MARTS, dbt_paths, kafka_rows, materialize_dbt, table, write_raw_file
+from dbt_support import (
+    DAILY_MARTS,
+    INCREMENTAL_NEW_DAY,
+    copy_built,
+    dbt_paths,
+    first_days_built,
+    incremental_rows,
+    kafka_rows,
+    materialize_dbt,
+    table,
+    write_raw_file,
+)
 
 from pipeline_assets import schema
 from pipeline_assets.source import generator
 
 pytestmark = pytest.mark.slow
 
-NEW_DAY = date(2024, 3, 4)
+NEW_DAY = INCREMENTAL_NEW_DAY  # after the three days first_days_built builds
 
 
 def rounded(row: dict) -> dict:
@@ -35,23 +46,17 @@ def snapshot(warehouse, before: date | None = None) -> dict[str, list[dict]]:
     return {name: [rounded(r) for r in table(warehouse, name + where)] for name in DAILY_MARTS}
 
 
-def test_a_new_day_rebuilds_only_its_partition_and_matches_a_full_refresh(tmp_path, monkeypatch):
+def test_a_new_day_rebuilds_only_its_partition_and_matches_a_full_refresh(tmp_path, tmp_path_factory, monkeypatch):
     from pipeline_assets.orchestration.sensors import build_marts_on_new_raw_batches
     from pipeline_assets.warehouse.dbt_assets import dbt_daily_models
 
-    paths = dbt_paths(monkeypatch, tmp_path / "incremental")
-    rows = generator.generate(rows=4000, seed=7, deployment="both", start=date(2024, 3, 1), days=4)
-    rows = rows.select(list(schema.COLUMN_NAMES))
-    days = pc.cast(rows.column("arrival_timestamp"), pa.date32())
-    old = rows.filter(pc.less(days, pa.scalar(NEW_DAY, pa.date32())))
-    new = rows.filter(pc.equal(days, pa.scalar(NEW_DAY, pa.date32())))
+    # 03-01..03 in the raw zone and built as one partition range: shared with other tests, copied.
+    paths = copy_built(first_days_built(tmp_path_factory), monkeypatch, tmp_path / "incremental")
+    old, new = incremental_rows()
     assert old.num_rows > 2000 and new.num_rows > 500
-
-    write_raw_file(paths.raw_dir, kafka_rows(old.to_pylist(), 0, "b1", datetime(2024, 3, 4, 0, 5)), "redset.queries-p0-o0.parquet")
     with dg.instance_for_test() as instance:
-        first = materialize_dbt([dbt_daily_models], partition_range=("2024-03-01", "2024-03-03"), instance=instance)
-        assert first.success
         before = snapshot(paths.warehouse)
+        assert {r["arrival_date"] for r in before["clean_queries"]} == {date(2024, 3, d) for d in (1, 2, 3)}
 
         # The new day's batch, plus a repeat of a 03-03 query_id delivered later on 03-04.
         repeat = next(r for r in old.to_pylist() if r["arrival_timestamp"].date() == date(2024, 3, 3))

@@ -17,14 +17,25 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from dbt_support import dbt_paths, kafka_rows, materialize_dbt, query, table, write_raw_file
+from dbt_support import (
+    INCREMENTAL_NEW_DAY,
+    copy_built,
+    dbt_paths,
+    first_days_built,
+    incremental_rows,
+    kafka_rows,
+    materialize_dbt,
+    query,
+    table,
+    write_raw_file,
+)
 
 from pipeline_assets import schema
 from pipeline_assets.source import generator
 
 pytestmark = pytest.mark.slow
 
-NEW_DAY = date(2024, 3, 4)
+NEW_DAY = INCREMENTAL_NEW_DAY  # after the three days first_days_built builds
 MODELS = (
     "query_repeats",
     "daily_query_repetition",
@@ -52,11 +63,7 @@ def snapshot(warehouse) -> dict[str, list[dict]]:
 def source_rows() -> tuple[list[dict], list[dict]]:
     """Generated rows of 2024-03-01..03 and of the new day, plus on the new day a cached row
     answered from a select of 03-03."""
-    rows = generator.generate(rows=4000, seed=7, deployment="both", start=date(2024, 3, 1), days=4)
-    rows = rows.select(list(schema.COLUMN_NAMES))
-    days = pc.cast(rows.column("arrival_timestamp"), pa.date32())
-    old = rows.filter(pc.less(days, pa.scalar(NEW_DAY, pa.date32()))).to_pylist()
-    new = rows.filter(pc.equal(days, pa.scalar(NEW_DAY, pa.date32()))).to_pylist()
+    old, new = (t.to_pylist() for t in incremental_rows())
     source = next(r for r in reversed(old) if r["query_type"] == "select" and r["feature_fingerprint"] and not r["was_aborted"])
     cached = dict(source, query_id=source["query_id"] + 10**9, was_cached=True, cache_source_query_id=source["query_id"],
                   num_scans=None, num_joins=None, read_table_ids=None, query_type="other",
@@ -64,14 +71,13 @@ def source_rows() -> tuple[list[dict], list[dict]]:
     return old, [*new, cached]
 
 
-def test_a_new_day_then_the_all_time_marts_equal_a_full_build(tmp_path, monkeypatch):
+def test_a_new_day_then_the_all_time_marts_equal_a_full_build(tmp_path, tmp_path_factory, monkeypatch):
     from pipeline_assets.warehouse.dbt_assets import dbt_all_time_models, dbt_daily_models
 
     old, new = source_rows()
-    paths = dbt_paths(monkeypatch, tmp_path / "incremental")
-    write_raw_file(paths.raw_dir, kafka_rows(old, 0, "b1", datetime(2024, 3, 4, 0, 5)), "redset.queries-p0-o0.parquet")
+    # The old days in the raw zone, built as the range 2024-03-01..03: shared with other tests, copied.
+    paths = copy_built(first_days_built(tmp_path_factory), monkeypatch, tmp_path / "incremental")
     with dg.instance_for_test() as instance:
-        assert materialize_dbt([dbt_daily_models], partition_range=("2024-03-01", "2024-03-03"), instance=instance).success
         assert materialize_dbt([dbt_all_time_models], instance=instance).success
         write_raw_file(paths.raw_dir, kafka_rows(new, len(old), "b2", datetime(2024, 3, 5, 0, 5)),
                        f"redset.queries-p0-o{len(old)}.parquet")  # fmt: skip
