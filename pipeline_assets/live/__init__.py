@@ -1,2 +1,2 @@
-"""Live mode: one long-lived consume -> warm dbt -> publish loop. May import: raw/dump/, kafka/,
-warehouse/, serving/, runtime/ and the shared modules."""
+"""Live mode: one long-lived consume -> warm dbt -> publish loop, and its own metrics. May import:
+monitoring/, raw/dump/, kafka/, warehouse/, serving/, runtime/ and the shared modules."""

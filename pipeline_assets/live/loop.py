@@ -41,7 +41,7 @@ from pipeline_assets.live.report import cycle_events
 from pipeline_assets.live.state import Owed, live_dir
 from pipeline_assets.live.switch import one_live_loop
 from pipeline_assets.live.warm_dbt import WarmDbt
-from pipeline_assets.monitoring.live_metrics import LiveMetrics, serving_live_metrics
+from pipeline_assets.live.metrics import LiveMetrics, serving_live_metrics
 
 MAX_BACKOFF_S = 60.0
 
