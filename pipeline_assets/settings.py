@@ -146,6 +146,14 @@ def live_poll_seconds() -> float:
     return float(_env("REDSET_LIVE_POLL_SECONDS", "1"))
 
 
+def metrics_enabled() -> bool:
+    """REDSET_METRICS=off: no exporter and no live histograms (to measure what metrics cost)."""
+    value = _env("REDSET_METRICS", "on").strip().lower()
+    if value not in ("on", "off"):
+        raise ValueError(f"REDSET_METRICS={value!r}: use on or off")
+    return value == "on"
+
+
 def metrics_port() -> int:
     """The Prometheus exporter's port, served by live mode or `redset metrics`."""
     return int(_env("REDSET_METRICS_PORT", "9108"))

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from metrics_support import by_label, scrape
+from metrics_support import by_label, scrape, scrape_url
 from prometheus_client import CollectorRegistry
 from raw_support import dead_rows, group_offsets, high_watermarks, use_private_dirs
 from test_raw_bad_messages import MAX_MESSAGE_BYTES, produce_with_bad_messages
 
 from pipeline_assets import settings
-from pipeline_assets.runtime.ports import free_ports
+from pipeline_assets.runtime.ports import free_ports, port_in_use
 from pipeline_assets.monitoring import exporter
 from pipeline_assets.monitoring.metrics import PipelineCollector
 from pipeline_assets.monitoring.run_counts import JOBS
@@ -147,3 +147,24 @@ def test_known_label_values_are_the_pipelines() -> None:
     rules = (settings.DBT_PROJECT_DIR / "macros" / "rules.sql").read_text()
     listed = re.search(r"set reasons = \[([^\]]*)\]", rules).group(1)
     assert tuple(re.findall(r"'([^']+)'", listed)) == quarantine.FIXED_REASONS
+
+
+def test_metrics_off_serves_nothing_and_observes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """REDSET_METRICS=off (what bench/metrics.py compares live mode against): the port stays free."""
+    from pipeline_assets.live.metrics import NoMetrics, serving_live_metrics
+
+    log = logging.getLogger("test.metrics")
+    [port] = free_ports(1)
+    monkeypatch.setenv("REDSET_METRICS_PORT", str(port))
+    monkeypatch.setenv("REDSET_METRICS", "off")
+    with serving_live_metrics(None, KafkaResource().client_config(), log) as metrics:
+        assert isinstance(metrics, NoMetrics)
+        assert not port_in_use(port)
+    monkeypatch.setenv("REDSET_METRICS", "on")
+    with serving_live_metrics(None, KafkaResource().client_config(), log) as metrics:
+        assert port_in_use(port)
+        assert "redset_live_cycle_seconds_count" in {name for name, _ in scrape_url(f"http://127.0.0.1:{port}/metrics")}
+    monkeypatch.setenv("REDSET_METRICS", "maybe")
+    with pytest.raises(ValueError, match="REDSET_METRICS='maybe': use on or off"):
+        settings.metrics_enabled()
+

@@ -111,6 +111,8 @@ class Demo:
     def start_metrics(self) -> None:
         """The batch path's metrics (`redset metrics`); live mode serves its own. A taken port is
         one line: metrics never stop the demo."""
+        if not settings.metrics_enabled():
+            return
         self.metrics_url = f"http://{HOST}:{settings.metrics_port()}/metrics"
         if demo_live():
             return

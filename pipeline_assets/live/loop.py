@@ -41,7 +41,7 @@ from pipeline_assets.live.report import cycle_events
 from pipeline_assets.live.state import Owed, live_dir
 from pipeline_assets.live.switch import one_live_loop
 from pipeline_assets.live.warm_dbt import WarmDbt
-from pipeline_assets.live.metrics import LiveMetrics, serving_live_metrics
+from pipeline_assets.live.metrics import LiveMetrics, NoMetrics, serving_live_metrics
 
 MAX_BACKOFF_S = 60.0
 
@@ -96,7 +96,7 @@ class LiveLoop:
             return f"{self.max_cycles} cycles done"
         return self.keep_going()
 
-    def _cycles(self, dbt: WarmDbt, consumer: LiveConsumer, metrics: LiveMetrics) -> Iterator[list[dg.AssetMaterialization]]:
+    def _cycles(self, dbt: WarmDbt, consumer: LiveConsumer, metrics: LiveMetrics | NoMetrics) -> Iterator[list[dg.AssetMaterialization]]:
         owed = Owed.load()
         last_insights: float | None = None
         last_tests: float | None = None
@@ -124,8 +124,10 @@ class LiveLoop:
                 untested |= cycle.build is not None
                 if cycle.build is not None or cycle.stats.messages:
                     self.log.info(cycle.summary())
-                    _append_timings(cycle)
+                    started = time.monotonic()
                     metrics.observe(cycle)
+                    cycle.seconds["metrics"] = time.monotonic() - started  # after the histograms saw it
+                    _append_timings(cycle)
             if untested and verify.due(last_tests, now):
                 last_tests, untested = now, False
                 errors += self._tests(dbt)

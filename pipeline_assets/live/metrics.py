@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,6 +23,7 @@ from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from pipeline_assets import settings
 from pipeline_assets.live.cycle import CycleResult
 from pipeline_assets.monitoring import exporter
 from pipeline_assets.monitoring.metrics import PipelineCollector
@@ -103,10 +103,22 @@ class LiveMetrics:
         return np.concatenate(parts) if parts else np.zeros(0)
 
 
+class NoMetrics:
+    """REDSET_METRICS=off: cycles are not observed, and nothing is served."""
+
+    def observe(self, cycle: CycleResult) -> None:
+        pass
+
 
 @contextmanager
-def serving_live_metrics(instance: dg.DagsterInstance, kafka_config: dict[str, object], log: Any) -> Iterator[LiveMetrics]:
+def serving_live_metrics(
+    instance: dg.DagsterInstance, kafka_config: dict[str, object], log: Any
+) -> Iterator[LiveMetrics | NoMetrics]:
     """Live mode's endpoint while the block runs: the collector plus its own histograms."""
+    if not settings.metrics_enabled():
+        log.info("metrics: off (REDSET_METRICS=off)")
+        yield NoMetrics()
+        return
     registry = CollectorRegistry()
     registry.register(PipelineCollector(kafka_config, instance, log))
     metrics = LiveMetrics(registry, log)
