@@ -1,7 +1,8 @@
 """The Redset dashboards: `streamlit run pipeline_assets/serving/dashboard/app.py`.
 
-One app, two pages: the fleet-wide aggregate view and the per-instance expert view. This
-entry point draws the shared sidebar (filters, live refresh) and hands over to the page.
+One app, three pages: the fleet-wide aggregate view, the per-instance expert view, and the Kafka
+page (topics, lag, dead letters). This entry point draws the shared sidebar (filters, live
+refresh) and hands over to the page; the Kafka page needs no snapshot and no filters.
 """
 
 from pathlib import Path
@@ -20,8 +21,12 @@ page = st.navigation(
     [
         st.Page(VIEWS / "aggregate.py", title="Aggregate view", icon="🌐", url_path="aggregate", default=True),
         st.Page(VIEWS / "expert.py", title="Expert view", icon="🔬", url_path="expert"),
+        st.Page(VIEWS / "kafka.py", title="Kafka", icon="📨", url_path="kafka"),
     ]
 )
+if page.url_path == "kafka":  # the broker and the dead letters, snapshot or not
+    page.run()
+    st.stop()
 
 data = ui.serving_data()
 ui.verification_banner(data)
