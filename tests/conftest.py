@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,16 @@ import pytest
 
 from pipeline_assets.kafka import broker
 from pipeline_assets.runtime.ports import free_ports  # noqa: F401  (tests import it from here)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A suite started without job control (`make test &` in a script, CI) ignores SIGINT, and each
+    in-process Dagster run copies that onto SIGTERM; every program a test starts would inherit it,
+    ignore SIGTERM and make each stop wait out its timeout. Run as if started from a terminal."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def start_test_broker(home: os.PathLike[str] | str) -> broker.Broker:

@@ -24,6 +24,8 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -49,15 +51,24 @@ REDELIVERED = 20  # rows of the rebuilt day that arrive again in the late landin
 BROKEN = {"execution_duration_ms": -5, "query_type": "merge"}  # each breaks a rule: quarantined
 
 
-def dbt_duckdb(tmp_path: Path, *args: str) -> None:
-    """dbt on the default (DuckDB) target, as a CLI process."""
+@contextmanager
+def dbt_duckdb(tmp_path: Path, *args: str) -> Iterator[None]:
+    """dbt on the default (DuckDB) target, as a CLI process running while the block runs (the Spark
+    build: the engines share only the raw zone, which both read), then waited for."""
     project = str(settings.DBT_PROJECT_DIR)
-    result = subprocess.run(
+    proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("dbt")), *args, "--quiet", "--project-dir", project, "--profiles-dir", project,
          "--target-path", str(tmp_path / "target-duckdb"), "--log-path", str(tmp_path / "logs-duckdb")],
-        cwd=project, env=dict(os.environ), capture_output=True, text=True,
+        cwd=project, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    assert result.returncode == 0, f"dbt {args} on DuckDB failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
+    try:
+        yield
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    out, err = proc.communicate()
+    assert proc.returncode == 0, f"dbt {args} on DuckDB failed:\n{out[-4000:]}\n{err[-2000:]}"
 
 
 def dbt_spark(tmp_path: Path, *args: str) -> None:
@@ -155,8 +166,8 @@ def test_spark_marts_equal_duckdb(kafka_broker: str, kafka_topic: str, tmp_path:
     cluster = start_cluster(tmp_path / "spark", workers=2, worker_cores=1, worker_memory="512m")
     try:
         monkeypatch.setenv("REDSET_SPARK_MASTER", cluster.master_url)
-        dbt_duckdb(tmp_path, "build")
-        dbt_spark(tmp_path, "build")
+        with dbt_duckdb(tmp_path, "build"):
+            dbt_spark(tmp_path, "build")
         spark = SparkSession.builder.getOrCreate()
         assert spark.sparkContext.master == cluster.master_url
         assert spark.conf.get("spark.sql.ansi.enabled") == "true"
@@ -175,8 +186,8 @@ def test_spark_marts_equal_duckdb(kafka_broker: str, kafka_topic: str, tmp_path:
         assert len(again) == REDELIVERED and len(new_keys) > LATE_ROWS // 2
         monkeypatch.setenv("REDSET_MIN_DATE", REBUILT_DAY)
         monkeypatch.setenv("REDSET_MAX_DATE", REBUILT_DAY)
-        dbt_duckdb(tmp_path, "build", "--select", "tag:daily")
-        dbt_spark(tmp_path, "build", "--select", "tag:daily")
+        with dbt_duckdb(tmp_path, "build", "--select", "tag:daily"):
+            dbt_spark(tmp_path, "build", "--select", "tag:daily")
         rebuilt = duckdb_relations(paths.warehouse)
         # The new queries were added, the re-deliveries were not (clean keeps the first delivery).
         assert len(rebuilt["clean_queries"][1]) == len(clean) + len(new_keys), "the partition run did not rebuild the day"

@@ -16,15 +16,29 @@ from pipeline_assets.durable import pid_alive
 # Processes this Python process started, so that stopping them also reaps them (no zombies in tests).
 _children: dict[int, subprocess.Popen] = {}
 
+# Stop signals a daemon must hear. A child inherits an ignored signal across exec, and a JVM started
+# with SIGTERM ignored never installs its handler: each stop would wait out its timeout, then SIGKILL.
+# That happens in any process started without job control (SIGINT ignored) once Dagster has run in it:
+# its capture_interrupts() copies SIGINT's handler onto SIGTERM.
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _default_stop_signals() -> None:
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+
 
 def spawn(cmd: Sequence[str], cwd: Path, log: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen:
     """Start `cmd` in a new session (it ignores the terminal's Ctrl-C and leads its own process
     group), its stdout and stderr appended to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    # Only when needed: a preexec_fn is a fork-time risk in a threaded process.
+    ignored = any(signal.getsignal(s) == signal.SIG_IGN for s in _STOP_SIGNALS)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             list(cmd), cwd=cwd, env=dict(env) if env is not None else None,
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_default_stop_signals if ignored else None,
         )  # fmt: skip
     _children[proc.pid] = proc
     return proc

@@ -266,10 +266,11 @@ def stop(home: str | Path | None = None, timeout: float = STOP_TIMEOUT_S, quiet:
     started = time.monotonic()
     for pid in live:
         daemons.send_signal(pid, signal.SIGTERM, group=True)  # all at once; then wait for each
-    forced = [pid for pid in live if not daemons.terminate(pid, timeout, group=True)]
+    left = lambda: max(0.0, started + timeout - time.monotonic())  # noqa: E731  one deadline, not one per daemon
+    forced = [pid for pid in live if not daemons.terminate(pid, left(), group=True)]
     # Executors still ending (they had the SIGTERM too), or left by a worker that crashed.
     for pid in daemons.group_members([pid for pid, _ in recorded]):
-        if "org.apache.spark" in daemons.command_line(pid) and not daemons.terminate(pid, timeout):
+        if "org.apache.spark" in daemons.command_line(pid) and not daemons.terminate(pid, left()):
             forced.append(pid)
     _state_file(home).unlink(missing_ok=True)
     if forced:
