@@ -74,10 +74,13 @@ def run_key(path: Path) -> str:
     return f"{path.name}:{size}:{mtime_ns}"
 
 
-def run_config(path: Path) -> dict[str, Any]:
-    """The run of one file, with the size and mtime the sensor saw: the run checks them again."""
-    size, mtime_ns = file_state(path)
-    return {"ops": {"landing_queries": {"config": {"path": str(path), "size": size, "mtime_ns": mtime_ns}}}}
+def run_config(path: Path | str) -> dict[str, Any]:
+    """The run of one file, with the size and mtime it has now (the sensor's view): the run checks
+    them again. A path that is no file here gets none (the run says what is wrong with it)."""
+    config: dict[str, Any] = {"path": str(path)}
+    if Path(path).is_file():
+        config["size"], config["mtime_ns"] = file_state(Path(path))
+    return {"ops": {"landing_queries": {"config": config}}}
 
 
 def done_marker(path: Path) -> Path:
