@@ -396,10 +396,10 @@ def test_partial_file_written_slowly_lands_once_complete(landing: Path) -> None:
                 if burst < 3:
                     time.sleep(3.0)
 
+    instance = dg.DagsterInstance.ephemeral()
     thread = threading.Thread(target=writer)
     thread.start()
     start.wait()
-    instance = dg.DagsterInstance.ephemeral()
     cursor, runs, t0 = None, [], time.monotonic()
     time.sleep(2.5)  # the first tick comes 2.5 s after a write, 0.5 s before the next
     while True:
