@@ -46,7 +46,8 @@ def raw_files() -> dict[str, bytes]:
 
 def failure(result: dg.ExecuteInProcessResult) -> str:
     [event] = result.get_step_failure_events()
-    return event.step_failure_data.user_failure_data.description
+    data = event.step_failure_data
+    return data.user_failure_data.description if data.user_failure_data else data.error.to_string()
 
 
 def recreate(bootstrap: str, topic: str) -> None:
@@ -70,12 +71,16 @@ def test_topic_reset_recreated_topic_stops_the_dump_until_a_new_generation(
     use_private_dirs(monkeypatch, tmp_path / "data", kafka_topic)
     produce(kafka_broker, kafka_topic, 300, 71, tmp_path)
     first_id = topic_ids.topic_id({"bootstrap.servers": kafka_broker}, kafka_topic)
-    assert materialize().success
+    first = materialize()
+    assert first.success, failure(first)
     before = raw_files()
     assert before and {ID_IN_NAME.search(name).group(1) for name in before} == {first_id}
 
     recreate(kafka_broker, kafka_topic)
-    second_id = topic_ids.topic_id({"bootstrap.servers": kafka_broker}, kafka_topic)
+    deadline, second_id = time.monotonic() + 30, None
+    while second_id is None and time.monotonic() < deadline:  # the new topic's metadata spreads
+        second_id = topic_ids.topic_id({"bootstrap.servers": kafka_broker}, kafka_topic)
+        time.sleep(0.2)
     assert second_id not in (None, first_id)
     produce(kafka_broker, kafka_topic, 120, 72, tmp_path)
 
@@ -91,7 +96,7 @@ def test_topic_reset_recreated_topic_stops_the_dump_until_a_new_generation(
     assert materialize().success is False  # and again: it does not go away by itself
 
     started = materialize(new_generation=True)
-    assert started.success
+    assert started.success, failure(started)
     [done] = started.asset_materializations_for_node("raw_queries")
     assert done.metadata["messages_consumed"].value == 120
     assert done.metadata["topic_id"].value == second_id

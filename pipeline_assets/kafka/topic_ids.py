@@ -8,7 +8,7 @@ from confluent_kafka.admin import AdminClient
 
 
 def topic_id(client_config: dict[str, object], topic: str, timeout: float = 30.0) -> str | None:
-    """The topic's id as Kafka prints it (22 characters of URL-safe base64); None when the topic
+    """The topic's id as kafka-topics.sh prints it (22 characters of URL-safe base64); None when the topic
     does not exist (the dump then says so itself)."""
     admin = AdminClient(dict(client_config))
     future = admin.describe_topics(TopicCollection([topic]), request_timeout=timeout)[topic]
@@ -19,4 +19,5 @@ def topic_id(client_config: dict[str, object], topic: str, timeout: float = 30.0
         if error is not None and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
             return None
         raise
-    return str(description.topic_id)
+    # librdkafka prints standard base64 ('+', '/'); Kafka's own tools, and a file name, want the URL-safe form.
+    return str(description.topic_id).replace("+", "-").replace("/", "_").rstrip("=")

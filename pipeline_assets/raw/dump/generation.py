@@ -69,6 +69,9 @@ def checked_plan(
     """`plan` when the topic is the raw zone's; after a reset, TopicReset, or with `new_generation`
     the plan of a new generation (committed offsets moved to the low watermarks)."""
     known = recorded_id(raw_dir, topic)
+    if topic_id is None and known is not None:  # the topic exists (plan), its id did not answer
+        raise TopicReset(f"topic {topic}: its topic id could not be read, so it cannot be told from a re-created "
+                         "topic; nothing was consumed (the next run tries again)")  # fmt: skip
     other_topic = topic_id is not None and known is not None and known != topic_id
     beyond = [p for p in plan if p.committed is not None and p.committed > p.high]
     if not other_topic and not beyond:
