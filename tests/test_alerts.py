@@ -126,7 +126,9 @@ def test_a_hanging_webhook_does_not_hold_the_caller(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
     monkeypatch.setenv("REDSET_ALERT_LOG", str(tmp_path / "alerts.log"))
     log = _Log()
-    sender = threading.Thread(target=send_alert, args=("dump_failed", "boom", log), kwargs={"webhook_wait_s": 2.0})
+    sender = threading.Thread(
+        target=send_alert, args=("dump_failed", "boom", log), kwargs={"webhook_wait_s": 2.0}, daemon=True
+    )
     sender.start()
     sender.join(60)  # Dagster's sensor timeout: a caller held past it loses its tick
     server.shutdown()

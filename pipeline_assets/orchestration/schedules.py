@@ -4,8 +4,9 @@
 arrival date in the raw zone may still be filling, so the latest complete day is the one before
 it. Only dates inside the data's span count: one row dated 9999 (quarantined by dbt as
 arrival_out_of_span) must not make 9998-12-31 the latest complete day. The sensor
-build_marts_on_new_raw_batches already builds every day as batches land; the schedule is the safety net that rebuilds each day once after it is over, and takes along the days
-whose builds kept failing (stale: see owed_builds.py).
+build_marts_on_new_raw_batches already builds every day as batches land; the schedule is the
+safety net that rebuilds each day once after it is over, and takes along the days whose builds
+kept failing (stale: see owed_builds.py).
 """
 
 from __future__ import annotations

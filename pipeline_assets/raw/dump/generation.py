@@ -96,5 +96,6 @@ def checked_plan(
     commit(consumer, [TopicPartition(topic, p.partition, p.low) for p in restart], log)
     if topic_id is not None:
         record(raw_dir, topic, topic_id)
-    log(f"new generation of {topic} (id {topic_id}): {what}; partitions {[p.partition for p in restart]} start again at their low watermark")
+    restarted = [p.partition for p in restart]
+    log(f"new generation of {topic} (id {topic_id}): {what}; partitions {restarted} start again at the low watermark")
     return offsets.partition_offsets(consumer, topic)
