@@ -73,6 +73,11 @@ def alert_log_path() -> Path:
     return _path("REDSET_ALERT_LOG", data_dir() / "alerts.log")
 
 
+def insecure_http() -> bool:
+    """REDSET_INSECURE_HTTP=1 (`--insecure`): a SOURCE may be fetched over plain http://."""
+    return _env("REDSET_INSECURE_HTTP", "0") == "1"
+
+
 def kafka_home() -> Path:
     """Where the local broker keeps its jars, storage and logs (ignored by git)."""
     return _path("REDSET_KAFKA_HOME", PROJECT_ROOT / ".kafka")

@@ -6,6 +6,8 @@ Each test points REDSET_RAW_DIR and REDSET_WAREHOUSE at its own temporary folder
 
 from __future__ import annotations
 
+import os
+
 import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -218,13 +220,20 @@ def reasons_in_pandas(staged: pd.DataFrame) -> pd.Series:
     from pipeline_assets.warehouse.dbt_assets import project_var
 
     durations = staged[["compile_duration_ms", "queue_duration_ms", "execution_duration_ms"]]
+    max_ids = int(os.environ.get("REDSET_MAX_TABLE_IDS", "10000"))  # var max_table_ids and its default
     start, end = pd.Timestamp(settings.span_start()), pd.Timestamp(settings.span_end())
     rules = {  # in the documented order: the first broken rule is the reason
         "null_key": staged[["deployment", "instance_id", "query_id"]].isna().any(axis=1),
+        "unknown_deployment": ~staged.deployment.isin(schema.DEPLOYMENTS),
         "negative_duration": (durations < 0).any(axis=1),
-        "arrival_out_of_span": (staged.arrival_timestamp < start) | (staged.arrival_timestamp >= end),
+        "arrival_out_of_span": (staged.arrival_timestamp < start) | (staged.arrival_timestamp >= end)
+        | (staged.arrival_timestamp > staged.kafka_timestamp.fillna(staged.ingested_at)),
         "unknown_query_type": ~staged.query_type.isin(schema.QUERY_TYPES),
         "cached_without_source": staged.was_cached.eq(True) & staged.cache_source_query_id.isna(),
+        "too_many_table_ids": pd.concat(
+            [staged[c].str.count(",").add(1).gt(max_ids) for c in ("read_table_ids", "write_table_ids")],
+            axis=1,
+        ).fillna(False).any(axis=1),
     }
     for column, (low, high) in project_var("plausible_bounds").items():  # NULL passes
         rules[f"implausible_value: {column}"] = staged[column].notna() & ~staged[column].between(low, high)

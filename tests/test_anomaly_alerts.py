@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 
 import dagster as dg
@@ -111,3 +112,29 @@ def test_the_sensor_is_registered_and_the_mart_reads_the_forecasts_asset():
     assert parents == {dg.AssetKey("workload_forecasts"), dg.AssetKey("query_metrics"), dg.AssetKey("hourly_workload_mix")}
     assert graph.get(dg.AssetKey("workload_anomalies")).partitions_def is None  # all-time
     assert dg.AssetKey("workload_anomalies") in graph.get(dg.AssetKey("serving_snapshot")).parent_keys
+
+
+def test_a_hanging_webhook_does_not_make_the_sensor_send_the_same_alerts_again(serving, monkeypatch):
+    from test_alerts import _trickling_server
+
+    server, posts = _trickling_server()
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
+    publish([anomaly("provisioned", 1, "2024-03-08 10:00", "queue_bound"), anomaly("serverless", 2, "2024-03-08 11:00", "exec_spike")])
+    ticks: list[str] = []
+
+    def two_ticks() -> None:
+        ticks.append(evaluate(None))
+        ticks.append(evaluate(ticks[0]))
+
+    sensor = threading.Thread(target=two_ticks, daemon=True)
+    sensor.start()
+    sensor.join(2 * 60)  # two ticks, each within Dagster's 60 s sensor timeout
+    server.shutdown()
+    assert not sensor.is_alive(), "the sensor's tick is still waiting for the webhook"
+    assert len(ticks) == 2 and ticks[0] == ticks[1]
+    lines = alert_lines()
+    assert [line.split(" WORKLOAD ANOMALY ")[1].split(" hour=")[0] for line in lines] == [
+        "deployment=provisioned instance_id=1",
+        "deployment=serverless instance_id=2",
+    ]
+    assert len(posts) == 2  # each alert POSTed once, none again on the second tick

@@ -164,3 +164,30 @@ def test_spark_profile_runs_a_master_and_two_workers_of_the_drivers_version(comp
     assert services["dagster-code"]["environment"]["REDSET_SPARK_DRIVER_HOST"] == "dagster-code"
     assert services["dagster-code"]["depends_on"]["spark-master"]["required"] is False
     assert "spark-warehouse" in config["volumes"]
+
+
+def test_no_container_runs_as_root(compose_env: dict[str, str]) -> None:
+    """Every service of the full stack (Spark too) names a non-root user; the image's is the same."""
+    services = compose_config("compose.yaml", {**compose_env, "REDSET_ENGINE": "spark"}, "spark")["services"]
+    users = {name: str(s.get("user", "")) for name, s in services.items()}
+    assert all(users.values()), f"services without a user (the image's default may be root): {[n for n, u in users.items() if not u]}"
+    root = {name for name, user in users.items() if user.split(":")[0] in ("0", "root")}
+    assert not root, f"services running as root: {sorted(root)}"
+    dockerfile_users = [line.split()[1] for line in (DOCKER / "Dockerfile").read_text().splitlines() if line.startswith("USER ")]
+    assert dockerfile_users == ["185:185"]
+    assert {users[name] for name, s in services.items() if s.get("image") == "redset-pipeline:latest"} == {"185:185"}
+
+
+def test_the_code_server_is_reachable_only_by_the_services_that_need_it(compose_env: dict[str, str]) -> None:
+    """Services reach each other only on a network they share; dagster-code's gRPC port (and the
+    runs it starts) must be out of reach of the dashboards, the producer, the monitoring."""
+    config = compose_config("compose.yaml", {**compose_env, "REDSET_ENGINE": "spark"}, "spark")
+    networks = {name: set(s.get("networks") or {"default"}) for name, s in config["services"].items()}
+    neighbours = {name for name, nets in networks.items() if name != "dagster-code" and nets & networks["dagster-code"]}
+    assert neighbours == {"dagster-webserver", "dagster-daemon", "kafka", *SPARK_SERVICES}
+    assert "default" not in networks["dagster-code"]
+    assert config["networks"]["dagster"].get("internal") is True
+    assert networks["dagster-daemon"] == {"dagster"}
+    # What the code server needs is still there: Kafka, the Spark master, and the webserver's port.
+    assert networks["kafka"] & networks["dagster-code"] and networks["spark-master"] & networks["dagster-code"]
+    assert "default" in networks["dagster-webserver"]

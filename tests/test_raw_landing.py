@@ -49,6 +49,13 @@ def sensor_tick(instance: dg.DagsterInstance, cursor: str | None) -> tuple[dg.Se
     return result, result.cursor if isinstance(result, dg.SensorResult) else context.cursor
 
 
+def new_file_ticks(instance: dg.DagsterInstance, cursor: str | None) -> tuple[dg.SensorResult | dg.SkipReason, str | None]:
+    """Two ticks: the first only notes a new or changed file, the second (it is unchanged) asks for it."""
+    first, cursor = sensor_tick(instance, cursor)
+    assert isinstance(first, dg.SkipReason), "a file seen for the first time is not requested yet"
+    return sensor_tick(instance, cursor)
+
+
 def ingest(instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
     """The run the daemon makes of a request: tagged with its run key and the sensor's name."""
     tags = {"dagster/run_key": request.run_key, "dagster/sensor_name": "landing_file_sensor"}
@@ -96,7 +103,7 @@ def test_landing_files_are_ingested_once_and_bad_ones_rejected(landing: Path) ->
     (landing / ".incoming.parquet").write_bytes(b"partial")
 
     instance = dg.DagsterInstance.ephemeral()
-    result, cursor = sensor_tick(instance, None)
+    result, cursor = new_file_ticks(instance, None)
     assert isinstance(result, dg.SensorResult)
     requests = {Path(r.run_config["ops"]["landing_queries"]["config"]["path"]).name: r for r in result.run_requests}
     good = {"march.parquet", "serverless-april.csv", "may.ndjson"}
@@ -155,7 +162,7 @@ def test_landing_files_are_ingested_once_and_bad_ones_rejected(landing: Path) ->
     before = raw_rows().num_rows
     shutil.copy(landing / "processed" / "march.parquet", landing / "march.parquet")
     settled(landing / "march.parquet")
-    result, cursor = sensor_tick(instance, cursor)
+    result, cursor = new_file_ticks(instance, cursor)
     [request] = result.run_requests
     assert ingest(instance, request).success
     assert raw_rows().num_rows == before
@@ -256,7 +263,7 @@ def test_a_killed_or_failed_landing_run_is_requested_again(landing: Path) -> Non
     settled(path)
     key = f"{path.name}:{path.stat().st_size}:{path.stat().st_mtime_ns}"
     with dg.instance_for_test() as instance:
-        result, cursor = sensor_tick(instance, None)
+        result, cursor = new_file_ticks(instance, None)
         assert [r.run_key for r in result.run_requests] == [key]
         record_run(instance, key, dg.DagsterRunStatus.STARTED)
         running, cursor = sensor_tick(instance, cursor)
@@ -287,7 +294,7 @@ def test_a_killed_or_failed_landing_run_is_requested_again(landing: Path) -> Non
 
         # A changed file starts over with its new key.
         os.utime(path, (time.time() - 30, time.time() - 30))
-        result, cursor = sensor_tick(instance, cursor)
+        result, cursor = new_file_ticks(instance, cursor)
         new_key = f"{path.name}:{path.stat().st_size}:{path.stat().st_mtime_ns}"
         assert new_key != key and [r.run_key for r in result.run_requests] == [new_key]
 
@@ -364,3 +371,85 @@ def test_timestamps_with_an_offset_become_utc(landing: Path, kind: str) -> None:
     assert got.column("arrival_timestamp").to_pylist() == [utc for _, utc in ZONED]
     meta = result.asset_materializations_for_node("landing_queries")[0].metadata
     assert meta["arrival_dates"].value == ["2024-03-01", "2024-03-02"]
+
+
+# --- a file is taken only when whole ------------------------------------------------------------
+
+
+def test_partial_file_written_slowly_lands_once_complete(landing: Path) -> None:
+    """A writer appends to slow.ndjson for about 10 s, pausing longer than the old 2 s settle wait.
+    The sensor ticks every 5 s and each request runs at once: the file must land once, whole."""
+    import threading
+
+    rows = generator.generate(400, seed=41)
+    _, values = messages.encode(rows.combine_chunks().to_batches()[0])
+    lines = [v + "\n" for v in values.to_pylist()]
+    path = landing / "slow.ndjson"
+    start = threading.Event()
+
+    def writer() -> None:
+        with path.open("a") as out:
+            for burst in range(4):  # at 0, 3, 6 and 9 s
+                out.writelines(lines[burst * 100 : (burst + 1) * 100])
+                out.flush()
+                start.set()
+                if burst < 3:
+                    time.sleep(3.0)
+
+    instance = dg.DagsterInstance.ephemeral()
+    thread = threading.Thread(target=writer)
+    thread.start()
+    start.wait()
+    cursor, runs, t0 = None, [], time.monotonic()
+    time.sleep(2.5)  # the first tick comes 2.5 s after a write, 0.5 s before the next
+    while True:
+        result, cursor = sensor_tick(instance, cursor)
+        if isinstance(result, dg.SensorResult):
+            runs += [ingest(instance, request) for request in result.run_requests]
+        if (not thread.is_alive() and (landing / "processed" / path.name).exists()) or len(runs) > 1:
+            break
+        assert time.monotonic() - t0 < 60, "the file never landed"
+        time.sleep(5.0)
+    thread.join()
+    assert len(runs) == 1 and runs[0].success
+    assert rows_of("slow.ndjson@").num_rows == 400
+    assert (landing / "processed" / path.name).read_text() == "".join(lines)
+    assert not (landing / "rejected").exists()
+
+
+def test_partial_file_part_suffix_and_done_markers_are_never_taken(landing: Path) -> None:
+    generator.write(generator.generate(20, seed=42), landing / "next.parquet.part")
+    generator.write(generator.generate(20, seed=43), landing / "ready.parquet")
+    (landing / "ready.parquet.done").write_text("")
+    for f in landing.iterdir():
+        settled(f)
+    assert [p.name for p in landing_folder.waiting_files(landing)] == ["ready.parquet"]
+    instance = dg.DagsterInstance.ephemeral()
+    result, _ = new_file_ticks(instance, None)
+    [request] = result.run_requests
+    assert ingest(instance, request).success
+    assert sorted(p.name for p in landing.iterdir() if p.is_file()) == ["next.parquet.part"]  # the marker left too
+    assert rows_of("ready.parquet@").num_rows == 20
+
+
+def test_partial_file_changed_after_the_request_is_not_ingested_or_moved(landing: Path) -> None:
+    path = landing / "growing.ndjson"
+    rows = generator.generate(30, seed=44)
+    _, values = messages.encode(rows.combine_chunks().to_batches()[0])
+    path.write_text("\n".join(values.to_pylist()[:10]) + "\n")
+    settled(path)
+    instance = dg.DagsterInstance.ephemeral()
+    result, cursor = new_file_ticks(instance, None)
+    [request] = result.run_requests
+    with path.open("a") as out:  # the writer was not done after all
+        out.write("\n".join(values.to_pylist()[10:]) + "\n")
+    outcome = ingest(instance, request)
+    assert not outcome.success
+    failure = outcome.get_step_failure_events()[0].step_failure_data.user_failure_data.description
+    assert "growing.ndjson changed since the sensor saw it" in failure and "nothing was ingested or moved" in failure
+    assert path.exists() and not (landing / "rejected").exists() and not (landing / "processed").exists()
+    assert rows_of("growing.ndjson@").num_rows == 0
+    settled(path)
+    result, cursor = new_file_ticks(instance, cursor)  # once still, asked for again: the whole file
+    [request] = result.run_requests
+    assert ingest(instance, request).success and rows_of("growing.ndjson@").num_rows == 30

@@ -125,3 +125,24 @@ def test_landing_rows_keep_null_kafka_columns(tmp_path: Path) -> None:
     back = pq.read_table(f.path)
     assert back.column("kafka_offset").null_count == 500
     assert back.column("source_row").to_pylist() == list(range(500))
+
+
+def test_preview_markdown_escapes_message_and_file_name_text() -> None:
+    """A hostile deployment or file name stays text in Dagster's Markdown: no link, image, HTML or extra cell."""
+    from markdown_it import MarkdownIt
+
+    from pipeline_assets.raw.metadata import PREVIEW_COLUMNS, preview_markdown
+
+    hostile = {
+        "deployment": "x | y\n| forged | row |",
+        "query_type": "<img src=x onerror=alert(1)>",
+        "source_file": "[click](javascript:alert(1))![i](http://e/x.png)@ab12cd34",
+    }
+    table = pa.table({c: [hostile.get(c, "v")] for c in PREVIEW_COLUMNS})
+    tokens = MarkdownIt("commonmark").enable("table").parse(preview_markdown(table))
+    kinds = {t.type for t in tokens} | {c.type for t in tokens for c in t.children or []}
+    assert not kinds & {"link_open", "image", "html_inline", "html_block"}
+    assert sum(t.type == "tr_open" for t in tokens) == 2  # the header and the one row
+    cells = [t.children[0].content if t.children else "" for t in tokens if t.type == "inline"]
+    assert cells[len(PREVIEW_COLUMNS) :][:1] == ["x | y | forged | row |"]
+    assert hostile["query_type"] in cells and hostile["source_file"] in cells

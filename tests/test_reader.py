@@ -247,6 +247,7 @@ def http_root(tmp_path):
 
 def test_url_is_downloaded_once_to_the_cache(tmp_path, generated, http_root, monkeypatch):
     monkeypatch.setenv("REDSET_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("REDSET_INSECURE_HTTP", "1")  # the test server speaks plain http
     root, base = http_root
     write(redset_shaped(generated), root / "redset" / "serverless" / "sample_0.001.parquet")
     url = f"{base}/redset/serverless/sample_0.001.parquet"
@@ -277,3 +278,44 @@ def test_conform_pandas_nan_and_nanosecond_timestamps():
     assert got["compile_duration_ms"].to_pylist() == [None, 5]
     assert got["mbytes_scanned"].to_pylist() == [None, 1.5]  # NaN would not survive JSON
     assert got["arrival_timestamp"].to_pylist()[0].microsecond == 0  # 1 ns dropped, not an error
+
+
+def test_plain_http_source_needs_insecure(tmp_path, generated, http_root, monkeypatch, capsys):
+    from pipeline_assets.cli.main import main
+
+    monkeypatch.setenv("REDSET_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("REDSET_INSECURE_HTTP", raising=False)
+    root, base = http_root
+    write(redset_shaped(generated), root / "serverless.parquet")
+    with pytest.raises(fetch.UnsafeSource, match="plain http: use https, or pass --insecure"):
+        read_all(f"{base}/serverless.parquet")
+    assert not (tmp_path / "data" / "cache").exists()  # nothing was fetched
+    assert main(["produce", "--source", f"{base}/serverless.parquet", "--limit", "1"]) == 1
+    assert "pass --insecure" in capsys.readouterr().err
+    monkeypatch.setenv("REDSET_INSECURE_HTTP", "1")  # what --insecure sets
+    assert read_all(f"{base}/serverless.parquet", limit=2).num_rows == 2
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com/../../escaped.parquet",
+        "https://example.com/a/%2e%2e/%2E%2E/%2e%2e/escaped.parquet",
+        "https://example.com/a/..%2f..%2fescaped.parquet",
+        "https://../escaped.parquet",
+        "https://example.com",
+    ],
+)
+def test_a_source_url_cannot_write_outside_the_cache(tmp_path, monkeypatch, url):
+    monkeypatch.setenv("REDSET_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(fetch.UnsafeSource):
+        fetch.cache_path(url)
+    with pytest.raises(fetch.UnsafeSource):
+        fetch.download(url)
+    assert not any(tmp_path.rglob("*escaped*"))
+
+
+def test_a_plain_source_url_stays_in_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("REDSET_DATA_DIR", str(tmp_path / "data"))
+    path = fetch.cache_path("https://s3.amazonaws.com:443/redshift-downloads/redset/serverless/sample_0.001.parquet")
+    assert path == tmp_path / "data" / "cache" / "s3.amazonaws.com:443" / "redshift-downloads/redset/serverless/sample_0.001.parquet"

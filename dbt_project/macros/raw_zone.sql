@@ -24,6 +24,14 @@
 {%- endmacro %}
 
 
+{% macro raw_file_topic_id(path) -%}
+  {#- The Kafka topic id in a raw file's name, '<topic>-t<22-character id>-p<partition>-o<first>-<last>.parquet'
+      (raw/dump/checkpoint.py); '' for a file written before topic ids, or a landing file. The same
+      regexp_extract in DuckDB and Spark. -#}
+  regexp_extract({{ path }}, '-t([A-Za-z0-9_-]{22})-p[0-9]+-o[0-9]+-[0-9]+[.]parquet$', 1)
+{%- endmacro %}
+
+
 {% macro raw_file_count(pattern) -%}
   {%- set result = run_query("select count(*) from glob('" ~ pattern ~ "')") -%}
   {{ return(result.columns[0].values()[0]) }}

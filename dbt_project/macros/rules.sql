@@ -5,18 +5,26 @@
   case
     when deployment is null or instance_id is null or query_id is null
       then 'null_key'
+    when deployment not in ({{ sql_list(var('deployments')) }})
+      then 'unknown_deployment'
     when compile_duration_ms < 0 or queue_duration_ms < 0 or execution_duration_ms < 0
       then 'negative_duration'
-    -- A missing arrival cannot be inside the span either.
+    -- A missing arrival cannot be inside the span either. "In the future" means after the message
+    -- was produced (its Kafka timestamp; a landing row's ingest time), not after the build's clock:
+    -- a rebuild gives the same answer, and a replay of old data is judged like live data.
     when arrival_timestamp is null
       or arrival_timestamp < timestamp '{{ span_date("span_start") }}'
       or arrival_timestamp >= timestamp '{{ span_date("span_end") }}'
-      or arrival_timestamp > {{ utc_now() }}
+      or arrival_timestamp > coalesce(kafka_timestamp, ingested_at)
       then 'arrival_out_of_span'
     when query_type is null or query_type not in ({{ sql_list(var('query_types')) }})
       then 'unknown_query_type'
     when was_cached and cache_source_query_id is null
       then 'cached_without_source'
+    -- Counted by commas, before any split: a list longer than var max_table_ids would fan out
+    -- into that many rows of flattened_table_access.
+    when {{ list_length_over('read_table_ids') }} or {{ list_length_over('write_table_ids') }}
+      then 'too_many_table_ids'
     {%- for column, bounds in plausible_bounds().items() %}
     -- NULL passes; NaN sorts above every number in DuckDB, so it fails like infinity.
     when not ({{ column }} between {{ bounds[0] }} and {{ bounds[1] }})
@@ -28,11 +36,18 @@
 
 {% macro quarantine_reasons() -%}
   {#- Every reason quarantine_reason() can give, in its order (the accepted_values of `reason`). -#}
-  {%- set reasons = ['null_key', 'negative_duration', 'arrival_out_of_span', 'unknown_query_type', 'cached_without_source'] -%}
+  {%- set reasons = ['null_key', 'unknown_deployment', 'negative_duration', 'arrival_out_of_span', 'unknown_query_type',
+                     'cached_without_source', 'too_many_table_ids'] -%}
   {%- for column in plausible_bounds() -%}
     {%- do reasons.append('implausible_value: ' ~ column) -%}
   {%- endfor -%}
   {{ return(reasons) }}
+{%- endmacro %}
+
+
+{% macro list_length_over(column) -%}
+  {#- More than var max_table_ids comma-separated entries (empty ones count too; NULL: false). -#}
+  coalesce(length({{ column }}) - length(replace({{ column }}, ',', '')) + 1 > {{ var('max_table_ids') | int }}, false)
 {%- endmacro %}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from pipeline_assets import settings
@@ -12,7 +13,10 @@ from pipeline_assets.cli.args import speed
 def cmd_produce(args: argparse.Namespace) -> int:
     from pipeline_assets.kafka import producer
     from pipeline_assets.source.conform import SchemaError
+    from pipeline_assets.source.fetch import UnsafeSource
 
+    if args.insecure:
+        os.environ["REDSET_INSECURE_HTTP"] = "1"
     try:
         stats = producer.produce(
             source=args.source,
@@ -23,7 +27,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
             partitions=args.partitions,
             full_speed_hours=args.full_speed_hours,
         )
-    except (producer.ProduceError, SchemaError, FileNotFoundError) as exc:
+    except (producer.ProduceError, SchemaError, FileNotFoundError, UnsafeSource) as exc:
         print(f"redset produce: {exc}", file=sys.stderr)
         return 1
     return 0 if stats.errors == 0 else 1
@@ -40,4 +44,5 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     prod.add_argument(
         "--full-speed-hours", type=float, default=0.0, help="replay the first H hours of data without pacing"
     )
+    prod.add_argument("--insecure", action="store_true", help="allow a plain http:// SOURCE URL")
     prod.set_defaults(func=cmd_produce)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline_assets import settings
-from pipeline_assets.kafka import offsets
+from pipeline_assets.kafka import offsets, topic_ids
 from pipeline_assets.kafka.resource import KafkaResource
 from pipeline_assets.raw.dump.consume import CONSUMER_TUNING, dump
 from pipeline_assets.raw.dump.options import DumpOptions, DumpStats
@@ -50,6 +50,8 @@ class LiveConsumer:
             chunk_size=CHUNK_SIZE,
             commit_every=max_messages + 1,
             idle_timeout_s=IDLE_TIMEOUT_S,
+            # Checked every cycle: a re-created topic stops the cycle (raw/dump/generation.py).
+            topic_id=topic_ids.topic_id(self.kafka.client_config(), settings.topic()),
         )
 
     def take(self, batch_id: str) -> tuple[DumpOptions, DumpStats]:

@@ -5,11 +5,16 @@ hold locked), and sends one `workload_anomaly` alert per instance that has anoma
 before, at most one per instance per wall-clock hour across all tags: an instance already alerted
 this hour keeps its new anomalies pending until the next hour. The cursor remembers which
 (instance, hour, tag) were alerted and each instance's last alert hour.
+
+The webhook gets at most WEBHOOK_BUDGET_S of one tick in all (alerts.send_alert waits that long
+at most, then goes on): a hanging receiver cannot push the tick past Dagster's sensor timeout,
+which would lose the cursor and send the same alerts again next tick.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -19,10 +24,11 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 from pipeline_assets import settings
-from pipeline_assets.alerts import send_alert
+from pipeline_assets.alerts import WEBHOOK_WAIT_S, send_alert
 
 ANOMALIES = "workload_anomalies"
 LISTED = 5  # anomalies named in one alert's message; the rest are counted
+WEBHOOK_BUDGET_S = 20.0  # of one tick, for all its webhook POSTs; Dagster times a tick out at 60 s
 
 
 @dataclass
@@ -106,9 +112,11 @@ def alert_on_new_anomalies(context: dg.SensorEvaluationContext) -> dg.SkipReason
     if rows is None:
         return dg.SkipReason(f"{ANOMALIES} is not published yet")
     alerts, state = plan_alerts(rows, AlertState.from_cursor(context.cursor), wall_clock())
+    deadline = time.monotonic() + WEBHOOK_BUDGET_S
     for alert in alerts:
         send_alert(
             "workload_anomaly", alert.message, context.log,
+            webhook_wait_s=min(WEBHOOK_WAIT_S, max(0.0, deadline - time.monotonic())),
             deployment=alert.deployment, instance_id=alert.instance_id,
             hour=f"{alert.anomalies[-1]['hour']:%Y-%m-%d %H:00}",
             tags=",".join(sorted({a["tag"] for a in alert.anomalies})),

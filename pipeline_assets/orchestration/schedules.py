@@ -2,9 +2,11 @@
 
 "Complete" is judged from the data, not the wall clock, because Redset is a replay: the newest
 arrival date in the raw zone may still be filling, so the latest complete day is the one before
-it. The sensor build_marts_on_new_raw_batches already builds every day as batches land; the
-schedule is the safety net that rebuilds each day once after it is over, and takes along the days
-whose builds kept failing (stale: see owed_builds.py).
+it. Only dates inside the data's span count: one row dated 9999 (quarantined by dbt as
+arrival_out_of_span) must not make 9998-12-31 the latest complete day. The sensor
+build_marts_on_new_raw_batches already builds every day as batches land; the schedule is the
+safety net that rebuilds each day once after it is over, and takes along the days whose builds
+kept failing (stale: see owed_builds.py).
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ def raw_arrival_dates(raw_dir: Path) -> list[date]:
 
 
 def latest_complete_day(raw_dir: Path) -> date | None:
-    """The day before the newest arrival date, if the raw zone has rows from that day or earlier."""
-    days = raw_arrival_dates(raw_dir)
+    """The day before the newest arrival date in the span, if the raw zone has rows from that day
+    or earlier in the span."""
+    start, end = settings.span_start(), settings.span_end()
+    days = [d for d in raw_arrival_dates(raw_dir) if start <= d < end]
     if not days:
         return None
     candidate = days[-1] - timedelta(days=1)

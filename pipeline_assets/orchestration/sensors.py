@@ -247,8 +247,9 @@ def kafka_lag_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource) 
     minimum_interval_seconds=settings.sensor_interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Requests one ingest_landing_file_job run per new file in the landing folder (run_key: "
-        "name, size and mtime; the cursor remembers them for the files still there). A file still "
+        "Requests one ingest_landing_file_job run per new file in the landing folder once its size "
+        "and mtime stay the same across two ticks (run_key: name, size and mtime; the cursor "
+        "remembers them for the files still there; `.part` files are never taken). A file still "
         "there after its run failed or was cancelled is requested again as '<key>#retry-n', a few "
         "times; then an alert says the sensor gave up on it (touch the file to start over)."
     ),

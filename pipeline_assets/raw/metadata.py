@@ -9,6 +9,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import html
+import re
+
 import dagster as dg
 import pyarrow as pa
 
@@ -27,6 +30,8 @@ PREVIEW_COLUMNS = (
     "source_row",
 )
 PREVIEW_ROWS = 5
+# Markdown's punctuation that means something inside a table cell; <, > and & are HTML-escaped.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()!|~])")
 
 
 @dataclass
@@ -88,5 +93,11 @@ def preview_markdown(table: pa.Table | None) -> str:
     columns = [c for c in PREVIEW_COLUMNS if c in table.column_names]
     rows = table.select(columns).to_pylist()
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join("" if r[c] is None else str(r[c]) for c in columns) + " |" for r in rows]
+    lines += ["| " + " | ".join("" if r[c] is None else markdown_text(r[c]) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def markdown_text(value: object) -> str:
+    """`value` as literal text in Dagster's Markdown: one line, never a link, an image, HTML or a cell."""
+    text = " ".join(str(value).split())
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=True))

@@ -14,7 +14,10 @@ from pipeline_assets import settings
 
 # quarantine_reason() in dbt_project/macros/rules.sql, in its order; then one reason per column of
 # var plausible_bounds (tests/test_metrics_reasons.py checks both against dbt's own list).
-FIXED_REASONS = ("null_key", "negative_duration", "arrival_out_of_span", "unknown_query_type", "cached_without_source")
+FIXED_REASONS = (
+    "null_key", "unknown_deployment", "negative_duration", "arrival_out_of_span", "unknown_query_type",
+    "cached_without_source", "too_many_table_ids",
+)  # fmt: skip
 
 
 def reasons() -> tuple[str, ...]:

@@ -1,10 +1,15 @@
-"""Fetching a Redset URL once into the local cache (settings.data_dir()/cache/<host>/<path>)."""
+"""Fetching a Redset URL once into the local cache (settings.data_dir()/cache/<host>/<path>).
+
+A URL never writes outside the cache (no `..` or odd host), and plain http:// is refused unless
+asked for (`--insecure`, REDSET_INSECURE_HTTP=1): the rows would be open to tampering on the way.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from pipeline_assets import settings
 
@@ -13,10 +18,31 @@ def is_url(source: str | Path) -> bool:
     return str(source).startswith(("https://", "http://"))
 
 
+_HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?$")
+
+
+class UnsafeSource(ValueError):
+    """A SOURCE URL that would write outside the cache, or fetch over plain http unasked."""
+
+
 def cache_path(url: str) -> Path:
-    """Where a downloaded URL lives: settings.data_dir()/cache/<host>/<path>."""
+    """Where a downloaded URL lives: settings.data_dir()/cache/<host>/<path>, checked to stay there."""
     parsed = urlparse(url)
-    return settings.data_dir() / "cache" / parsed.netloc / parsed.path.lstrip("/")
+    segments = [s for s in parsed.path.split("/") if s]
+    bad = [s for s in segments if unquote(s) in (".", "..") or "\\" in unquote(s) or "/" in unquote(s)]
+    if not _HOST_RE.match(parsed.netloc) or ".." in parsed.netloc or bad or not segments:
+        raise UnsafeSource(f"SOURCE {url!r}: a URL needs a plain host and a path without '.', '..' or encoded slashes")
+    cache = settings.data_dir() / "cache"
+    target = cache.joinpath(parsed.netloc, *segments)
+    if not target.resolve().is_relative_to(cache.resolve()):
+        raise UnsafeSource(f"SOURCE {url!r} would be written outside the cache {cache}")
+    return target
+
+
+def check_scheme(url: str) -> None:
+    """http:// only when asked for: `--insecure` (REDSET_INSECURE_HTTP=1)."""
+    if url.startswith("http://") and not settings.insecure_http():
+        raise UnsafeSource(f"SOURCE {url!r} is plain http: use https, or pass --insecure to fetch it anyway")
 
 
 def download(url: str, *, progress: bool = True, chunk_bytes: int = 1 << 20) -> Path:
@@ -29,6 +55,7 @@ def download(url: str, *, progress: bool = True, chunk_bytes: int = 1 << 20) -> 
     import requests
     from tqdm import tqdm
 
+    check_scheme(url)
     target = cache_path(url)
     if target.exists():
         return target

@@ -1,9 +1,6 @@
 {#- Scalar expressions whose names or syntax differ. -#}
 
 {#- Now, as a UTC timestamp without time zone (Spark's session time zone is UTC, see profiles.yml). -#}
-{% macro utc_now() -%}{{ return(adapter.dispatch('utc_now')()) }}{%- endmacro %}
-{% macro duckdb__utc_now() -%}(current_timestamp at time zone 'UTC'){%- endmacro %}
-{% macro spark__utc_now() -%}current_timestamp(){%- endmacro %}
 
 {#- Seconds from `start` to `end` (timestamps), with the microseconds as a fraction. -#}
 {% macro seconds_between(start, end) -%}{{ return(adapter.dispatch('seconds_between')(start, end)) }}{%- endmacro %}

@@ -15,13 +15,16 @@ with deliveries as (
 
 deduped as (
 
-    -- Kafka rows share (topic, partition, offset), landing rows share (source_file, source_row);
-    -- the other pair is NULL and groups together. A re-delivery lands in the same arrival_date
-    -- folder (the date comes from the message), so a window never splits a delivery's copies.
+    -- Kafka rows share (topic, topic id, partition, offset), landing rows share (source_file,
+    -- source_row); the other pair is NULL and groups together. The topic id (in the raw file's
+    -- name; '' in files written before topic ids) keeps a re-created topic's reused offsets apart.
+    -- A re-delivery lands in the same arrival_date folder (the date comes from the message), so a
+    -- window never splits a delivery's copies.
     select *
     from deliveries
     qualify row_number() over (
-        partition by arrival_date, kafka_topic, kafka_partition, kafka_offset, source_file, source_row
+        partition by arrival_date, kafka_topic, {{ raw_file_topic_id('raw_file') }}, kafka_partition, kafka_offset,
+            source_file, source_row
         order by ingested_at, batch_id, raw_file
     ) = 1
 

@@ -14,12 +14,13 @@ from typing import Any
 import dagster as dg
 
 from pipeline_assets import settings
-from pipeline_assets.kafka import offsets
+from pipeline_assets.kafka import offsets, topic_ids
 from pipeline_assets.kafka.resource import KafkaResource
 from pipeline_assets.raw import zone
 from pipeline_assets.raw.dump import isolation
 from pipeline_assets.raw.dump import parallel as parallel_dump
 from pipeline_assets.raw.dump.consume import CONSUMER_TUNING, DumpStalled, dump
+from pipeline_assets.raw.dump.generation import TopicReset
 from pipeline_assets.raw.dump.options import DumpOptions, DumpStats
 from pipeline_assets.runtime.runs import run_in_flight
 
@@ -34,6 +35,9 @@ class RawDumpConfig(dg.Config):
     idle_timeout_s: float = 120.0
     # Set by the lag sensor after repeated failures: see isolation.py (smaller chunks and commits).
     isolate_failures: bool = False
+    # After a topic reset (the topic re-created, the broker wiped): start a new generation instead
+    # of stopping (dump/generation.py). For one run, set by hand.
+    new_generation: bool = False
 
 
 @dg.asset(
@@ -58,6 +62,8 @@ def raw_queries(context: dg.AssetExecutionContext, config: RawDumpConfig, kafka:
         commit_every=config.commit_every,
         max_file_bytes=config.max_file_mb << 20,
         idle_timeout_s=config.idle_timeout_s,
+        topic_id=topic_ids.topic_id(kafka.client_config(), settings.topic()),
+        new_generation=config.new_generation,
     )
     if config.isolate_failures:
         options = isolation.isolating(options)
@@ -69,8 +75,8 @@ def raw_queries(context: dg.AssetExecutionContext, config: RawDumpConfig, kafka:
         stats = dump(consumer, options, log=context.log.info)
     except offsets.TopicMissing as exc:
         raise dg.Failure(description=f"{exc}; produce to it first (`redset produce`)") from exc
-    except DumpStalled as exc:
-        raise dg.Failure(description=str(exc)) from exc
+    except (DumpStalled, TopicReset) as exc:
+        raise dg.Failure(description=str(exc), allow_retries=not isinstance(exc, TopicReset)) from exc
     finally:
         consumer.close()
     return dg.MaterializeResult(metadata=dump_metadata(options, stats))
@@ -84,6 +90,8 @@ def _dump_in_parallel(
         stats, reports = parallel_dump.dump_in_parallel(config, options, consumers, log=context.log.info)
     except offsets.TopicMissing as exc:
         raise dg.Failure(description=f"{exc}; produce to it first (`redset produce`)") from exc
+    except TopicReset as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
     except parallel_dump.ConsumerFailed as exc:
         raise dg.Failure(description=str(exc), metadata=dump_metadata(options, exc.stats)) from exc
     return dg.MaterializeResult(
@@ -111,6 +119,7 @@ def dump_metadata(options: DumpOptions, stats: DumpStats) -> dict[str, Any]:
         "isolate_failures": dg.MetadataValue.bool(options.isolate_failures),
         "batch_id": dg.MetadataValue.text(options.batch_id),
         "topic": dg.MetadataValue.text(options.topic),
+        "topic_id": dg.MetadataValue.text(options.topic_id or ""),
         "consumer_group": dg.MetadataValue.text(options.group_id),
         "raw_dir": dg.MetadataValue.path(str(options.raw_dir)),
     }

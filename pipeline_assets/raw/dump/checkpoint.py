@@ -42,7 +42,7 @@ class Checkpoint:
         """Stream one chunk's rows into the raw zone; keep its dead letters and offsets for `save`."""
         self.stats.summary.keep_preview(tables.rows)
         for partition, part in _by_partition(tables.rows):
-            self.writer.write(part, f"{self.o.topic}-p{partition}")
+            self.writer.write(part, kafka_group(self.o, partition))
         if tables.dead is not None:
             for partition, part in _by_partition(tables.dead):
                 self.dead[partition].append(part)
@@ -61,7 +61,7 @@ class Checkpoint:
         for partition, parts in self.dead.items():
             table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
             low, high = pc.min(table["kafka_offset"]).as_py(), pc.max(table["kafka_offset"]).as_py()
-            name = f"{self.o.topic}-p{partition}-o{low}-{high}.parquet"
+            name = f"{kafka_group(self.o, partition)}-o{low}-{high}.parquet"
             self.stats.summary.bytes += dead_letters.write(table, self.o.dead_letter_dir, name)
         self.dead.clear()
         positions = [TopicPartition(self.o.topic, p, o) for p, o in sorted(self.uncommitted.items())]
@@ -116,6 +116,13 @@ def _worth_retrying(exc: BaseException) -> bool:
 def _log_retry(state: RetryCallState, log: Callable[[str], Any]) -> None:
     assert state.outcome is not None  # tenacity sleeps only after an attempt
     log(f"commit failed, retrying: {state.outcome.exception()}")
+
+
+def kafka_group(options: DumpOptions, partition: int) -> str:
+    """'<topic>-t<topic id>-p<partition>' (dbt reads the topic id back from the name); without an
+    id, as before topic ids: '<topic>-p<partition>'."""
+    topic_id = f"-t{options.topic_id}" if options.topic_id else ""
+    return f"{options.topic}{topic_id}-p{partition}"
 
 
 def _kafka_name(info: zone.PartInfo) -> str:

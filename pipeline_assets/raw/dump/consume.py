@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from pipeline_assets.kafka import offsets
 from pipeline_assets.raw import zone
-from pipeline_assets.raw.dump import isolation
+from pipeline_assets.raw.dump import generation, isolation
 from pipeline_assets.raw.dump.checkpoint import Checkpoint
 from pipeline_assets.raw.dump.chunk import Chunk, chunk_tables
 from pipeline_assets.raw.dump.gc_pause import young_objects_only_gc
@@ -63,7 +63,11 @@ class _Dump:
         started = time.monotonic()
         for root in (self.o.raw_dir, self.o.dead_letter_dir):
             zone.remove_stale_temp_files(root)
-        plan = self._mine(offsets.partition_offsets(self.consumer, self.o.topic))
+        plan = generation.checked_plan(
+            self.consumer, offsets.partition_offsets(self.consumer, self.o.topic), topic=self.o.topic,
+            topic_id=self.o.topic_id, raw_dir=self.o.raw_dir, new_generation=self.o.new_generation, log=self.log,
+        )  # fmt: skip
+        plan = self._mine(plan)
         self.end = {p.partition: p.high for p in plan}
         self.stats.skipped = {
             p.partition: p.low - p.committed for p in plan if p.committed is not None and p.committed < p.low

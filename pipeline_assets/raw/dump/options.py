@@ -21,6 +21,8 @@ class DumpOptions:
     idle_timeout_s: float = 120.0
     isolate_failures: bool = False  # a message whose processing raises -> dead letter (isolation.py)
     partitions: tuple[int, ...] | None = None  # only these (one of parallel consumers); None: all
+    topic_id: str | None = None  # Kafka's id of the topic (kafka/topic_ids.py); in the file names
+    new_generation: bool = False  # accept a re-created topic (generation.py) instead of stopping
 
 
 @dataclass

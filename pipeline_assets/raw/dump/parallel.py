@@ -30,6 +30,7 @@ from typing import Any
 from confluent_kafka import Consumer
 
 from pipeline_assets.kafka import offsets
+from pipeline_assets.raw.dump import generation
 from pipeline_assets.raw.dump.options import DumpOptions, DumpStats
 
 DEATH_GRACE_S = 2.0  # a dead process's last messages may still be in the queue
@@ -90,7 +91,10 @@ def dump_in_parallel(
     started = time.monotonic()
     planner = Consumer(consumer_config)
     try:
-        plan = offsets.partition_offsets(planner, options.topic)
+        plan = generation.checked_plan(
+            planner, offsets.partition_offsets(planner, options.topic), topic=options.topic, topic_id=options.topic_id,
+            raw_dir=options.raw_dir, new_generation=options.new_generation, log=log,
+        )  # fmt: skip (once here: a topic reset stops the run before any consumer starts)
     finally:
         planner.close()
     if consumers > len(plan):

@@ -25,7 +25,7 @@ import dagster as dg
 from pipeline_assets import settings
 from pipeline_assets.raw import zone
 from pipeline_assets.raw.landing.folder import PROCESSED, REJECTED, OutsideLanding, landing_file, waiting_files
-from pipeline_assets.raw.landing.ingest import Ingested, ingest_file
+from pipeline_assets.raw.landing.ingest import FileChanged, Ingested, ingest_file
 from pipeline_assets.raw.landing.read import FileRejected
 from pipeline_assets.raw.metadata import WriteSummary
 
@@ -39,6 +39,10 @@ class LandingConfig(dg.Config):
     # One file directly in the landing folder (a relative path is taken there); empty: every
     # file waiting in the landing folder.
     path: str = ""
+    # The file's size and mtime as the sensor saw them (-1: not checked): a file that changed
+    # since is still being written, and is left for a later request.
+    size: int = -1
+    mtime_ns: int = -1
     max_file_mb: int = zone.DEFAULT_MAX_FILE_BYTES >> 20
 
 
@@ -75,6 +79,7 @@ def landing_queries(context: dg.AssetExecutionContext, config: LandingConfig) ->
             raise dg.Failure(
                 description=f"{path}: no such file in the landing folder or in {PROCESSED}/", allow_retries=False
             )
+        expected = (config.size, config.mtime_ns) if config.path and config.size >= 0 else None
         try:
             result = ingest_file(
                 path,
@@ -83,7 +88,10 @@ def landing_queries(context: dg.AssetExecutionContext, config: LandingConfig) ->
                 landing_dir=landing_dir,
                 batch_id=context.run.run_id,
                 max_file_bytes=config.max_file_mb << 20,
+                expected_state=expected,
             )
+        except FileChanged as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
         except FileRejected as exc:
             context.log.error(f"rejected {path.name}: {exc}")
             rejected[path.name] = str(exc)

@@ -2,8 +2,15 @@
 to processed/ and rejected/.
 
     <settings.landing_dir()>/queries.parquet     a file waiting (parquet, csv or ndjson/jsonl)
+                            queries.parquet.part a file being written: never taken
+                            queries.parquet.done an optional marker: the writer is done
                             processed/           ingested files move here
                             rejected/            bad files move here, with <name>.error.txt
+
+A file is taken only when whole: a writer writes `<name>.part` (or a hidden or `_` name) and
+renames it when done, or writes `<name>` and then `<name>.done`. Either way the sensor also waits
+until the size and mtime stay the same across two of its ticks (requests.py), and the run checks
+them again before it reads and before it moves the file (ingest.py).
 """
 
 import hashlib
@@ -15,6 +22,7 @@ from typing import Any
 from pipeline_assets.durable import fsync_dir
 
 PROCESSED, REJECTED = "processed", "rejected"
+PART_SUFFIX, DONE_SUFFIX = ".part", ".done"
 # A file modified this recently may still be being copied in; the sensor waits for it.
 SETTLE_SECONDS = 2.0
 
@@ -24,15 +32,19 @@ class OutsideLanding(ValueError):
 
 
 def waiting_files(landing_dir: Path, settle_seconds: float = 0.0) -> list[Path]:
-    """Files at the top of the landing folder, oldest first; hidden and `_`-prefixed names
-    (files being written) and files modified in the last `settle_seconds` are left alone."""
+    """Files at the top of the landing folder, oldest first; hidden and `_`-prefixed names and
+    `.part` files (being written), `.done` markers and files modified in the last `settle_seconds`
+    are left alone."""
     if not landing_dir.is_dir():
         return []
     now = datetime.now().timestamp()
     files = [
         p
         for p in landing_dir.iterdir()
-        if p.is_file() and not p.name.startswith((".", "_")) and now - p.stat().st_mtime >= settle_seconds
+        if p.is_file()
+        and not p.name.startswith((".", "_"))
+        and not p.name.endswith((PART_SUFFIX, DONE_SUFFIX))
+        and now - p.stat().st_mtime >= settle_seconds
     ]
     return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
@@ -63,7 +75,16 @@ def run_key(path: Path) -> str:
 
 
 def run_config(path: Path | str) -> dict[str, Any]:
-    return {"ops": {"landing_queries": {"config": {"path": str(path)}}}}
+    """The run of one file, with the size and mtime it has now (the sensor's view): the run checks
+    them again. A path that is no file here gets none (the run says what is wrong with it)."""
+    config: dict[str, Any] = {"path": str(path)}
+    if Path(path).is_file():
+        config["size"], config["mtime_ns"] = file_state(Path(path))
+    return {"ops": {"landing_queries": {"config": config}}}
+
+
+def done_marker(path: Path) -> Path:
+    return path.with_name(path.name + DONE_SUFFIX)
 
 
 def sha8(path: Path) -> str:
@@ -83,6 +104,7 @@ def move(path: Path, folder: Path, digest: str) -> Path:
         target = folder / f"{path.stem}-{digest}{path.suffix}"
     if path.resolve() != target.resolve():
         shutil.move(str(path), target)
+    done_marker(path).unlink(missing_ok=True)  # the marker's file has left
     fsync_dir(folder)
     fsync_dir(path.parent)
     return target

@@ -6,6 +6,10 @@ The raw files are named `landing-<stem>-<sha8>[-<n>].parquet` with `source_file`
 deterministic, so ingesting the same file again (a retried run, a crash before the file was
 moved) replaces those files rather than adding a copy: each file lands exactly once.
 
+A file that is still being written (its size or mtime differ from what the sensor saw, or
+change while it is read) is neither written nor moved: FileChanged, and the sensor asks again
+once it is still.
+
 Only bad CONTENT rejects a file. An error of the machine (a full disk, a permission, an I/O
 error) leaves the file where it is and propagates, for the asset's retry policy and, after that,
 the sensor to try again.
@@ -28,6 +32,10 @@ from pipeline_assets.raw.landing.read import FORMATS, FileRejected, file_format,
 from pipeline_assets.raw.metadata import WriteSummary
 
 DEAD_LETTERS_PER_FILE = 100_000
+
+
+class FileChanged(RuntimeError):
+    """The landing file changed since it was requested or while it was read: not whole yet."""
 
 
 @dataclass
@@ -63,28 +71,50 @@ def ingest_file(
     landing_dir: Path,
     batch_id: str,
     max_file_bytes: int = zone.DEFAULT_MAX_FILE_BYTES,
+    expected_state: tuple[int, int] | None = None,
 ) -> Ingested:
     """Write one landing file into the raw zone and move it to processed/.
 
     A file with bad content moves to rejected/ with a `.error.txt` beside it, and FileRejected
     is raised; an environment error propagates and the file stays in the landing folder.
+    `expected_state` (size, mtime_ns) is what the sensor saw; FileChanged when the file differs.
     """
+    state = landing_folder.file_state(path)
+    if expected_state is not None and tuple(expected_state) != state:
+        raise FileChanged(_changed(path, expected_state, state, "since the sensor saw it"))
     try:
-        return _ingest(path, raw_dir, dead_letter_dir, landing_dir, batch_id, max_file_bytes)
+        return _ingest(path, raw_dir, dead_letter_dir, landing_dir, batch_id, max_file_bytes, state)
     except FileRejected as exc:
+        _unless_changed(path, state, exc)
         landing_folder.reject(path, landing_dir, str(exc))
         raise
     except (pa.ArrowException, OSError, ValueError) as exc:
         if environment_error(exc):
             raise
+        _unless_changed(path, state, exc)
         # unreadable: truncated, corrupt, not what its name says
         message = f"{path.name}: cannot be read as {FORMATS.get(path.suffix.lower(), 'a known format')}: {exc}"
         landing_folder.reject(path, landing_dir, message)
         raise FileRejected(message) from exc
 
 
+def _unless_changed(path: Path, state: tuple[int, int], exc: BaseException) -> None:
+    """A file that looks bad because it grew while it was read is not rejected: FileChanged."""
+    now = landing_folder.file_state(path)
+    if now != state:
+        raise FileChanged(_changed(path, state, now, "while it was read")) from exc
+
+
+def _changed(path: Path, before: tuple[int, int], now: tuple[int, int], when: str) -> str:
+    return (
+        f"{path.name} changed {when} (size {before[0]:,} -> {now[0]:,} bytes, mtime_ns {before[1]} -> {now[1]}): "
+        "it is still being written; nothing was ingested or moved, and the sensor asks again once it is still"
+    )
+
+
 def _ingest(
-    path: Path, raw_dir: Path, dead_dir: Path, landing_dir: Path, batch_id: str, max_file_bytes: int
+    path: Path, raw_dir: Path, dead_dir: Path, landing_dir: Path, batch_id: str, max_file_bytes: int,
+    state: tuple[int, int],
 ) -> Ingested:
     file_format(path)  # an unsupported suffix is rejected before the file is read
     started = time.monotonic()
@@ -110,6 +140,8 @@ def _ingest(
         if result.rows_in_file and sum(result.summary.dead_letters.values()) == result.rows_in_file:
             kinds = ", ".join(f"{k} {n}" for k, n in result.summary.dead_letters.most_common())
             raise FileRejected(f"{path.name}: not one of its {result.rows_in_file} rows is valid ({kinds})")
+        if landing_folder.file_state(path) != state:  # appended to while it was read
+            raise FileChanged(_changed(path, state, landing_folder.file_state(path), "while it was read"))
     except BaseException:
         writer.abort()
         raise

@@ -1,6 +1,8 @@
 """What landing_file_sensor requests for the files waiting in the landing folder.
 
-A new (or changed) file gets a run keyed by name, size and mtime. A file still there after its
+A new (or changed) file is only noted on the tick that first sees it; it gets a run, keyed by
+name, size and mtime, on a later tick that finds the same size and mtime (a writer still
+appending changes them, and the file waits). A file still there after its
 run failed or was cancelled (killed) gets another run, keyed '<key>#retry-<n>', up to
 LANDING_RETRIES times; then one alert says the sensor gave up on it, and it waits until it changes.
 A file whose run is gone (deleted) is asked for with the same key again: the daemon drops the
@@ -36,16 +38,19 @@ def file_request(
     instance: dg.DagsterInstance, path: Path, before: list[int], log: Any
 ) -> tuple[dg.RunRequest | None, list[int]]:
     """What one waiting file needs this tick, and what the cursor keeps of it:
-    [size, mtime_ns, retries, gave_up] (a cursor of older versions holds [size, mtime_ns])."""
+    [size, mtime_ns, retries, gave_up]; retries -1: seen once, not requested yet (a cursor of
+    older versions holds [size, mtime_ns], requested)."""
     state = list(landing_folder.file_state(path))
 
     def request(retries: int) -> dg.RunRequest:
         key = retry_run_key(landing_folder.run_key(path), retries)
         return dg.RunRequest(run_key=key, run_config=landing_folder.run_config(path))
 
-    if before[:2] != state:  # new, or changed since it was requested
-        return request(0), [*state, 0, 0]
+    if before[:2] != state:  # new, or changed since the last tick: wait for one that sees it unchanged
+        return None, [*state, -1, 0]
     retries, gave_up = (before + [0, 0])[2:4]
+    if retries < 0:  # unchanged across two ticks
+        return request(0), [*state, 0, 0]
     if gave_up:
         return None, before
     run = run_with_key(instance, LANDING_SENSOR, retry_run_key(landing_folder.run_key(path), retries))
