@@ -21,6 +21,7 @@ class DumpOptions:
     idle_timeout_s: float = 120.0
     isolate_failures: bool = False  # a message whose processing raises -> dead letter (isolation.py)
     partitions: tuple[int, ...] | None = None  # only these (one of parallel consumers); None: all
+    owed_dir: Path | None = None  # the owed-dates records (raw/owed_dates.py); None: the default folder
 
 
 @dataclass
