@@ -23,6 +23,7 @@ from pipeline_assets.raw import owed_dates
 from pipeline_assets.raw.dump.asset import raw_dump_in_flight
 from pipeline_assets.raw.landing.requests import landing_requests
 from pipeline_assets.runtime.runs import run_in_flight
+from pipeline_assets.runtime.workers import fail_dead_runs
 from pipeline_assets.serving.snapshot import serving_snapshot
 from pipeline_assets.warehouse.dbt_assets import dbt_all_time_models
 from pipeline_assets.warehouse.partitions import (
@@ -134,6 +135,7 @@ def daily_run_requests(days: Iterable[date], stamp: str) -> list[dg.RunRequest]:
 def build_marts_on_new_raw_batches(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
     now = time.time()
+    gone = fail_dead_runs(context.instance, context.log)
     days, new_seen = new_arrival_dates(context.instance, cursor.get("seen", {}), context.log)
     recorded, taken = take_owed_records(context.instance, cursor.get("taken", []), context.log)
     owed = OwedBuilds.from_cursor(cursor, now)
@@ -147,7 +149,7 @@ def build_marts_on_new_raw_batches(context: dg.SensorEvaluationContext) -> dg.Se
 
     def skip(*reasons: str) -> dg.SensorResult:
         live = live_mode_active(context.instance)  # it builds the dates of its own batches
-        parts = [r for r in reasons if r] + owed.describe() + ([live] if live else [])
+        parts = gone + [r for r in reasons if r] + owed.describe() + ([live] if live else [])
         reason = "; ".join(parts) or "no new raw batches"
         return dg.SensorResult(skip_reason=reason, cursor=json.dumps(next_cursor()))
 
@@ -229,6 +231,7 @@ serving_snapshot_automation = dg.AutomationConditionSensorDefinition(
     ),
 )
 def kafka_lag_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource) -> dg.RunRequest | dg.SkipReason:
+    fail_dead_runs(context.instance, context.log)  # a dump whose worker died is in flight no more
     topic, group = settings.topic(), settings.consumer_group()
     consumer = kafka.consumer(group)
     try:
@@ -272,6 +275,7 @@ def kafka_lag_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource) 
     ),
 )
 def landing_file_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    fail_dead_runs(context.instance, context.log)  # a landing run whose worker died is asked for again
     folder = settings.landing_dir()
     seen = json.loads(context.cursor) if context.cursor else {}
     requests_, cursor = landing_requests(context.instance, folder, seen, context.log)
