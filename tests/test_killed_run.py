@@ -85,3 +85,20 @@ def test_killed_run_live_loop_is_judged_by_its_lock_not_by_a_pid(tmp_path: Path,
         (live / "running.json").write_text(json.dumps({"pid": os.getpid(), "where": "a killed loop"}))
         assert running_loop() is None
         assert live_mode_active(instance) is None
+
+
+def test_killed_run_monitoring_is_on_in_the_projects_instance_and_bounded_jobs_have_a_max_runtime(tmp_path: Path) -> None:
+    import shutil
+
+    from pipeline_assets.orchestration.definitions import defs
+
+    shutil.copyfile(settings.PROJECT_ROOT / "scripts" / "dagster.yaml", tmp_path / "dagster.yaml")
+    with instance_at(tmp_path) as instance:  # what make demo, make dagster-home and compose get
+        assert instance.run_monitoring_enabled
+        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] > 0
+    bounds = {name: defs.resolve_job_def(name).tags.get("dagster/max_runtime") for name in
+              ("dump_kafka_job", "ingest_landing_file_job", "build_marts_job", "serving_snapshot_job", "live_mode_job")}  # fmt: skip
+    assert {k: v and int(v) >= 3600 for k, v in bounds.items()} == {
+        "dump_kafka_job": True, "ingest_landing_file_job": True, "build_marts_job": True,
+        "serving_snapshot_job": True, "live_mode_job": None,  # runs until switched off
+    }  # fmt: skip
