@@ -141,6 +141,11 @@ def build_retry_seconds() -> float:
     return float(_env("REDSET_BUILD_RETRY_SECONDS", "60"))
 
 
+def not_built_limit_seconds() -> float:
+    """How long a consumed offset may wait for its first build before offsets_have_one_outcome fails."""
+    return float(_env("REDSET_NOT_BUILT_LIMIT_SECONDS", "3600"))
+
+
 def live_max_messages() -> int:
     """Most messages one live-mode cycle consumes: a backlog is worked off in cycles of this size."""
     return int(_env("REDSET_LIVE_MAX_MESSAGES", "250000"))

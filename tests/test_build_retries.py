@@ -31,15 +31,14 @@ from pipeline_assets.orchestration.owed_builds import (
 )
 from pipeline_assets.orchestration.schedules import daily_marts_schedule
 from pipeline_assets.orchestration.sensors import build_marts_on_new_raw_batches
+from pipeline_assets.raw import owed_dates
 from pipeline_assets.source import generator
 from pipeline_assets.warehouse.partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 
 
 def report(instance: dg.DagsterInstance, days: list[str]) -> None:
-    """What the raw dump reports after writing a batch."""
-    instance.report_runless_asset_event(
-        dg.AssetMaterialization("raw_queries", metadata={"arrival_dates": dg.MetadataValue.json(days)})
-    )
+    """What the raw dump records before it commits a batch."""
+    owed_dates.record([date.fromisoformat(d) for d in days], "a-dump-run")
 
 
 def tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
@@ -68,6 +67,7 @@ def alert_lines(path: Path) -> list[str]:
 @pytest.fixture
 def alerts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("REDSET_ALERT_LOG", str(tmp_path / "alerts.log"))
+    monkeypatch.setenv("REDSET_DATA_DIR", str(tmp_path))  # the owed-dates records
     monkeypatch.setenv("REDSET_BUILD_MAX_ATTEMPTS", "3")
     monkeypatch.setenv("REDSET_BUILD_RETRY_SECONDS", "0")
     return tmp_path / "alerts.log"

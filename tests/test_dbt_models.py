@@ -619,3 +619,21 @@ def test_offsets_dbt_has_not_read_yet_are_counted_apart(built, tmp_path):
     found = outcomes_of(paths)
     assert found.passed, found.describe()
     assert (found.not_yet_built, found.counts, found.redelivered_copies) == (2, OUTCOME_COUNTS, 2)
+
+
+def test_owed_before_commit_offsets_unbuilt_past_the_limit_fail_the_check(built, tmp_path, monkeypatch):
+    """A raw file nobody built for longer than REDSET_NOT_BUILT_LIMIT_SECONDS: a debt nobody pays."""
+    import os
+    import time
+
+    paths = copied(built[0], tmp_path)
+    later = kafka([q(122, P1, "2024-03-02 05:00:00", "select"), q(123, P1, "2024-03-02 06:00:00", "select")], 300, "b6", "2024-03-04 00:00:00")
+    [path] = write_raw_file(paths.raw_dir, later, f"{TOPIC}-p0-o300-301.parquet")
+    monkeypatch.setenv("REDSET_NOT_BUILT_LIMIT_SECONDS", "3600")
+    assert outcomes_of(paths).not_yet_built == 2  # written just now: waiting for its build
+    written = time.time() - 3601
+    os.utime(path, (written, written))
+    found = outcomes_of(paths)
+    assert found.failures == {"not_yet_built for over 3600s": (2, [f"{TOPIC}:0:300", f"{TOPIC}:0:301"])}
+    assert (found.not_yet_built, found.counts) == (0, OUTCOME_COUNTS)
+    assert "2 offset(s) with not_yet_built for over 3600s" in found.describe()

@@ -29,6 +29,7 @@ from pipeline_assets.orchestration.sensors import (
     alert_on_run_failure,
     build_marts_on_new_raw_batches,
 )
+from pipeline_assets.raw import owed_dates
 from pipeline_assets.warehouse.dbt_assets import dbt_all_time_models, dbt_daily_models, dbt_env
 from pipeline_assets.warehouse.partitions import contiguous_ranges, daily_partitions, partition_for
 
@@ -144,9 +145,20 @@ def test_definitions_validate():
 
 
 def report(instance: dg.DagsterInstance, asset: str, days: list[str]) -> None:
+    """A raw batch: the Kafka dump's owed-dates record (written before its commit), or a landing
+    file's materialization."""
+    if asset == "raw_queries":
+        owed_dates.record([date.fromisoformat(d) for d in days], "a-dump-run")
+        return
     instance.report_runless_asset_event(
         dg.AssetMaterialization(asset_key=asset, metadata={"arrival_dates": dg.MetadataValue.json(days)})
     )
+
+
+@pytest.fixture
+def owed_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("REDSET_DATA_DIR", str(tmp_path))
+    return owed_dates.owed_dir()
 
 
 def evaluate(instance: dg.DagsterInstance, cursor: str | None):
@@ -163,7 +175,7 @@ def test_contiguous_ranges():
     assert contiguous_ranges(days) == [(date(2024, 3, 5), date(2024, 3, 7)), (date(2024, 3, 9), date(2024, 3, 9))]
 
 
-def test_sensor_requests_exactly_the_arrival_dates_of_new_batches():
+def test_sensor_requests_exactly_the_arrival_dates_of_new_batches(owed_dir: Path):
     with dg.instance_for_test() as instance:
         assert skipped(evaluate(instance, None))
 
@@ -186,11 +198,14 @@ def test_sensor_requests_exactly_the_arrival_dates_of_new_batches():
         ]
         assert len({r.run_key for r in first.run_requests + second.run_requests}) == 4
 
-        # Nothing new: nothing requested, even from the same cursor twice.
+        # Nothing new: nothing requested, even from the same cursor twice; the records the
+        # saved cursor holds are settled.
         assert skipped(evaluate(instance, second.cursor))
+        assert skipped(evaluate(instance, second.cursor))
+        assert not list(owed_dir.glob("*.json"))
 
 
-def test_sensor_holds_dates_while_a_build_is_in_flight():
+def test_sensor_holds_dates_while_a_build_is_in_flight(owed_dir: Path):
     with dg.instance_for_test() as instance:
         report(instance, "raw_queries", ["2024-03-05"])
         first = evaluate(instance, None)
@@ -214,9 +229,9 @@ def test_sensor_holds_dates_while_a_build_is_in_flight():
         assert skipped(evaluate(instance, released.cursor))
 
 
-def test_sensor_skips_malformed_dates_and_keeps_going():
+def test_sensor_skips_malformed_dates_and_keeps_going(owed_dir: Path):
     with dg.instance_for_test() as instance:
-        report(instance, "raw_queries", ["not-a-date", "2024-03-05"])
+        report(instance, "landing_queries", ["not-a-date", "2024-03-05"])
         result = evaluate(instance, None)
         assert [r.partition_key for r in result.run_requests] == ["2024-03-05"]
 

@@ -5,6 +5,7 @@ Raw batches are reported runless; the lag sensor reads a real broker's offsets f
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -13,8 +14,9 @@ from confluent_kafka import Producer
 
 from pipeline_assets.kafka.resource import KafkaResource
 from pipeline_assets.live.job import keep_live_mode_running
-from pipeline_assets.live.switch import LIVE_SESSION_METADATA, LiveModeBusy, live_mode_active, one_live_loop
+from pipeline_assets.live.switch import LiveModeBusy, live_mode_active, one_live_loop
 from pipeline_assets.orchestration.sensors import build_marts_on_new_raw_batches, kafka_lag_sensor
+from pipeline_assets.raw import owed_dates
 
 
 @pytest.fixture
@@ -44,8 +46,8 @@ def test_the_batch_dump_stands_aside_while_a_live_loop_runs(
 
 
 def raw_batch(instance: dg.DagsterInstance, day: str, live: bool) -> None:
-    metadata = {"arrival_dates": dg.MetadataValue.json([day])} | ({LIVE_SESSION_METADATA: "s1"} if live else {})
-    instance.report_runless_asset_event(dg.AssetMaterialization("raw_queries", metadata=metadata))
+    """The owed-dates record a dump writes before its commit; live mode's batch ids start with live-."""
+    owed_dates.record([date.fromisoformat(day)], f"{owed_dates.LIVE_PREFIX}s1-1" if live else "a-dump-run")
 
 
 def test_the_marts_sensor_leaves_live_batches_to_live_mode_and_builds_the_others(data_dir: Path) -> None:
@@ -55,6 +57,7 @@ def test_the_marts_sensor_leaves_live_batches_to_live_mode_and_builds_the_others
         with one_live_loop("redset live"):
             result = build_marts_on_new_raw_batches(dg.build_sensor_context(instance=instance))
     assert [r.partition_key for r in result.run_requests] == ["2024-03-05"]
+    assert [r.dates for r in owed_dates.pending(live=True)] == [{date(2024, 3, 9)}]  # still live mode's
 
 
 def test_the_marts_sensor_names_live_mode_when_it_skips(data_dir: Path) -> None:

@@ -1,7 +1,9 @@
 """One live cycle: consume -> (writer lock: dbt daily, dbt all-time, publish) -> owed dates settled.
 
 1. consume.py takes what Kafka has into the raw zone, durable and committed; the arrival dates
-   it touched become owed (state.py), on disk before any model runs.
+   it touched were recorded before the commit (raw/owed_dates.py). The cycle takes live mode's
+   records, its own and those of a cycle that died after its commit, into owed.json (state.py),
+   then deletes them: on disk all along, before any model runs.
 2. Under the warehouse's one-writer lock (warehouse/lock.py; released between cycles, so batch
    writers get their turn): build.py runs the daily models for the owed dates, then the all-time
    marts, and the serving snapshot is published (serving/snapshot.py `publish`) when a model was
@@ -21,6 +23,7 @@ from pipeline_assets.live.build import BuildResult, run_models
 from pipeline_assets.live.consume import LiveConsumer
 from pipeline_assets.live.state import Owed
 from pipeline_assets.live.warm_dbt import WarmDbt
+from pipeline_assets.raw import owed_dates
 from pipeline_assets.raw.dump.options import DumpOptions, DumpStats
 from pipeline_assets.serving.snapshot import Publication, publish
 from pipeline_assets.warehouse.lock import warehouse_writer
@@ -60,12 +63,10 @@ def run_cycle(
 ) -> CycleResult:
     """Consume, then build and publish what is owed; `owed` is updated (and saved) in place."""
     started = time.monotonic()
-    options, stats = consumer.take(batch_id=f"live-{session}-{number}")
+    options, stats = consumer.take(batch_id=f"{owed_dates.LIVE_PREFIX}{session}-{number}")
     cycle = CycleResult(session, number, options, stats, with_insights=with_insights)
     cycle.seconds["consume"] = time.monotonic() - started
-    if stats.summary.arrival_dates:
-        owed.add(stats.summary.arrival_dates)
-        owed.save()  # durable rows, committed offsets: their dates are owed from now on
+    take_recorded_dates(owed)
     days = owed.every_cycle | (owed.insights if with_insights else set())
     if not days:
         return cycle
@@ -84,3 +85,12 @@ def run_cycle(
             owed.insights -= days
         owed.save()
     return cycle
+
+
+def take_recorded_dates(owed: Owed) -> None:
+    """Live mode's owed-dates records (this cycle's, and a dead cycle's) into `owed`, saved, then deleted."""
+    records = owed_dates.pending(live=True)
+    if records:
+        owed.add({d for r in records for d in r.dates})
+        owed.save()  # saved before the records go: a crash in between only adds them again
+        owed_dates.settle(r.name for r in records)

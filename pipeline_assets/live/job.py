@@ -29,6 +29,7 @@ from pipeline_assets.live.stopping import stop_on_signals
 from pipeline_assets.live.switch import LIVE_JOB, running_loop
 from pipeline_assets.raw.dump.asset import raw_dump_in_flight
 from pipeline_assets.runtime.runs import run_in_flight
+from pipeline_assets.runtime.workers import fail_dead_runs
 
 LIVE_SENSOR = "keep_live_mode_running"
 RETRY_AFTER_FAILURE_S = 60.0
@@ -106,6 +107,7 @@ def live_mode_job() -> None:
 )
 def keep_live_mode_running(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
     instance = context.instance
+    fail_dead_runs(instance, context.log)  # a live run whose worker died is in flight no more
     running = run_in_flight(instance, LIVE_JOB)
     if running is not None:
         return dg.SkipReason(f"{LIVE_JOB} run {running.run_id} is {running.status.value.lower()}")

@@ -1,6 +1,7 @@
 """What live mode still owes the warehouse, kept on disk so a stop or crash loses no date.
 
-Once a cycle's rows are durable and committed, their arrival dates are owed: to the models that
+Once a cycle's rows are durable, before their commit, their arrival dates are recorded
+(raw/owed_dates.py), and the cycle moves them here: they are owed to the models that
 run every cycle (`every_cycle`) and to the insights models (`insights`). A date leaves a set when a
 dbt run of it succeeds. The file (`<data dir>/live/owed.json`, replaced atomically) is read when
 live mode starts, so dates a stopped cycle had not built yet are built by the next live start.

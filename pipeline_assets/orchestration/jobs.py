@@ -18,4 +18,6 @@ build_marts_job = dg.define_asset_job(
         "Kafka offset has one outcome), the all-time marts that read them, then the serving "
         "snapshot the dashboards read."
     ),
+    # A generous bound (run monitoring fails a run past it): a 10M-row build alone takes minutes.
+    tags={"dagster/max_runtime": str(6 * 3600)},
 )

@@ -6,6 +6,9 @@ pool only where the instance has a limit for it, and a fresh instance (a bare `d
 DAGSTER_HOME without scripts/dagster.yaml) has none, so writers could collide. Before any step
 claims a slot, this executor gives each pool of the run's plan a limit of 1, unless the pool
 already has a limit of its own (set with `dagster instance concurrency set` or in the UI).
+
+It also takes the run's worker lock first (runtime/workers.py), held until the worker exits: the
+sensors' liveness check marks a STARTED run failed once no process holds it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 import dagster as dg
+
+from pipeline_assets.runtime.workers import hold_worker_lock
 
 SINGLE_WRITER_LIMIT = 1
 
@@ -47,6 +52,7 @@ class _SingleWriterPoolsExecutor(dg.Executor):
         return self._inner.step_dependency_config
 
     def execute(self, plan_context, execution_plan) -> Iterator[dg.DagsterEvent]:
+        hold_worker_lock(plan_context.instance, plan_context.run_id)
         pools = [step.pool for step in execution_plan.get_steps_to_execute_in_topo_order()]
         ensure_single_writer_pools(plan_context.instance, [p for p in pools if p])
         yield from self._inner.execute(plan_context, execution_plan)

@@ -19,9 +19,11 @@ from pipeline_assets.live.switch import LIVE_SESSION_METADATA, live_mode_active
 from pipeline_assets.orchestration.jobs import build_marts_job
 from pipeline_assets.orchestration.owed_builds import OwedBuilds, publish_stale
 from pipeline_assets.raw.dump import retries as dump_retries
+from pipeline_assets.raw import owed_dates
 from pipeline_assets.raw.dump.asset import raw_dump_in_flight
 from pipeline_assets.raw.landing.requests import landing_requests
 from pipeline_assets.runtime.runs import run_in_flight
+from pipeline_assets.runtime.workers import fail_dead_runs
 from pipeline_assets.serving.snapshot import serving_snapshot
 from pipeline_assets.warehouse.dbt_assets import dbt_all_time_models
 from pipeline_assets.warehouse.partitions import (
@@ -34,7 +36,9 @@ from pipeline_assets.warehouse.partitions import (
 
 # --- new raw batches -> the daily dbt partitions they touched ---------------------------------
 
-RAW_ASSET_KEYS = (dg.AssetKey("raw_queries"), dg.AssetKey("landing_queries"))
+# The Kafka dump's dates come from its owed-dates records (raw/owed_dates.py), written before each
+# commit: a run that fails after a commit reports no materialization, yet its rows are committed.
+RAW_ASSET_KEYS = (dg.AssetKey("landing_queries"),)
 RECORDS_PER_PAGE = 500
 
 
@@ -87,6 +91,16 @@ def _from_live_mode(record: dg.EventLogRecord) -> bool:
     return materialization is not None and LIVE_SESSION_METADATA in materialization.metadata
 
 
+def take_owed_records(instance: dg.DagsterInstance, taken: list[str], log: Any) -> tuple[set[date], list[str]]:
+    """The dates of the owed-dates records not taken yet, and their names for the cursor. Records
+    named in `taken` are in the saved cursor now, so they are settled (deleted) first. While live
+    mode runs, its own records are left to it."""
+    owed_dates.settle(taken)
+    live = live_mode_active(instance) is not None
+    records = owed_dates.pending(live=False if live else None, log=log)
+    return {d for r in records for d in r.dates}, [r.name for r in records]
+
+
 def daily_run_requests(days: Iterable[date], stamp: str) -> list[dg.RunRequest]:
     """Runs for exactly the daily partitions touched: one per stretch of consecutive days (the
     daily models take a range in one dbt invocation). `stamp` makes run keys unique to the tick."""
@@ -108,9 +122,10 @@ def daily_run_requests(days: Iterable[date], stamp: str) -> list[dg.RunRequest]:
     minimum_interval_seconds=settings.sensor_interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "When raw_queries or landing_queries materialise, requests the daily dbt partitions of "
-        "exactly the arrival dates they report (metadata `arrival_dates`): one build_marts_job "
-        "run per stretch of consecutive days, which then rebuilds the all-time marts and publishes "
+        "Requests the daily dbt partitions of exactly the arrival dates the raw dump recorded "
+        "before each commit (data/owed_dates/, so a run that failed after a commit counts too) and "
+        "landing_queries reports (metadata `arrival_dates`): one build_marts_job run per stretch "
+        "of consecutive days, which then rebuilds the all-time marts and publishes "
         "the serving snapshot. While a build_marts_job run is queued or running, the dates wait "
         "in the cursor and go into the next request together. A date stays in the cursor until a "
         "build of it succeeds: failed builds are retried with back-off, then listed as stale "
@@ -120,18 +135,23 @@ def daily_run_requests(days: Iterable[date], stamp: str) -> list[dg.RunRequest]:
 def build_marts_on_new_raw_batches(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
     now = time.time()
+    gone = fail_dead_runs(context.instance, context.log)
     days, new_seen = new_arrival_dates(context.instance, cursor.get("seen", {}), context.log)
+    recorded, taken = take_owed_records(context.instance, cursor.get("taken", []), context.log)
     owed = OwedBuilds.from_cursor(cursor, now)
-    owed.add({partition_for(day) for day in days}, now)
+    owed.add({partition_for(day) for day in days | recorded}, now)
     owed.read_finished_builds(context.instance, build_marts_job.name)
     owed.alert_new_staleness(context.log, build_marts_job.name)
     publish_stale(context.instance, owed.stale())
 
+    def next_cursor() -> dict[str, Any]:
+        return {"seen": new_seen, "taken": taken, **owed.to_cursor()}
+
     def skip(*reasons: str) -> dg.SensorResult:
         live = live_mode_active(context.instance)  # it builds the dates of its own batches
-        parts = [r for r in reasons if r] + owed.describe() + ([live] if live else [])
+        parts = gone + [r for r in reasons if r] + owed.describe() + ([live] if live else [])
         reason = "; ".join(parts) or "no new raw batches"
-        return dg.SensorResult(skip_reason=reason, cursor=json.dumps({"seen": new_seen, **owed.to_cursor()}))
+        return dg.SensorResult(skip_reason=reason, cursor=json.dumps(next_cursor()))
 
     # One build at a time: a batch lands every few seconds while a build takes longer, and a
     # run per batch would only queue up, each paying dbt's start-up and the all-time marts again.
@@ -147,7 +167,7 @@ def build_marts_on_new_raw_batches(context: dg.SensorEvaluationContext) -> dg.Se
     owed.mark_requested(partitions, now)
     stamp = "-".join(str(new_seen[k]) for k in sorted(new_seen)) + f".{owed.requests}"
     requests_ = daily_run_requests([date.fromisoformat(p) for p in partitions], stamp)
-    return dg.SensorResult(run_requests=requests_, cursor=json.dumps({"seen": new_seen, **owed.to_cursor()}))
+    return dg.SensorResult(run_requests=requests_, cursor=json.dumps(next_cursor()))
 
 
 # --- run failures -> alert log and webhook -----------------------------------------------------
@@ -211,6 +231,7 @@ serving_snapshot_automation = dg.AutomationConditionSensorDefinition(
     ),
 )
 def kafka_lag_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource) -> dg.RunRequest | dg.SkipReason:
+    fail_dead_runs(context.instance, context.log)  # a dump whose worker died is in flight no more
     topic, group = settings.topic(), settings.consumer_group()
     consumer = kafka.consumer(group)
     try:
@@ -255,6 +276,7 @@ def kafka_lag_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource) 
     ),
 )
 def landing_file_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    fail_dead_runs(context.instance, context.log)  # a landing run whose worker died is asked for again
     folder = settings.landing_dir()
     seen = json.loads(context.cursor) if context.cursor else {}
     requests_, cursor = landing_requests(context.instance, folder, seen, context.log)

@@ -217,4 +217,5 @@ serving_job = dg.define_asset_job(
     "serving_snapshot_job",
     selection=[serving_snapshot],
     description="Publish the serving snapshot the dashboards read.",
+    tags={"dagster/max_runtime": str(3600)},  # a generous bound, for run monitoring
 )

@@ -13,19 +13,23 @@ Offsets with none (a row lost on the way) or with two (e.g. a row and a dead let
 Not yet built: dbt reads the raw zone when it builds a date, so a raw file written since its date
 was last built has no outcome yet; the sensor has already asked for that date. Such offsets (in a
 raw file no staged row comes from, and in no other file dbt read) are counted as not_yet_built, not
-as failures. Landing-file rows carry no offset and are left out; their staged count is reported.
+as failures, for REDSET_NOT_BUILT_LIMIT_SECONDS (an hour) after their file was written: still unbuilt
+after that, they fail the check (a debt nobody is paying). Landing-file rows carry no offset and are
+left out; their staged count is reported.
 
 Runs in the `duckdb` pool at the end of build_marts_job (after the daily dbt models and the
 serving snapshot, so it never delays the dashboards), reading the warehouse read-only: DuckDB lets no other process open the file while dbt writes it. One pass of set
 operations within the checks' DuckDB memory limit: about 20 s for 10M offsets on two cores.
 """
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
 
-from pipeline_assets import settings
+from pipeline_assets import schema, settings
 from pipeline_assets.warehouse.checks import DUCKDB_CONFIG, add_kafka_views, duckdb_temp_dir
 from pipeline_assets.warehouse.dbt_assets import POOL
 from pipeline_assets.warehouse.lock import warehouse_writer
@@ -36,6 +40,9 @@ OUTCOME_BITS = {"dead_letter": 1, "clean": 2, "quarantined": 4, "duplicate_deliv
 OUTCOMES = ("clean", "quarantined", "duplicate_delivery", "dead_letter")
 NOT_YET_BUILT = "not_yet_built"
 NOT_YET_BUILT_BIT = 16
+OVERDUE = "overdue"  # not yet built, in a file older than the limit: a failure
+OVERDUE_BIT = 32
+NAMED_BITS = {**OUTCOME_BITS, NOT_YET_BUILT: NOT_YET_BUILT_BIT, OVERDUE: OVERDUE_BIT}
 EXAMPLES = 5
 
 # One row per (number of outcomes, their bits, consumed or not) with its offsets and a few examples.
@@ -72,7 +79,7 @@ built_files AS (
     FROM (SELECT DISTINCT raw_file FROM main.stg_queries WHERE kafka_offset IS NOT NULL)
 ),
 pending AS (
-    SELECT kafka_topic, kafka_partition, kafka_offset
+    SELECT kafka_topic, kafka_partition, kafka_offset, bool_or(file IN (SELECT file FROM overdue_files)) AS overdue
     FROM (
         SELECT *, regexp_extract(filename, '[^/]+/[^/]+$') AS file
         FROM raw_rows ANTI JOIN staged USING (kafka_topic, kafka_partition, kafka_offset)
@@ -87,7 +94,8 @@ marks AS (
     UNION ALL SELECT *, {OUTCOME_BITS["clean"]} FROM clean
     UNION ALL SELECT *, {OUTCOME_BITS["quarantined"]} FROM quarantined
     UNION ALL SELECT *, {OUTCOME_BITS["duplicate_delivery"]} FROM duplicate
-    UNION ALL SELECT *, {NOT_YET_BUILT_BIT} FROM pending
+    UNION ALL SELECT kafka_topic, kafka_partition, kafka_offset,
+                     CASE WHEN overdue THEN {OVERDUE_BIT} ELSE {NOT_YET_BUILT_BIT} END FROM pending
 ),
 per_offset AS (
     SELECT kafka_topic, kafka_partition, kafka_offset,
@@ -98,7 +106,7 @@ per_offset AS (
 )
 SELECT n, bits, consumed, count(*) AS offsets,
        -- Example offsets of the failures only: no string is built for the rest.
-       min(CASE WHEN n <> 1 OR NOT consumed THEN kafka_topic || ':' || kafka_partition || ':' || kafka_offset END,
+       min(CASE WHEN n <> 1 OR NOT consumed OR bits = {OVERDUE_BIT} THEN kafka_topic || ':' || kafka_partition || ':' || kafka_offset END,
            {EXAMPLES}) AS examples
 FROM per_offset
 GROUP BY ALL
@@ -136,20 +144,35 @@ class OffsetOutcomes:
         )
 
 
+def overdue_files(raw_dir: Path, limit_seconds: float) -> pa.Table:
+    """Raw files (as arrival_date=.../name) written more than `limit_seconds` ago."""
+    cutoff = time.time() - limit_seconds
+    files = [
+        f"{p.parent.name}/{p.name}"
+        for p in raw_dir.glob(f"{schema.RAW_PARTITION_COLUMN}=*/*.parquet")
+        if not p.name.startswith((".", "_")) and p.stat().st_mtime < cutoff
+    ]
+    return pa.table({"file": pa.array(files, pa.string())})
+
+
 def offset_outcomes(raw_dir: Path, dead_dir: Path, warehouse: Path | WarehouseResource) -> OffsetOutcomes:
     """Tie every Kafka offset in the raw zone and the dead letters to its outcome in the warehouse
     (a path, or the code location's read-only `warehouse` resource)."""
     result = OffsetOutcomes()
+    limit = settings.not_built_limit_seconds()
     resource = warehouse if isinstance(warehouse, WarehouseResource) else warehouse_resource(warehouse)
     with warehouse_writer("offsets check (offsets_have_one_outcome)", resource.path), resource.get_connection() as con:
         for name, value in {**DUCKDB_CONFIG, "temp_directory": str(duckdb_temp_dir())}.items():
             con.execute(f"SET {name} = '{value}'")
         add_kafka_views(con, raw_dir, dead_dir, raw_filename=True)
+        con.register("overdue_files", overdue_files(raw_dir, limit))
         rows = con.execute(SQL).fetchall()
         result.landing_rows, result.redelivered_copies = con.execute(EXTRA_SQL).fetchone()
     for n, bits, consumed, offsets, examples in rows:
-        names = [name for name, bit in {**OUTCOME_BITS, NOT_YET_BUILT: NOT_YET_BUILT_BIT}.items() if bits & bit]
-        if n == 1 and consumed:
+        names = [name for name, bit in NAMED_BITS.items() if bits & bit]
+        if n == 1 and consumed and names == [OVERDUE]:
+            _add_failure(result, f"{NOT_YET_BUILT} for over {limit:.0f}s", offsets, examples)
+        elif n == 1 and consumed:
             [name] = names
             if name == NOT_YET_BUILT:
                 result.not_yet_built += offsets
@@ -157,10 +180,13 @@ def offset_outcomes(raw_dir: Path, dead_dir: Path, warehouse: Path | WarehouseRe
                 result.counts[name] += offsets
         else:
             label = " + ".join(sorted(names)) + (f" ({n} in all)" if n > len(names) else "") if n else "none"
-            label = label if consumed else f"not consumed: {label}"
-            count, found = result.failures.get(label, (0, []))
-            result.failures[label] = (count + offsets, sorted(found + list(examples or []))[:EXAMPLES])
+            _add_failure(result, label if consumed else f"not consumed: {label}", offsets, examples)
     return result
+
+
+def _add_failure(result: OffsetOutcomes, label: str, offsets: int, examples: list[str] | None) -> None:
+    count, found = result.failures.get(label, (0, []))
+    result.failures[label] = (count + offsets, sorted(found + list(examples or []))[:EXAMPLES])
 
 
 
@@ -173,7 +199,8 @@ def offset_outcomes(raw_dir: Path, dead_dir: Path, warehouse: Path | WarehouseRe
     pool=POOL,
     blocking=False,
     description="Every Kafka offset in the raw zone or the dead letters, over all dates, has exactly one "
-    "outcome: clean, quarantined, duplicate delivery or dead letter (offsets dbt has not read yet aside).",
+    "outcome: clean, quarantined, duplicate delivery or dead letter (offsets dbt has not read yet aside, "
+    "for REDSET_NOT_BUILT_LIMIT_SECONDS after their file was written).",
 )
 def offsets_have_one_outcome(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     outcomes = offset_outcomes(settings.raw_dir(), settings.dead_letter_dir(), warehouse)

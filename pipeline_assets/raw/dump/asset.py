@@ -129,6 +129,8 @@ dump_kafka_job = dg.define_asset_job(
     "dump_kafka_job",
     selection=[raw_queries],
     description="Consume every new message of the topic into the raw zone (started by kafka_lag_sensor).",
+    # A generous bound (run monitoring fails a run past it): a 5M-message run takes minutes.
+    tags={"dagster/max_runtime": str(2 * 3600)},
 )
 
 

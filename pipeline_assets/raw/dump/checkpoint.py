@@ -3,8 +3,10 @@
 The dump's worker thread hands each chunk's tables to `Checkpoint.write`: rows stream into the
 raw zone (zone.py, temporary files), dead letters wait per partition, and the next offset of
 each partition is noted. `Checkpoint.save` publishes the raw files (fsync, rename, fsync the
-folder), writes the dead letters, and only then commits the offsets, synchronously. A crash
-in between re-delivers those messages to the next run, and readers dedupe on (partition, offset).
+folder), writes the dead letters and a record of the files' arrival dates (raw/owed_dates.py: a
+run that dies after this commit still owes their build), and only then commits the offsets,
+synchronously. A crash in between re-delivers those messages to the next run, and readers dedupe
+on (partition, offset).
 """
 
 from collections import defaultdict
@@ -17,7 +19,7 @@ import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
-from pipeline_assets.raw import dead_letters, zone, zone_rows
+from pipeline_assets.raw import dead_letters, owed_dates, zone, zone_rows
 from pipeline_assets.raw.dump.chunk import ChunkTables
 from pipeline_assets.raw.dump.options import DumpOptions, DumpStats
 
@@ -57,13 +59,15 @@ class Checkpoint:
         """Make everything written durable, then commit the offsets it covers."""
         if not self.uncommitted:
             return
-        self.stats.summary.add_files(self.writer.publish())
+        written = self.writer.publish()
+        self.stats.summary.add_files(written)
         for partition, parts in self.dead.items():
             table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
             low, high = pc.min(table["kafka_offset"]).as_py(), pc.max(table["kafka_offset"]).as_py()
             name = f"{kafka_group(self.o, partition)}-o{low}-{high}.parquet"
             self.stats.summary.bytes += dead_letters.write(table, self.o.dead_letter_dir, name)
         self.dead.clear()
+        owed_dates.record({f.arrival_date for f in written}, self.o.batch_id, self.o.owed_dir)
         positions = [TopicPartition(self.o.topic, p, o) for p, o in sorted(self.uncommitted.items())]
         commit(self.consumer, positions, self.log)
         self.uncommitted.clear()

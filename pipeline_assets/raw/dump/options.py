@@ -23,6 +23,7 @@ class DumpOptions:
     partitions: tuple[int, ...] | None = None  # only these (one of parallel consumers); None: all
     topic_id: str | None = None  # Kafka's id of the topic (kafka/topic_ids.py); in the file names
     new_generation: bool = False  # accept a re-created topic (generation.py) instead of stopping
+    owed_dir: Path | None = None  # the owed-dates records (raw/owed_dates.py); None: the default folder
 
 
 @dataclass

@@ -123,4 +123,5 @@ ingest_landing_file_job = dg.define_asset_job(
     "ingest_landing_file_job",
     selection=[landing_queries],
     description="Ingest one landing file (path in run config) into the raw zone (started by landing_file_sensor).",
+    tags={"dagster/max_runtime": str(2 * 3600)},  # a generous bound, for run monitoring
 )
