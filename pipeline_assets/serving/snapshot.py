@@ -29,7 +29,7 @@ from pipeline_assets.durable import fsync_path
 from pipeline_assets.serving import quarantine
 from pipeline_assets.warehouse.lock import warehouse_writer
 from pipeline_assets.warehouse.resource import WarehouseResource, warehouse_resource
-from pipeline_assets.warehouse.served import SERVED_MODELS, served_policy
+from pipeline_assets.warehouse.served import SERVED_MODELS
 
 KPIS = "kpis"
 MANIFEST = "_published.json"
@@ -188,7 +188,6 @@ PUBLISH_AFTER_DBT = (
     deps=[dg.AssetKey(model) for model in SERVED_MODELS],
     kinds={"duckdb", "parquet"},
     automation_condition=PUBLISH_AFTER_DBT,
-    freshness_policy=served_policy(),
     description=(
         "Read-only Parquet exports of the dbt marts plus fleet KPIs, published by atomic rename "
         "into the serving folder. The dashboards read only these files."
