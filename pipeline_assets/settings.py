@@ -91,6 +91,12 @@ def raw_max_messages() -> int:
     return int(_env("REDSET_RAW_MAX_MESSAGES", "5000000"))
 
 
+def raw_chunk_bytes() -> int:
+    """A raw-dump chunk closes at this many message bytes, if not at its message count first:
+    a few chunks are in memory at once, so this bounds the dump's memory whatever the sizes."""
+    return int(_env("REDSET_RAW_CHUNK_BYTES", str(64 << 20)))
+
+
 def raw_consumers() -> int:
     """Consumer processes of the raw dump, in one group (dump/parallel.py); useful up to
     min(partitions, cores)."""

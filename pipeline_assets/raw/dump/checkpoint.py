@@ -1,24 +1,23 @@
 """Durability, then commit: what the raw dump wrote becomes durable before its offsets are committed.
 
 The dump's worker thread hands each chunk's tables to `Checkpoint.write`: rows stream into the
-raw zone (zone.py, temporary files), dead letters wait per partition, and the next offset of
-each partition is noted. `Checkpoint.save` publishes the raw files (fsync, rename, fsync the
-folder), writes the dead letters, and only then commits the offsets, synchronously. A crash
+raw zone (zone.py, temporary files), dead letters stream to theirs (dead_letter_stream.py), and
+the next offset of each partition is noted. `Checkpoint.save` publishes the raw files and the
+dead letters (fsync, rename, fsync the folder), and only then commits the offsets, synchronously. A crash
 in between re-delivers those messages to the next run, and readers dedupe on (partition, offset).
 """
 
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from pipeline_assets.raw import dead_letters, zone, zone_rows
 from pipeline_assets.raw.dump.chunk import ChunkTables
+from pipeline_assets.raw.dump.dead_letter_stream import DeadLetterStream
 from pipeline_assets.raw.dump.options import DumpOptions, DumpStats
 
 COMMIT_TIMEOUT_S = 120.0  # how long a commit is retried while the broker is away
@@ -34,18 +33,18 @@ class Checkpoint:
         self.stats = stats
         self.log = log
         self.writer = zone.RawZoneWriter(options.raw_dir, _kafka_name, max_file_bytes=options.max_file_bytes)
-        self.dead: dict[int, list[pa.Table]] = defaultdict(list)  # per partition, until the next checkpoint
+        self.dead = DeadLetterStream(options.dead_letter_dir, options.topic)
         self.uncommitted: dict[int, int] = {}  # partition -> next offset, consumed but not committed
         self.since = 0  # messages since the last checkpoint
 
     def write(self, tables: ChunkTables) -> None:
-        """Stream one chunk's rows into the raw zone; keep its dead letters and offsets for `save`."""
+        """Stream one chunk's rows and dead letters to their files; keep its offsets for `save`."""
         self.stats.summary.keep_preview(tables.rows)
         for partition, part in _by_partition(tables.rows):
             self.writer.write(part, f"{self.o.topic}-p{partition}")
         if tables.dead is not None:
             for partition, part in _by_partition(tables.dead):
-                self.dead[partition].append(part)
+                self.dead.write(partition, part)
             self.stats.summary.dead_letters.update(dead_letters.kinds(tables.dead))
         self._track_offsets(tables.kafka)
         self.since += tables.kafka.num_rows  # every message is in exactly one kafka table
@@ -58,12 +57,7 @@ class Checkpoint:
         if not self.uncommitted:
             return
         self.stats.summary.add_files(self.writer.publish())
-        for partition, parts in self.dead.items():
-            table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
-            low, high = pc.min(table["kafka_offset"]).as_py(), pc.max(table["kafka_offset"]).as_py()
-            name = f"{self.o.topic}-p{partition}-o{low}-{high}.parquet"
-            self.stats.summary.bytes += dead_letters.write(table, self.o.dead_letter_dir, name)
-        self.dead.clear()
+        self.stats.summary.bytes += self.dead.publish()
         positions = [TopicPartition(self.o.topic, p, o) for p, o in sorted(self.uncommitted.items())]
         commit(self.consumer, positions, self.log)
         self.uncommitted.clear()
@@ -73,6 +67,7 @@ class Checkpoint:
     def abort(self) -> None:
         """Remove the files not yet published (none after a final `save`)."""
         self.writer.abort()
+        self.dead.abort()
 
     def _track_offsets(self, kafka: pa.Table) -> None:
         partitions = kafka.column("kafka_partition").to_numpy()

@@ -2,7 +2,8 @@
 
 One run reads the group's committed offsets and the high watermarks (offsets.py) and takes the
 messages between them, at most `max_messages`. This thread consumes, in chunks of `chunk_size`
-messages (memory stays bounded: the backlog is never held); the worker thread (worker.py) builds
+messages or `chunk_bytes` (REDSET_RAW_CHUNK_BYTES) of values, whichever is reached first (memory
+stays bounded whatever the message sizes: the backlog is never held); the worker thread (worker.py) builds
 each chunk's tables (chunk.py; isolation.py in isolation mode) and hands them to the checkpoint
 (checkpoint.py), which makes them durable and commits every `commit_every` messages and at the end.
 A partition that reaches its planned end is paused; no message for `idle_timeout_s` while some
@@ -38,6 +39,9 @@ CONSUMER_TUNING: dict[str, object] = {
     "enable.partition.eof": False,
 }
 FETCH_BATCH = 10_000  # messages per consume() call
+# The first call's: consume() keeps taking what librdkafka refills until it has num_messages, so
+# a call is sized by the bytes per message seen so far, and the first, before any, by this.
+FIRST_BATCH = 16
 POLL_TIMEOUT_S = 0.5
 
 
@@ -58,6 +62,7 @@ class _Dump:
         self.stats = DumpStats()
         self.checkpoint = Checkpoint(consumer, options, self.stats, log)
         self.paused: set[int] = set()
+        self.seen_bytes = 0  # of the values consumed: sizes the next consume() call
 
     def run(self) -> DumpStats:
         started = time.monotonic()
@@ -99,7 +104,7 @@ class _Dump:
         bar = tqdm(total=limit, unit=" msg", unit_scale=True, desc=f"dump {self.o.topic}", disable=None)
         with bar, young_objects_only_gc(), Worker(self._handle, depth=2) as worker:
             while consumed < limit and not self._caught_up(assigned, positions):
-                want = min(FETCH_BATCH, limit - consumed, self.o.chunk_size - len(chunk))
+                want = min(FETCH_BATCH, limit - consumed, self.o.chunk_size - len(chunk), self._room(chunk, consumed))
                 batch = self._without_errors(self.consumer.consume(num_messages=want, timeout=POLL_TIMEOUT_S))
                 positions = self._positions(assigned)
                 worker.check()
@@ -114,13 +119,19 @@ class _Dump:
                     continue
                 idle_since = time.monotonic()
                 batch = self._within_plan(batch, positions)
-                chunk.add(batch)
+                self.seen_bytes += chunk.add(batch)
                 consumed += len(batch)
                 bar.update(len(batch))
-                if len(chunk) >= self.o.chunk_size:
+                if len(chunk) >= self.o.chunk_size or chunk.nbytes >= self.o.chunk_bytes:
                     worker.put((chunk, False))
                     chunk = Chunk()
             worker.put((chunk, True))
+
+    def _room(self, chunk: Chunk, consumed: int) -> int:
+        """Messages of the run's average size so far that still fit the chunk's byte cap (>= 1)."""
+        if not consumed:
+            return FIRST_BATCH
+        return max(1, int((self.o.chunk_bytes - chunk.nbytes) * consumed / max(self.seen_bytes, 1)))
 
     def _handle(self, item: tuple[Chunk, bool]) -> None:
         """Worker thread: a chunk's tables, all built before any is written; a checkpoint every
