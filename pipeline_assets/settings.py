@@ -126,6 +126,12 @@ def live_test_seconds() -> float:
     return float(_env("REDSET_LIVE_TEST_SECONDS", "300"))
 
 
+def warehouse_lock_wait_seconds() -> float:
+    """Longest wait for the warehouse's writer lock before an alert naming the holder and a failure
+    (a 50M-row build holds it about 20 minutes)."""
+    return float(_env("REDSET_WAREHOUSE_LOCK_WAIT_SECONDS", "7200"))
+
+
 def freshness_minutes() -> int:
     """The served marts and the snapshot are stale when the raw dump has lag and nothing was
     published for this long."""
