@@ -31,6 +31,7 @@ import dagster as dg
 from pipeline_assets import settings
 from pipeline_assets.alerts import send_alert
 from pipeline_assets.kafka import offsets
+from pipeline_assets.kafka.closing import close_within
 from pipeline_assets.kafka.offsets import TopicMissing
 from pipeline_assets.kafka.resource import KafkaResource
 from pipeline_assets.monitoring.data_time import report_observations
@@ -108,7 +109,7 @@ def consumer_lag(kafka: KafkaResource, topic: str, group: str) -> int:
     try:
         return offsets.total_lag(offsets.partition_offsets(consumer, topic, timeout=10.0))
     finally:
-        consumer.close()  # nothing assigned, auto-commit off: commits nothing
+        close_within(consumer)  # nothing assigned, auto-commit off: commits nothing
 
 
 def known_debts() -> dict[dg.AssetKey, str]:

@@ -15,6 +15,7 @@ import dagster as dg
 
 from pipeline_assets import settings
 from pipeline_assets.kafka import offsets
+from pipeline_assets.kafka.closing import close_within
 from pipeline_assets.kafka.resource import KafkaResource
 from pipeline_assets.raw import zone
 from pipeline_assets.raw.dump import isolation
@@ -72,7 +73,7 @@ def raw_queries(context: dg.AssetExecutionContext, config: RawDumpConfig, kafka:
     except DumpStalled as exc:
         raise dg.Failure(description=str(exc)) from exc
     finally:
-        consumer.close()
+        close_within(consumer, log=context.log.info)
     return dg.MaterializeResult(metadata=dump_metadata(options, stats))
 
 

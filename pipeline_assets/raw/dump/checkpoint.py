@@ -3,7 +3,9 @@
 The dump's worker thread hands each chunk's tables to `Checkpoint.write`: rows stream into the
 raw zone (zone.py, temporary files), dead letters stream to theirs (dead_letter_stream.py), and
 the next offset of each partition is noted. `Checkpoint.save` publishes the raw files and the
-dead letters (fsync, rename, fsync the folder), and only then commits the offsets, synchronously. A crash
+dead letters (fsync, rename, fsync the folder), and only then commits the offsets: an
+asynchronous commit, confirmed by reading the group's committed position back, reissued until it
+is, within COMMIT_TIMEOUT_S; a synchronous commit has no deadline of its own. A crash
 in between re-delivers those messages to the next run, and readers dedupe on (partition, offset).
 """
 
@@ -22,6 +24,11 @@ from pipeline_assets.raw.dump.options import DumpOptions, DumpStats
 
 COMMIT_TIMEOUT_S = 120.0  # how long a commit is retried while the broker is away
 COMMIT_RETRY_WAIT_S = 1.0
+COMMIT_CHECK_TIMEOUT_S = 10.0  # one read of the committed position
+
+
+class CommitNotConfirmed(KafkaException):
+    """The committed position read back is still below what was committed."""
 
 
 class Checkpoint:
@@ -82,8 +89,8 @@ class Checkpoint:
 
 
 def commit(consumer: Consumer, positions: list[TopicPartition], log: Callable[[str], Any]) -> None:
-    """Commit synchronously; a failure is retried every second for COMMIT_TIMEOUT_S (the broker
-    may be restarting), unless librdkafka calls it fatal."""
+    """Commit and confirm; a failure or an unconfirmed commit is retried every second for
+    COMMIT_TIMEOUT_S (the broker may be restarting), unless librdkafka calls it fatal."""
     retrying = Retrying(
         retry=retry_if_exception(_worth_retrying),
         stop=stop_after_delay(COMMIT_TIMEOUT_S),
@@ -95,10 +102,17 @@ def commit(consumer: Consumer, positions: list[TopicPartition], log: Callable[[s
 
 
 def _commit_once(consumer: Consumer, positions: list[TopicPartition]) -> None:
-    result = consumer.commit(offsets=positions, asynchronous=False)
-    failed = [tp for tp in result or [] if tp.error is not None]
+    """An asynchronous commit (it returns at once), then the committed position read back with a
+    timeout: the commit counts only once the group's position reached every offset."""
+    consumer.commit(offsets=positions, asynchronous=True)
+    read = consumer.committed(positions, timeout=COMMIT_CHECK_TIMEOUT_S)
+    failed = [tp for tp in read or [] if tp.error is not None]
     if failed:
         raise KafkaException(failed[0].error)
+    got = {tp.partition: tp.offset for tp in read or []}
+    behind = [f"p{tp.partition}: {got.get(tp.partition)} < {tp.offset}" for tp in positions if got.get(tp.partition, -1) < tp.offset]
+    if behind:
+        raise CommitNotConfirmed(f"commit not confirmed yet ({', '.join(behind)})")
 
 
 def _worth_retrying(exc: BaseException) -> bool:
