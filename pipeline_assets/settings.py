@@ -126,6 +126,11 @@ def live_test_seconds() -> float:
     return float(_env("REDSET_LIVE_TEST_SECONDS", "300"))
 
 
+def dbt_max_runtime_seconds() -> float:
+    """Longest one dbt invocation of a Dagster run may take before it is stopped (dbt_deadline.py)."""
+    return float(_env("REDSET_DBT_MAX_RUNTIME_SECONDS", "7200"))
+
+
 def warehouse_lock_wait_seconds() -> float:
     """Longest wait for the warehouse's writer lock before an alert naming the holder and a failure
     (a 50M-row build holds it about 20 minutes)."""
