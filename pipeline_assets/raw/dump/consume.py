@@ -19,6 +19,8 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from tqdm import tqdm
 
+from pipeline_assets import lost_offsets
+from pipeline_assets.alerts import send_alert
 from pipeline_assets.kafka import offsets
 from pipeline_assets.raw import zone
 from pipeline_assets.raw.dump import isolation
@@ -73,8 +75,9 @@ class _Dump:
         self.stats.skipped = {
             p.partition: p.low - p.committed for p in plan if p.committed is not None and p.committed < p.low
         }
-        for partition, count in self.stats.skipped.items():
-            self.log(f"partition {partition}: {count} offsets were deleted by retention before they were read")
+        for p in plan:
+            if p.partition in self.stats.skipped:
+                self._lost_upstream(p.partition, p.committed, p.low)
         limit = min(self.o.max_messages, offsets.total_lag(plan))
         todo = [TopicPartition(self.o.topic, p.partition, p.start) for p in plan if p.lag > 0]
         self.log(f"{self.o.topic}: {offsets.total_lag(plan):,} messages waiting; this run takes {limit:,}")
@@ -88,6 +91,14 @@ class _Dump:
         after = self._mine(offsets.partition_offsets(self.consumer, self.o.topic))
         self.stats.lag_after = {p.partition: p.lag for p in after}
         return self.stats
+
+    def _lost_upstream(self, partition: int, first: int, end: int) -> None:
+        """Offsets first..end-1 that retention deleted before they were read: recorded and alerted
+        once (lost_offsets.py), before any commit moves past them."""
+        message = f"partition {partition}: offsets {first}..{end - 1} ({end - first:,}) were deleted by retention before they were read"
+        self.log(message)
+        if lost_offsets.record(self.o.raw_dir, self.o.topic, partition, first, end):
+            send_alert("lost_upstream", message, topic=self.o.topic, partition=partition, first=first, end=end)
 
     def _mine(self, plan: list[offsets.PartitionOffsets]) -> list[offsets.PartitionOffsets]:
         """The partitions this consumer owns (all unless it is one of parallel_dump's)."""
