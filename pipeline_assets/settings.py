@@ -91,12 +91,6 @@ def raw_max_messages() -> int:
     return int(_env("REDSET_RAW_MAX_MESSAGES", "5000000"))
 
 
-def raw_chunk_bytes() -> int:
-    """A raw-dump chunk closes at this many message bytes, if not at its message count first:
-    a few chunks are in memory at once, so this bounds the dump's memory whatever the sizes."""
-    return int(_env("REDSET_RAW_CHUNK_BYTES", str(64 << 20)))
-
-
 def raw_consumers() -> int:
     """Consumer processes of the raw dump, in one group (dump/parallel.py); useful up to
     min(partitions, cores)."""
@@ -126,15 +120,20 @@ def live_test_seconds() -> float:
     return float(_env("REDSET_LIVE_TEST_SECONDS", "300"))
 
 
-def dbt_max_runtime_seconds() -> float:
-    """Longest one dbt invocation of a Dagster run may take before it is stopped (dbt_deadline.py)."""
-    return float(_env("REDSET_DBT_MAX_RUNTIME_SECONDS", "7200"))
+# Bounds on memory, waits and stored history: name -> (environment variable, default).
+BOUNDS: dict[str, tuple[str, int]] = {
+    "raw_chunk_bytes": ("REDSET_RAW_CHUNK_BYTES", 64 << 20),  # a dump chunk closes at these value bytes
+    "dbt_max_runtime_seconds": ("REDSET_DBT_MAX_RUNTIME_SECONDS", 7200),  # one dbt invocation, then stopped
+    "warehouse_lock_wait_seconds": ("REDSET_WAREHOUSE_LOCK_WAIT_SECONDS", 7200),  # then alert and fail
+    "log_max_bytes": ("REDSET_LOG_MAX_BYTES", 16 << 20),  # alerts.log, live/cycles.jsonl rotate to .1
+    "run_retention_days": ("REDSET_RUN_RETENTION_DAYS", 30),  # finished runs older are deleted
+}
 
 
-def warehouse_lock_wait_seconds() -> float:
-    """Longest wait for the warehouse's writer lock before an alert naming the holder and a failure
-    (a 50M-row build holds it about 20 minutes)."""
-    return float(_env("REDSET_WAREHOUSE_LOCK_WAIT_SECONDS", "7200"))
+def bound(name: str) -> int:
+    """One of BOUNDS, from its environment variable or its default."""
+    variable, default = BOUNDS[name]
+    return int(float(_env(variable, str(default))))
 
 
 def freshness_minutes() -> int:

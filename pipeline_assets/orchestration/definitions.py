@@ -9,6 +9,7 @@ from pipeline_assets.monitoring.anomaly_alerts import alert_on_new_anomalies
 from pipeline_assets.monitoring.freshness import alert_on_stale_snapshot, freshness_checks
 from pipeline_assets.orchestration.jobs import build_marts_job
 from pipeline_assets.orchestration.pools import single_writer_executor
+from pipeline_assets.orchestration.retention import prune_old_runs
 from pipeline_assets.orchestration.schedules import daily_marts_schedule
 from pipeline_assets.orchestration.sensors import (
     alert_on_run_failure,
@@ -56,6 +57,7 @@ defs = dg.Definitions(
         alert_on_stale_snapshot,
         freshness_checks_sensor,
         keep_live_mode_running,
+        prune_old_runs,
     ],
     schedules=[daily_marts_schedule],
     resources={

@@ -147,7 +147,7 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBui
             label = f"{env['REDSET_MIN_DATE']}..{env['REDSET_MAX_DATE']}"
             with settings.environment(env):  # dbt inherits the env
                 invocation = dbt.cli(args, context=context)
-                with process_deadline(invocation.process, settings.dbt_max_runtime_seconds()) as expired:
+                with process_deadline(invocation.process, settings.bound("dbt_max_runtime_seconds")) as expired:
                     try:
                         events = invocation.stream()
                         if i < len(windows):
@@ -159,7 +159,7 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBui
                         yield from held.merge(events)
                     except DagsterDbtCliRuntimeError as error:
                         if expired():
-                            limit = f"REDSET_DBT_MAX_RUNTIME_SECONDS ({settings.dbt_max_runtime_seconds():.0f}s)"
+                            limit = f"REDSET_DBT_MAX_RUNTIME_SECONDS ({settings.bound('dbt_max_runtime_seconds'):.0f}s)"
                             stopped = f"dbt {' '.join(args)} {label} ran past {limit} and was stopped"
                             raise dg.Failure(description=stopped) from error
                         note = None if spark else duckdb_limits.explain_temp_cap(error, max_temp)

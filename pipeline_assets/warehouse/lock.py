@@ -84,7 +84,7 @@ def _acquire(lock: FileLock, what: str, warehouse: Path, holder: str, log: Any) 
         return
     except Timeout:
         pass
-    limit = settings.warehouse_lock_wait_seconds()
+    limit = settings.bound("warehouse_lock_wait_seconds")
     deadline = time.monotonic() + limit
     while (left := deadline - time.monotonic()) > 0:
         log.info(f"{holder}: waiting for {what} of {warehouse.name}, held by {_describe(current_holder(warehouse))}")
