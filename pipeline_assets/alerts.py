@@ -20,6 +20,7 @@ from typing import Any
 import requests
 
 from pipeline_assets import settings
+from pipeline_assets.durable import rotate_if_larger
 
 REDACTED = "<redacted>"
 # scheme://anything-up-to-whitespace: a webhook URL may carry a token in its path or query.
@@ -72,6 +73,7 @@ def send_alert(
     payload = _redact_value(payload)
     path = settings.alert_log_path()
     path.parent.mkdir(parents=True, exist_ok=True)
+    rotate_if_larger(path, settings.bound("log_max_bytes"))
     about = "".join(f" {k}={_LINE_BREAKS.sub(' ', redact(str(payload[k])))}" for k in fields if payload[k] is not None)
     one_line = " ".join(payload["message"].split())  # one line, whatever the error looked like
     with path.open("a", encoding="utf-8") as out:

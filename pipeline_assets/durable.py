@@ -35,3 +35,27 @@ def pid_alive(pid: int) -> bool:
         return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return not Path("/proc").is_dir()  # gone since kill(0); off Linux, kill(0) is all we know
+
+
+def rotate_if_larger(path: Path, max_bytes: int) -> bool:
+    """An append-only log at or over `max_bytes` becomes `<name>.1` (replacing the older one), so
+    it stays bounded; a writer that still has the old file open finishes its line there."""
+    try:
+        if path.stat().st_size < max_bytes:
+            return False
+    except FileNotFoundError:
+        return False
+    os.replace(path, path.with_name(f"{path.name}.1"))
+    return True
+
+
+def remove_dead_temp_files(folder: Path) -> int:
+    """Delete `.<name>.<pid>.tmp` files in `folder` whose writer is dead (killed mid-write);
+    returns how many. A live writer's files are left alone."""
+    removed = 0
+    for temp in Path(folder).glob(".*.tmp"):
+        pid = temp.name[: -len(".tmp")].rsplit(".", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            temp.unlink(missing_ok=True)
+            removed += 1
+    return removed

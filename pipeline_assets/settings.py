@@ -125,6 +125,22 @@ def live_test_seconds() -> float:
     return float(_env("REDSET_LIVE_TEST_SECONDS", "300"))
 
 
+# Bounds on memory, waits and stored history: name -> (environment variable, default).
+BOUNDS: dict[str, tuple[str, int]] = {
+    "raw_chunk_bytes": ("REDSET_RAW_CHUNK_BYTES", 64 << 20),  # a dump chunk closes at these value bytes
+    "dbt_max_runtime_seconds": ("REDSET_DBT_MAX_RUNTIME_SECONDS", 7200),  # one dbt invocation, then stopped
+    "warehouse_lock_wait_seconds": ("REDSET_WAREHOUSE_LOCK_WAIT_SECONDS", 7200),  # then alert and fail
+    "log_max_bytes": ("REDSET_LOG_MAX_BYTES", 16 << 20),  # alerts.log, live/cycles.jsonl rotate to .1
+    "run_retention_days": ("REDSET_RUN_RETENTION_DAYS", 30),  # finished runs older are deleted
+}
+
+
+def bound(name: str) -> int:
+    """One of BOUNDS, from its environment variable or its default."""
+    variable, default = BOUNDS[name]
+    return int(float(_env(variable, str(default))))
+
+
 def freshness_minutes() -> int:
     """The served marts and the snapshot are stale when the raw dump has lag and nothing was
     published for this long."""
@@ -154,24 +170,6 @@ def live_max_messages() -> int:
 def live_poll_seconds() -> float:
     """Live mode's pause between cycles: batch writers can take the warehouse meanwhile."""
     return float(_env("REDSET_LIVE_POLL_SECONDS", "1"))
-
-
-def metrics_enabled() -> bool:
-    """REDSET_METRICS=off: no exporter and no live histograms (to measure what metrics cost)."""
-    value = _env("REDSET_METRICS", "on").strip().lower()
-    if value not in ("on", "off"):
-        raise ValueError(f"REDSET_METRICS={value!r}: use on or off")
-    return value == "on"
-
-
-def metrics_port() -> int:
-    """The Prometheus exporter's port, served by live mode or `redset metrics`."""
-    return int(_env("REDSET_METRICS_PORT", "9108"))
-
-
-def metrics_host() -> str:
-    """Where the exporter listens: loopback, but 0.0.0.0 in a container Prometheus scrapes (compose)."""
-    return _env("REDSET_METRICS_HOST", "127.0.0.1")
 
 
 def live_insights_seconds() -> float:

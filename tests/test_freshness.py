@@ -1,10 +1,13 @@
-"""Freshness of what the dashboards read (pipeline_assets/monitoring/freshness.py).
+"""Freshness of what the dashboards read (pipeline_assets/monitoring/freshness.py, data_time.py).
 
-- The policy sits on every served mart that is an asset here, and on serving_snapshot.
+- A freshness check on data time sits on every served mart that is an asset here, and on
+  serving_snapshot; no FreshnessPolicy (it reads builds only).
 - The episode rule: stale only while the group lags and nothing was published for a window.
 - alert_on_stale_snapshot against the real broker: one STALE SNAPSHOT alert per episode; once the
-  group catches up, fresh, and heartbeat materializations (parents first) for the assets with a
-  policy, so Dagster's freshness evaluation sees them fresh too.
+  group catches up, fresh, and observations carrying the data time (parents first) for the
+  watched assets that are current; the history keeps the real builds only.
+- A failing build does not look fresh: neither it nor what is downstream of it is observed, and
+  Dagster's freshness check fails on them once their last real build is older than the window.
 """
 
 from __future__ import annotations
@@ -15,32 +18,37 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from dagster._core.definitions.freshness import TimeWindowFreshnessPolicy
 from raw_support import high_watermarks, use_private_dirs
 
 from pipeline_assets import settings
 from pipeline_assets.kafka.resource import KafkaResource
-from pipeline_assets.monitoring.freshness import HEARTBEAT, StaleState, alert_on_stale_snapshot, assess
-from pipeline_assets.orchestration.definitions import defs
+from pipeline_assets.monitoring.data_time import DATA_TIME, report_observations
+from pipeline_assets.monitoring.freshness import StaleState, alert_on_stale_snapshot, assess, watched_windows
+from pipeline_assets.orchestration.definitions import FRESHNESS_CHECKS, defs
 from pipeline_assets.serving.snapshot import MANIFEST, write_json_atomically
 from pipeline_assets.warehouse.served import SERVED_MODELS
 
 WINDOW = 300.0
 
 
-def test_policy_on_the_served_marts_and_the_snapshot() -> None:
+def test_freshness_check_on_the_served_marts_and_the_snapshot() -> None:
     graph = defs.resolve_asset_graph()
     window = timedelta(minutes=settings.freshness_minutes())
     materializable = {k.to_user_string() for k in graph.materializable_asset_keys}
     watched = {m for m in SERVED_MODELS if m in materializable} | {"serving_snapshot"}
     assert len(watched) >= 15
+    limits = {
+        key.asset_key.to_user_string(): spec.metadata["dagster/freshness_params"].data["lower_bound_delta_seconds"]
+        for checks in FRESHNESS_CHECKS for spec in checks.check_specs for key in [spec.key]
+    }  # fmt: skip
+    assert set(limits) == watched
     for name in watched:
-        policy = graph.get(dg.AssetKey(name)).freshness_policy_or_from_metadata
-        assert isinstance(policy, TimeWindowFreshnessPolicy), name
         expected = window + timedelta(hours=1) if name == "workload_forecasts" else window
-        assert policy.fail_window.to_timedelta() == expected, name
-    # Not on the rest: a raw or staging table has no freshness promise of its own.
-    assert graph.get(dg.AssetKey("clean_queries")).freshness_policy_or_from_metadata is None
+        assert limits[name] == expected.total_seconds(), name
+        # No FreshnessPolicy: Dagster's evaluator counts builds only and would call an idle asset stale.
+        assert graph.get(dg.AssetKey(name)).freshness_policy_or_from_metadata is None, name
+    assert "clean_queries" not in limits  # a staging table has no freshness promise of its own
+    assert defs.resolve_sensor_def("freshness_checks_sensor") is not None
 
 
 def test_stale_only_with_lag_and_nothing_published_for_a_window() -> None:
@@ -71,7 +79,7 @@ def _stale_alerts(path: Path) -> list[str]:
 
 
 @pytest.mark.kafka
-def test_sensor_alerts_once_per_episode_then_heartbeats_when_caught_up(
+def test_sensor_alerts_once_per_episode_then_observes_data_time_when_caught_up(
     kafka_broker: str, kafka_topic: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     group = use_private_dirs(monkeypatch, tmp_path / "data", kafka_topic)
@@ -105,8 +113,8 @@ def test_sensor_alerts_once_per_episode_then_heartbeats_when_caught_up(
     assert message.startswith("stale: lag 30")
     [line] = _stale_alerts(alerts)
     assert f"group={group}" in line and "lag=30" in line and "nothing published for 5 min" in line
-    message, cursor = tick(cursor)  # still stale: no second alert, no heartbeat while lagging
-    assert message.startswith("stale") and message.endswith("heartbeats: 0")
+    message, cursor = tick(cursor)  # still stale: no second alert, no observation while lagging
+    assert message.startswith("stale") and message.endswith("observed: 0")
     assert len(_stale_alerts(alerts)) == 1
 
     # The group catches up: fresh, the episode over.
@@ -114,30 +122,107 @@ def test_sensor_alerts_once_per_episode_then_heartbeats_when_caught_up(
     highs = high_watermarks(kafka_broker, kafka_topic)
     consumer.commit(offsets=[TopicPartition(kafka_topic, p, h) for p, h in highs.items()], asynchronous=False)
     consumer.close()
-    monkeypatch.setenv("REDSET_FRESHNESS_MINUTES", "0")  # every materialization is old enough for a heartbeat
+    monkeypatch.setenv("REDSET_FRESHNESS_MINUTES", "0")  # every data time is old enough to observe again
     message, cursor = tick(cursor)
     assert message.startswith("fresh: lag 0")
     assert StaleState.from_cursor(cursor) == StaleState()
     assert len(_stale_alerts(alerts)) == 1
+    # serving_snapshot reads marts never built since query_metrics changed: owed, so not observed, and named.
+    assert "not current: " in message and "serving_snapshot: workload_anomalies is not current" in message
 
-    # Heartbeats for the three assets that had materialized, parents first, daily one per partition.
-    beats = [
-        r for k in (dg.AssetKey("query_metrics"), dg.AssetKey("leaderboard"), dg.AssetKey("serving_snapshot"))
-        for r in instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=k), limit=5).records
-    ]  # fmt: skip
-    beats = sorted((r for r in beats if HEARTBEAT in r.asset_materialization.metadata), key=lambda r: r.storage_id)
-    assert [r.asset_key.to_user_string() for r in beats] == ["query_metrics", "leaderboard", "serving_snapshot"]
-    assert beats[0].partition_key == "2024-03-01"
+    # Observations for the two current assets, parents first, carrying the data time; the history
+    # (materializations) keeps the three real builds only.
+    keys = [dg.AssetKey("query_metrics"), dg.AssetKey("leaderboard"), dg.AssetKey("serving_snapshot")]
+    seen = sorted(
+        (r for k in keys for r in instance.fetch_observations(dg.AssetRecordsFilter(asset_key=k), limit=5).records),
+        key=lambda r: r.storage_id,
+    )
+    assert [r.asset_key.to_user_string() for r in seen] == ["query_metrics", "leaderboard"]
+    assert abs(seen[0].asset_observation.metadata[DATA_TIME].value - datetime.now(timezone.utc).timestamp()) < 60
+    builds = [len(instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=k), limit=5).records) for k in keys]
+    assert builds == [1, 1, 1]
     assert instance.get_latest_materialization_event(dg.AssetKey("stress_index")) is None  # never built: none
 
+    # A landing file waiting to be ingested is owed: nothing below landing_queries is observed.
+    monkeypatch.delenv("REDSET_LANDING_DIR", raising=False)
+    settings.landing_dir().mkdir(parents=True)
+    (settings.landing_dir() / "batch.parquet").write_bytes(b"PAR1")
+    message, cursor = tick(cursor)
+    assert "observed: 0" in message
+    [why] = [part for part in message.split("; ") if part.startswith("query_metrics: ")]
+    assert why.endswith("is not current: 1 landing file(s) waiting"), why
 
-def test_heartbeats_request_no_rebuild() -> None:
-    """The automation conditions rebuild an asset once its parents changed since it last did; a
-    heartbeat of each asset with a policy (the asset beside its parents) asks for nothing, where a
-    real update of a parent does."""
+
+def _build_all(instance: dg.DagsterInstance, upstream_of: str, data_time: float) -> list[dg.AssetKey]:
+    """A real-looking build of `upstream_of` and everything above it, parents first, whose data is
+    of `data_time` (Dagster's freshness check reads DATA_TIME on a materialization too)."""
+    graph = defs.resolve_asset_graph()
+    keys = dg.AssetSelection.assets(upstream_of).upstream().resolve(graph)
+    built = [k for k in graph.toposorted_asset_keys if k in keys and k in graph.materializable_asset_keys]
+    for key in built:
+        partition = "2024-03-01" if graph.get(key).partitions_def is not None else None
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(key, partition=partition, metadata={DATA_TIME: dg.MetadataValue.timestamp(data_time)})
+        )
+    return built
+
+
+def _freshness_verdicts(instance: dg.DagsterInstance) -> dict[str, bool]:
+    """Runs the code location's own freshness checks on `instance`."""
+    job = dg.define_asset_job("check_freshness", selection=dg.AssetSelection.checks(*FRESHNESS_CHECKS))
+    result = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("check_freshness").execute_in_process(
+        instance=instance
+    )
+    return {e.asset_key.to_user_string(): e.passed for e in result.get_asset_check_evaluations()}
+
+
+def test_failing_build_does_not_look_fresh() -> None:
+    """Everything was built 10 minutes ago, with no lag since; then leaderboard's build fails. The
+    current assets are observed (fresh again); leaderboard and the snapshot above it are not, and
+    their freshness checks fail. A heartbeat would have called them fresh."""
     import time
 
-    from pipeline_assets.monitoring.freshness import report_heartbeats
+    instance = dg.DagsterInstance.ephemeral()
+    now = time.time()
+    built = _build_all(instance, "serving_snapshot", now - 600)
+
+    @dg.asset(name="leaderboard")
+    def broken_leaderboard() -> None:
+        raise RuntimeError("a broken model")
+
+    assert not dg.materialize([broken_leaderboard], instance=instance, raise_on_error=False).success
+
+    graph = defs.resolve_asset_graph()
+    observed, behind = report_observations(instance, graph, watched_windows(graph.materializable_asset_keys), now, 0, {})
+    assert dg.AssetKey("query_metrics") in observed and dg.AssetKey("table_workload") in observed
+    assert dg.AssetKey("leaderboard") not in observed and dg.AssetKey("serving_snapshot") not in observed
+    assert behind[dg.AssetKey("leaderboard")].startswith("its last build failed (run ")
+    assert behind[dg.AssetKey("serving_snapshot")].startswith("leaderboard is not current: its last build failed")
+
+    verdicts = _freshness_verdicts(instance)
+    assert verdicts["query_metrics"] is True and verdicts["table_workload"] is True
+    assert verdicts["leaderboard"] is False and verdicts["serving_snapshot"] is False
+    # The history lists the real builds only: one each, no event for "nothing happened".
+    for key in built:
+        assert len(instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=5).records) == 1
+
+    # The model is fixed and rebuilt, then the snapshot: both current and fresh again.
+    for key in ("leaderboard", "serving_snapshot"):
+        instance.report_runless_asset_event(dg.AssetMaterialization(key))
+    observed, behind = report_observations(
+        instance, graph, watched_windows(graph.materializable_asset_keys), time.time(), 0, {}
+    )
+    assert dg.AssetKey("leaderboard") in observed and dg.AssetKey("serving_snapshot") in observed
+    assert not behind
+    verdicts = _freshness_verdicts(instance)
+    assert verdicts["leaderboard"] is True and verdicts["serving_snapshot"] is True
+
+
+def test_observations_request_no_rebuild() -> None:
+    """The automation conditions rebuild an asset once its parents changed since it last did; an
+    observation of each watched asset (the asset beside its parents) asks for nothing, where a
+    real update of a parent does."""
+    import time
 
     instance = dg.DagsterInstance.ephemeral()
     for key, partition in (("query_metrics", "2024-03-01"), ("leaderboard", None), ("serving_snapshot", None)):
@@ -146,8 +231,9 @@ def test_heartbeats_request_no_rebuild() -> None:
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=watched)
     assert result.total_requested == 0
 
-    beaten = report_heartbeats(instance, defs.resolve_asset_graph(), time.time() + 1, 0)
-    assert set(beaten) == {dg.AssetKey("query_metrics"), dg.AssetKey("leaderboard"), dg.AssetKey("serving_snapshot")}
+    graph = defs.resolve_asset_graph()
+    observed, _ = report_observations(instance, graph, watched_windows(graph.materializable_asset_keys), time.time() + 1, 0, {})
+    assert set(observed) == {dg.AssetKey("query_metrics"), dg.AssetKey("leaderboard")}
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=watched, cursor=result.cursor)
     assert result.total_requested == 0
 

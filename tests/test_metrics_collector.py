@@ -166,5 +166,5 @@ def test_metrics_off_serves_nothing_and_observes_nothing(monkeypatch: pytest.Mon
         assert "redset_live_cycle_seconds_count" in {name for name, _ in scrape_url(f"http://127.0.0.1:{port}/metrics")}
     monkeypatch.setenv("REDSET_METRICS", "maybe")
     with pytest.raises(ValueError, match="REDSET_METRICS='maybe': use on or off"):
-        settings.metrics_enabled()
+        exporter.metrics_enabled()
 

@@ -1,5 +1,6 @@
 """The checkpoint's commit and the offsets lookup retry what the broker may answer while it
-restarts, and give up at once on what librdkafka calls fatal (fake consumers: no broker)."""
+restarts, and give up at once on what librdkafka calls fatal (fake consumers: no broker). The
+commit is asynchronous and counts once the committed position read back reached it."""
 
 from types import SimpleNamespace
 
@@ -19,12 +20,11 @@ class FlakyConsumer:
         self.errors = list(errors)
         self.calls: list[list[TopicPartition]] = []
 
-    def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> list[TopicPartition]:
-        assert asynchronous is False
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
+        assert asynchronous is True  # never a wait without a deadline
         self.calls.append(offsets)
         if self.errors:
             raise KafkaException(self.errors.pop(0))
-        return offsets
 
     def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
         self.calls.append(partitions)
@@ -45,25 +45,34 @@ def test_a_commit_failing_with_a_retriable_error_is_retried_until_it_succeeds() 
     )
     lines: list[str] = []
     checkpoint.commit(consumer, POSITIONS, lines.append)
-    assert consumer.calls == [POSITIONS] * 3
+    assert consumer.calls == [POSITIONS] * 4  # two failed commits, a commit, its confirmation
     assert len(lines) == 2 and all(line.startswith("commit failed, retrying: ") for line in lines)
     assert "broker down" in lines[0] and "coordinator moving" in lines[1]
 
 
-def test_a_commit_answered_with_a_failed_partition_is_retried() -> None:
-    class PartlyFailing(FlakyConsumer):
-        def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> list[TopicPartition]:
-            self.calls.append(offsets)
-            if len(self.calls) == 1:
-                # TopicPartition.error is read-only: a stand-in with the one attribute read
-                error = KafkaError(KafkaError.REBALANCE_IN_PROGRESS, "rebalancing", retriable=True)
-                failed = SimpleNamespace(error=error)
-                return [POSITIONS[0], failed]
-            return offsets
+def test_a_commit_not_yet_confirmed_is_issued_again_until_the_position_reaches_it() -> None:
+    class Lagging(FlakyConsumer):
+        def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+            self.calls.append(partitions)
+            self.reads = getattr(self, "reads", 0) + 1
+            # The first read still shows partition 1 at its old position.
+            return [partitions[0], TopicPartition("t", 1, 90)] if self.reads == 1 else partitions
 
-    consumer, lines = PartlyFailing(), []
+    consumer, lines = Lagging(), []
     checkpoint.commit(consumer, POSITIONS, lines.append)
-    assert len(consumer.calls) == 2 and len(lines) == 1 and "rebalancing" in lines[0]
+    assert len(consumer.calls) == 4 and len(lines) == 1  # commit, read, commit again, read
+    assert "commit not confirmed yet (p1: 90 < 98)" in lines[0]
+
+
+def test_a_commit_never_confirmed_gives_up_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Stuck(FlakyConsumer):
+        def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+            self.calls.append(partitions)
+            return [TopicPartition(tp.topic, tp.partition, -1001) for tp in partitions]
+
+    monkeypatch.setattr(checkpoint, "COMMIT_TIMEOUT_S", 0.05)
+    with pytest.raises(KafkaException, match=r"commit not confirmed yet \(p0: -1001 < 120, p1: -1001 < 98\)"):
+        checkpoint.commit(Stuck(), POSITIONS, lambda _: None)
 
 
 def test_a_fatal_commit_error_is_raised_at_once() -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_assets.warehouse.lock import current_holder, warehouse_writer
+from pipeline_assets.warehouse.lock import WarehouseLockTimeout, current_holder, warehouse_writer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,3 +121,28 @@ def test_a_killed_holder_leaves_the_lock_free(tmp_path: Path) -> None:
         proc.wait()
     with warehouse_writer("after the crash", warehouse):
         assert current_holder(warehouse)["holder"] == "after the crash"
+
+
+def test_a_hung_holder_makes_a_waiter_give_up_at_the_limit_with_an_alert_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warehouse, cycles = tmp_path / "warehouse.duckdb", tmp_path / "cycles.txt"
+    monkeypatch.setenv("REDSET_DATA_DIR", str(tmp_path / "data"))  # the alert log goes there
+    monkeypatch.setenv("REDSET_WAREHOUSE_LOCK_WAIT_SECONDS", "1")
+    proc = subprocess.Popen(  # alive, holding the lock for an hour: a hung holder
+        [sys.executable, "-c", LOOPER, str(warehouse), str(cycles), "3600"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        _wait_until(lambda: _cycles(cycles) >= 1, "the holder to take the lock", proc)
+        with pytest.raises(WarehouseLockTimeout, match=rf"held by looper cycle 0 \(pid {proc.pid}, since "):
+            with warehouse_writer("dbt build 2024-03-01", warehouse):
+                raise AssertionError("entered while another process held the lock")
+        [line] = (tmp_path / "data" / "alerts.log").read_text().splitlines()
+        assert " WAREHOUSE LOCK TIMEOUT " in line and f"pid={proc.pid}" in line and "holder=looper cycle 0" in line
+        assert "waiter=dbt build 2024-03-01" in line
+    finally:
+        proc.kill()
+        proc.wait()
+    with warehouse_writer("after the hung holder", warehouse):  # the queue lock was released too
+        assert current_holder(warehouse)["holder"] == "after the hung holder"

@@ -16,6 +16,7 @@ from pipeline_assets.demo.dagster_home import demo_live, live_switch_args, prepa
 from pipeline_assets.demo.processes import DemoError, Service, log_dir, port_free, spawn, tool, wait_for
 from pipeline_assets.demo.progress import watch
 from pipeline_assets.demo.replay import replay_file
+from pipeline_assets.monitoring import exporter
 
 # Replay the first day of data without pacing, so every screen has numbers at once.
 FULL_SPEED_HOURS = 24.0
@@ -111,13 +112,13 @@ class Demo:
     def start_metrics(self) -> None:
         """The batch path's metrics (`redset metrics`); live mode serves its own. A taken port is
         one line: metrics never stop the demo."""
-        if not settings.metrics_enabled():
+        if not exporter.metrics_enabled():
             return
-        self.metrics_url = f"http://{HOST}:{settings.metrics_port()}/metrics"
+        self.metrics_url = f"http://{HOST}:{exporter.metrics_port()}/metrics"
         if demo_live():
             return
-        if not port_free(settings.metrics_port()):
-            print(f"demo: port {settings.metrics_port()} is taken, so no metrics (REDSET_METRICS_PORT picks another)")
+        if not port_free(exporter.metrics_port()):
+            print(f"demo: port {exporter.metrics_port()} is taken, so no metrics (REDSET_METRICS_PORT picks another)")
             self.metrics_url = None
             return
         self.spawn("metrics", [sys.executable, "-m", "pipeline_assets.cli", "metrics"], url=self.metrics_url)

@@ -15,7 +15,6 @@ forecast does not need every batch, and its backtest costs seconds per instance.
 
 # No `from __future__ import annotations`: Dagster inspects the asset's `context` annotation.
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -28,7 +27,6 @@ from pipeline_assets.spark import tables as spark_tables
 from pipeline_assets.warehouse.dbt_assets import POOL
 from pipeline_assets.warehouse.lock import warehouse_writer
 from pipeline_assets.warehouse.resource import WarehouseResource
-from pipeline_assets.warehouse.served import served_policy
 
 HOURLY_SQL = """
     WITH q AS (SELECT * FROM main.clean_queries),
@@ -102,7 +100,6 @@ def write_spark_tables(forecasts: pd.DataFrame, backtests: pd.DataFrame, history
     pool=POOL,  # DuckDB: one writer process; never beside dbt or the snapshot
     group_name="marts",
     automation_condition=dg.AutomationCondition.on_cron("0 * * * *"),
-    freshness_policy=served_policy(cadence=timedelta(hours=1)),  # hourly by design
     description="Next 168 h of hourly queries and execution hours per instance (every model of "
     "forecast.MODELS with an 80 % band; the served one is forecast.DEFAULT_MODEL) in `workload_forecasts`; their backtest (MASE m=168, "
     "sMAPE, last 14 daily origins, 24 h ahead) in `forecast_backtest`, its out-of-sample forecasts "

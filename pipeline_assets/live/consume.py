@@ -17,6 +17,7 @@ from typing import Any
 
 from pipeline_assets import settings
 from pipeline_assets.kafka import offsets, topic_ids
+from pipeline_assets.kafka.closing import close_within
 from pipeline_assets.kafka.resource import KafkaResource
 from pipeline_assets.raw.dump.consume import CONSUMER_TUNING, dump
 from pipeline_assets.raw.dump.options import DumpOptions, DumpStats
@@ -64,5 +65,5 @@ class LiveConsumer:
             self.log(f"{exc}; waiting for it")
             stats = DumpStats()
         finally:
-            consumer.close()  # auto-commit is off: closing commits nothing
+            close_within(consumer, log=self.log)  # auto-commit is off: closing commits nothing
         return options, stats

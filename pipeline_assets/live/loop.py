@@ -33,6 +33,7 @@ import dagster as dg
 
 from pipeline_assets import settings
 from pipeline_assets.alerts import send_alert
+from pipeline_assets.durable import rotate_if_larger
 from pipeline_assets.kafka.resource import KafkaResource
 from pipeline_assets.live import verify
 from pipeline_assets.live.consume import LiveConsumer
@@ -176,5 +177,6 @@ def _append_timings(cycle: CycleResult) -> None:
     }
     path = live_dir() / "cycles.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
+    rotate_if_larger(path, settings.bound("log_max_bytes"))
     with path.open("a", encoding="utf-8") as out:
         out.write(json.dumps(line) + "\n")

@@ -23,7 +23,6 @@ from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from pipeline_assets import settings
 from pipeline_assets.live.cycle import CycleResult
 from pipeline_assets.monitoring import exporter
 from pipeline_assets.monitoring.metrics import PipelineCollector
@@ -115,7 +114,7 @@ def serving_live_metrics(
     instance: dg.DagsterInstance, kafka_config: dict[str, object], log: Any
 ) -> Iterator[LiveMetrics | NoMetrics]:
     """Live mode's endpoint while the block runs: the collector plus its own histograms."""
-    if not settings.metrics_enabled():
+    if not exporter.metrics_enabled():
         log.info("metrics: off (REDSET_METRICS=off)")
         yield NoMetrics()
         return

@@ -1,19 +1,18 @@
-"""Freshness of what the dashboards read: the heartbeat and `alert_on_stale_snapshot`.
+"""Freshness of what the dashboards read: freshness checks on data time, observations, and
+`alert_on_stale_snapshot`.
 
-The served marts (warehouse/served.py, those that are assets of this project) and
-serving_snapshot carry `FreshnessPolicy.time_window(REDSET_FRESHNESS_MINUTES)`: Dagster's freshness
-daemon marks one stale in the UI once its last materialization is older than the window
-(workload_forecasts, rebuilt hourly by design, gets an hour more).
+The served marts that are assets here (warehouse/served.py) and serving_snapshot each have a
+last-update freshness check (`freshness_checks`, run by `freshness_checks_sensor`): it fails once
+the asset's data time is older than REDSET_FRESHNESS_MINUTES (workload_forecasts, hourly by
+design, an hour more). The data time is the later of the last real build and the last
+observation that the asset held everything Kafka had (monitoring/data_time.py). Dagster's
+FreshnessPolicy counts materializations only, so it would call an idle asset stale; heartbeat
+materializations hid failures and filled the history, hence observations and checks.
 
-The project's rule is narrower: the snapshot is stale only while the raw dump's consumer group
-lags on the topic and nothing was published for a whole window (`assess`). With no lag there is
-nothing to publish, so nothing is stale: the sensor then reports a heartbeat materialization
-(metadata `heartbeat`) for each asset with a policy whose last one is older than half the window,
-in the graph's order (a mart's after its parents', so the automation conditions, which rebuild an
-asset once its parents changed since it last did, see nothing to do), each daily mart for the
-partition it last materialized. Dagster's evaluator counts materializations only, not
-observations, hence materializations.
-
+The stale-snapshot rule is narrower: the snapshot is stale only while the raw dump's consumer
+group lags and nothing was published for a whole window (`assess`). With no lag, the sensor
+observes each watched asset that is current (nothing owed, failing, in flight or stuck, no
+landing file waiting) once its data time is older than half the window; it names the others.
 A stale episode sends one `stale_snapshot` alert (send_alert: "STALE SNAPSHOT" in the alert log)
 when it starts; the sensor's cursor remembers it until the snapshot is fresh again.
 """
@@ -22,8 +21,9 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -31,12 +31,41 @@ import dagster as dg
 from pipeline_assets import settings
 from pipeline_assets.alerts import send_alert
 from pipeline_assets.kafka import offsets
+from pipeline_assets.kafka.closing import close_within
 from pipeline_assets.kafka.offsets import TopicMissing
 from pipeline_assets.kafka.resource import KafkaResource
+from pipeline_assets.monitoring.data_time import report_observations
+from pipeline_assets.raw.landing.folder import waiting_files
 from pipeline_assets.serving.snapshot import read_manifest
-from pipeline_assets.warehouse.served import window
+from pipeline_assets.warehouse.served import SERVED_MODELS, watched_window, window
 
-HEARTBEAT = "heartbeat"
+WATCHED_EXTRA = ("serving_snapshot",)
+
+
+def watched_windows(keys) -> dict[dg.AssetKey, timedelta]:
+    """The assets among `keys` that have a freshness check, with their window."""
+    names = set(SERVED_MODELS) | set(WATCHED_EXTRA)
+    return {k: watched_window(k.to_user_string()) for k in keys if k.to_user_string() in names}
+
+
+def freshness_checks(keys) -> tuple[list[dg.AssetChecksDefinition], dg.SensorDefinition]:
+    """One last-update freshness check per watched asset among `keys` (grouped by window) and the
+    sensor that runs each once it may have changed. Dagster calls them superseded by
+    FreshnessPolicy, which reads builds only, not observations: hence the filter."""
+    by_window: dict[timedelta, list[dg.AssetKey]] = {}
+    for key, limit in watched_windows(keys).items():
+        by_window.setdefault(limit, []).append(key)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.SupersessionWarning)
+        checks = [
+            check for limit, group in sorted(by_window.items())
+            for check in dg.build_last_update_freshness_checks(assets=group, lower_bound_delta=limit)
+        ]  # fmt: skip
+        sensor = dg.build_sensor_for_freshness_checks(
+            freshness_checks=checks, minimum_interval_seconds=settings.sensor_interval_seconds(),
+            name="freshness_checks_sensor", default_status=dg.DefaultSensorStatus.RUNNING,
+        )  # fmt: skip
+    return checks, sensor
 
 
 @dataclass(frozen=True)
@@ -80,28 +109,13 @@ def consumer_lag(kafka: KafkaResource, topic: str, group: str) -> int:
     try:
         return offsets.total_lag(offsets.partition_offsets(consumer, topic, timeout=10.0))
     finally:
-        consumer.close()  # nothing assigned, auto-commit off: commits nothing
+        close_within(consumer)  # nothing assigned, auto-commit off: commits nothing
 
 
-def report_heartbeats(instance: dg.DagsterInstance, graph, now: float, older_than_s: float) -> list[dg.AssetKey]:
-    """A heartbeat materialization for each asset with a freshness policy whose last materialization
-    is older than `older_than_s`, parents first. Never-materialized assets get none."""
-    beaten = []
-    for key in graph.toposorted_asset_keys:
-        if graph.get(key).freshness_policy_or_from_metadata is None:
-            continue
-        last = instance.get_latest_materialization_event(key)
-        if last is None or now - last.timestamp < older_than_s:
-            continue
-        partition = last.dagster_event.partition if last.dagster_event else None
-        instance.report_runless_asset_event(
-            dg.AssetMaterialization(
-                key, partition=partition,
-                metadata={HEARTBEAT: "no Kafka lag: nothing new to build, the data is current", "lag": 0},
-            )
-        )  # fmt: skip
-        beaten.append(key)
-    return beaten
+def known_debts() -> dict[dg.AssetKey, str]:
+    """Debts the event log cannot show: a landing file waiting to be ingested."""
+    waiting = waiting_files(settings.landing_dir())
+    return {dg.AssetKey("landing_queries"): f"{len(waiting)} landing file(s) waiting"} if waiting else {}
 
 
 @dg.sensor(
@@ -110,8 +124,9 @@ def report_heartbeats(instance: dg.DagsterInstance, graph, now: float, older_tha
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Sends one STALE SNAPSHOT alert when the raw dump's consumer group lags and nothing was "
-        "published for REDSET_FRESHNESS_MINUTES; clears when fresh again. With no lag, reports a "
-        "heartbeat materialization of the assets with a freshness policy (nothing is stale then)."
+        "published for REDSET_FRESHNESS_MINUTES; clears when fresh again. With no lag, observes "
+        "the data time of each asset with a freshness check that is current (nothing owed, "
+        "failing, in flight or stuck); the freshness checks read it."
     ),
 )
 def alert_on_stale_snapshot(context: dg.SensorEvaluationContext, kafka: KafkaResource) -> dg.SkipReason:
@@ -135,9 +150,15 @@ def alert_on_stale_snapshot(context: dg.SensorEvaluationContext, kafka: KafkaRes
         )  # fmt: skip
     elif change == "fresh":
         context.log.info(f"serving snapshot fresh again (last publish: {last}, lag {lag:,})")
-    beaten = []
+    observed, behind = [], {}
     if lag == 0 and context.repository_def is not None:
-        beaten = report_heartbeats(context.instance, context.repository_def.asset_graph, now, window_s / 2)
+        graph = context.repository_def.asset_graph
+        watched = watched_windows(graph.materializable_asset_keys)
+        observed, behind = report_observations(context.instance, graph, watched, now, window_s / 2, known_debts())
     context.update_cursor(state.to_cursor())
     status = "stale" if state.stale_since is not None else "fresh"
-    return dg.SkipReason(f"{status}: lag {lag:,}, last publish {last}; heartbeats: {len(beaten)}")
+    not_current = "; ".join(f"{k.to_user_string()}: {why}" for k, why in sorted(behind.items()))
+    return dg.SkipReason(
+        f"{status}: lag {lag:,}, last publish {last}; observed: {len(observed)}"
+        + (f"; not current: {not_current}" if not_current else "")
+    )

@@ -6,9 +6,10 @@ from pipeline_assets.insights.forecast_asset import workload_forecasts, workload
 from pipeline_assets.kafka.resource import KafkaResource
 from pipeline_assets.live.job import keep_live_mode_running, live_mode_job
 from pipeline_assets.monitoring.anomaly_alerts import alert_on_new_anomalies
-from pipeline_assets.monitoring.freshness import alert_on_stale_snapshot
+from pipeline_assets.monitoring.freshness import alert_on_stale_snapshot, freshness_checks
 from pipeline_assets.orchestration.jobs import build_marts_job
 from pipeline_assets.orchestration.pools import single_writer_executor
+from pipeline_assets.orchestration.retention import prune_old_runs
 from pipeline_assets.orchestration.schedules import daily_marts_schedule
 from pipeline_assets.orchestration.sensors import (
     alert_on_run_failure,
@@ -28,18 +29,21 @@ from pipeline_assets.warehouse.offset_outcomes import offsets_have_one_outcome
 from pipeline_assets.warehouse.resource import warehouse_resource
 
 # In the pipeline's order: source -> topic -> raw -> dbt -> serving.
+ASSETS = [
+    redset_source,
+    redset_kafka_topic,
+    raw_queries,
+    landing_queries,
+    dbt_stage.dbt_daily_models,
+    dbt_stage.dbt_all_time_models,
+    serving_snapshot,
+    workload_forecasts,
+]
+FRESHNESS_CHECKS, freshness_checks_sensor = freshness_checks([key for asset in ASSETS[2:] for key in asset.keys])
+
 defs = dg.Definitions(
-    assets=[
-        redset_source,
-        redset_kafka_topic,
-        raw_queries,
-        landing_queries,
-        dbt_stage.dbt_daily_models,
-        dbt_stage.dbt_all_time_models,
-        serving_snapshot,
-        workload_forecasts,
-    ],
-    asset_checks=[raw_offsets_contiguous, raw_rows_match_offsets, offsets_have_one_outcome],
+    assets=ASSETS,
+    asset_checks=[raw_offsets_contiguous, raw_rows_match_offsets, offsets_have_one_outcome, *FRESHNESS_CHECKS],
     jobs=[dump_kafka_job, ingest_landing_file_job, build_marts_job, serving_job, live_mode_job],
     sensors=[
         kafka_lag_sensor,
@@ -51,7 +55,9 @@ defs = dg.Definitions(
         workload_forecasts_automation,
         alert_on_new_anomalies,
         alert_on_stale_snapshot,
+        freshness_checks_sensor,
         keep_live_mode_running,
+        prune_old_runs,
     ],
     schedules=[daily_marts_schedule],
     resources={

@@ -14,6 +14,7 @@ from confluent_kafka import KafkaException
 from pipeline_assets import settings
 from pipeline_assets.alerts import send_alert
 from pipeline_assets.kafka import offsets
+from pipeline_assets.kafka.closing import close_within
 from pipeline_assets.kafka.resource import KafkaResource
 from pipeline_assets.live.switch import LIVE_SESSION_METADATA, live_mode_active
 from pipeline_assets.orchestration.jobs import build_marts_job
@@ -241,7 +242,7 @@ def kafka_lag_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource) 
     except KafkaException as exc:
         return dg.SkipReason(f"cannot read offsets of {topic} for group {group}: {exc}")
     finally:
-        consumer.close()  # auto-commit is off and nothing is assigned: closing commits nothing
+        close_within(consumer)  # auto-commit is off and nothing is assigned: closing commits nothing
     lag = offsets.total_lag(plan)
     previous = json.loads(context.cursor) if context.cursor else {}
     cursor = {"watermarks": offsets.watermark_key(topic, plan), "lag": lag}

@@ -25,11 +25,11 @@ import dagster as dg
 import duckdb
 
 from pipeline_assets import settings
-from pipeline_assets.durable import fsync_path
+from pipeline_assets.durable import fsync_path, remove_dead_temp_files
 from pipeline_assets.serving import quarantine
 from pipeline_assets.warehouse.lock import warehouse_writer
 from pipeline_assets.warehouse.resource import WarehouseResource, warehouse_resource
-from pipeline_assets.warehouse.served import SERVED_MODELS, served_policy
+from pipeline_assets.warehouse.served import SERVED_MODELS
 
 KPIS = "kpis"
 MANIFEST = "_published.json"
@@ -142,6 +142,7 @@ def publish(
         raise FileNotFoundError(f"warehouse {warehouse} does not exist yet: materialize the dbt models first")
     serving_dir = serving_dir or settings.serving_dir()
     serving_dir.mkdir(parents=True, exist_ok=True)
+    remove_dead_temp_files(serving_dir)  # left by a publisher killed mid-write
     started = time.monotonic()
     pub = Publication(published_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"), serving_dir=serving_dir)
 
@@ -188,7 +189,6 @@ PUBLISH_AFTER_DBT = (
     deps=[dg.AssetKey(model) for model in SERVED_MODELS],
     kinds={"duckdb", "parquet"},
     automation_condition=PUBLISH_AFTER_DBT,
-    freshness_policy=served_policy(),
     description=(
         "Read-only Parquet exports of the dbt marts plus fleet KPIs, published by atomic rename "
         "into the serving folder. The dashboards read only these files."

@@ -30,6 +30,7 @@ from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 from pipeline_assets import settings
 from pipeline_assets.spark.master import require_master
 from pipeline_assets.warehouse import build_windows, duckdb_limits
+from pipeline_assets.warehouse.dbt_deadline import process_deadline
 from pipeline_assets.warehouse.lock import warehouse_writer
 from pipeline_assets.warehouse.partitions import DATE_FORMAT, daily_partitions
 from pipeline_assets.warehouse.translator import translator
@@ -146,25 +147,30 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBui
             label = f"{env['REDSET_MIN_DATE']}..{env['REDSET_MAX_DATE']}"
             with settings.environment(env):  # dbt inherits the env
                 invocation = dbt.cli(args, context=context)
-                try:
-                    events = invocation.stream()
-                    if i < len(windows):
-                        models, tests = held.hold(events, label)
-                        context.log.info(f"window {i}/{len(windows)} {label}: {models} models, {tests} tests built")
-                        continue
-                    if not spark:
-                        events = events.fetch_row_counts().fetch_column_metadata(with_column_lineage=False)
-                    yield from held.merge(events)
-                except DagsterDbtCliRuntimeError as error:
-                    note = None if spark else duckdb_limits.explain_temp_cap(error, max_temp)
-                    where = f"window {i}/{len(windows)} {label}: " if len(windows) > 1 else ""
-                    if note is None and not where:
-                        raise
-                    raise dg.Failure(description=f"{where}{note or ''}\n\n{error}".strip()) from error
-                finally:
-                    release_warehouse(invocation)
-                    if i < len(windows):
-                        shutil.rmtree(invocation.target_path, ignore_errors=True)
+                with process_deadline(invocation.process, settings.bound("dbt_max_runtime_seconds")) as expired:
+                    try:
+                        events = invocation.stream()
+                        if i < len(windows):
+                            models, tests = held.hold(events, label)
+                            context.log.info(f"window {i}/{len(windows)} {label}: {models} models, {tests} tests built")
+                            continue
+                        if not spark:
+                            events = events.fetch_row_counts().fetch_column_metadata(with_column_lineage=False)
+                        yield from held.merge(events)
+                    except DagsterDbtCliRuntimeError as error:
+                        if expired():
+                            limit = f"REDSET_DBT_MAX_RUNTIME_SECONDS ({settings.bound('dbt_max_runtime_seconds'):.0f}s)"
+                            stopped = f"dbt {' '.join(args)} {label} ran past {limit} and was stopped"
+                            raise dg.Failure(description=stopped) from error
+                        note = None if spark else duckdb_limits.explain_temp_cap(error, max_temp)
+                        where = f"window {i}/{len(windows)} {label}: " if len(windows) > 1 else ""
+                        if note is None and not where:
+                            raise
+                        raise dg.Failure(description=f"{where}{note or ''}\n\n{error}".strip()) from error
+                    finally:
+                        release_warehouse(invocation)
+                        if i < len(windows):
+                            shutil.rmtree(invocation.target_path, ignore_errors=True)
     keep_parse_state(invocation)
     # Each invocation's folder under dbt_project/target (~4 MB) is kept only when it failed (dbt.log).
     shutil.rmtree(invocation.target_path, ignore_errors=True)

@@ -15,6 +15,10 @@ queue, and the batch writer gets the lock when the current cycle ends: it waits 
 Re-entrant per thread: a block that already holds the lock (a live cycle publishing the snapshot)
 enters again at no cost. Who holds it is written to `<warehouse>.writer.json` (holder, pid, since;
 removed on release) for the "waiting for ..." log line.
+
+A wait has a limit (REDSET_WAREHOUSE_LOCK_WAIT_SECONDS): then one `warehouse_lock_timeout` alert
+names the holder, and the waiter raises WarehouseLockTimeout instead of waiting on a holder that
+hangs (a dead holder frees the lock itself).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -31,10 +36,15 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from pipeline_assets import settings
+from pipeline_assets.alerts import send_alert
 
 LOG_EVERY_SECONDS = 30.0  # a waiter says again whom it waits for
 
 _logger = logging.getLogger(__name__)
+
+
+class WarehouseLockTimeout(TimeoutError):
+    """The lock was not free within REDSET_WAREHOUSE_LOCK_WAIT_SECONDS; the message names its holder."""
 
 
 def lock_paths(warehouse: Path) -> tuple[Path, Path, Path]:
@@ -68,19 +78,25 @@ def _describe(holder: dict[str, Any] | None) -> str:
 
 
 def _acquire(lock: FileLock, what: str, warehouse: Path, holder: str, log: Any) -> None:
-    """Take `lock`, logging whom it waits for when it must wait."""
+    """Take `lock`, logging whom it waits for when it must wait; give up at the wait limit."""
     try:
         lock.acquire(blocking=False)
         return
     except Timeout:
         pass
-    while True:
+    limit = settings.bound("warehouse_lock_wait_seconds")
+    deadline = time.monotonic() + limit
+    while (left := deadline - time.monotonic()) > 0:
         log.info(f"{holder}: waiting for {what} of {warehouse.name}, held by {_describe(current_holder(warehouse))}")
         try:
-            lock.acquire(timeout=LOG_EVERY_SECONDS)
+            lock.acquire(timeout=min(LOG_EVERY_SECONDS, left))
             return
         except Timeout:
             continue
+    held_by = current_holder(warehouse) or {}
+    message = f"{holder} waited {limit:.0f}s for {what} of {warehouse.name}, held by {_describe(held_by)}; gave up"
+    send_alert("warehouse_lock_timeout", message, log, waiter=holder, holder=held_by.get("holder"), pid=held_by.get("pid"))
+    raise WarehouseLockTimeout(message)
 
 
 def _write_record(path: Path, holder: str) -> None:

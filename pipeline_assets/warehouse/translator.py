@@ -1,13 +1,12 @@
-"""The one translator of the dbt project: asset keys, groups, partition mappings, freshness and
-automation of every dbt model and source."""
+"""The one translator of the dbt project: asset keys, groups, partition mappings and automation of
+every dbt model and source."""
 
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtProject
+from dagster_dbt import DagsterDbtTranslator
 
-from pipeline_assets.warehouse.served import SERVED_MODELS, served_policy
 
 # The all-time marts follow the daily partitions: rebuilt once a daily partition they read has
 # changed and no daily run is still going. Not eager(): that waits until every daily partition
@@ -43,13 +42,6 @@ class RedsetDbtTranslator(DagsterDbtTranslator):
         if dbt_resource_props["name"] == "stress_index" and dbt_parent_resource_props["name"] == "clean_queries":
             return dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=0)
         return None
-
-    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
-        spec = super().get_asset_spec(manifest, unique_id, project)
-        # The marts the dashboards read are watched for freshness (warehouse/served.py).
-        if unique_id.startswith("model.") and spec.key.to_user_string() in SERVED_MODELS:
-            return spec.replace_attributes(freshness_policy=served_policy())
-        return spec
 
     def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
         if dbt_resource_props["resource_type"] == "model" and not is_daily(dbt_resource_props):

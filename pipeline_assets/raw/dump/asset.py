@@ -15,6 +15,7 @@ import dagster as dg
 
 from pipeline_assets import settings
 from pipeline_assets.kafka import offsets, topic_ids
+from pipeline_assets.kafka.closing import close_within
 from pipeline_assets.kafka.resource import KafkaResource
 from pipeline_assets.raw import zone
 from pipeline_assets.raw.dump import isolation
@@ -78,7 +79,7 @@ def raw_queries(context: dg.AssetExecutionContext, config: RawDumpConfig, kafka:
     except (DumpStalled, TopicReset) as exc:
         raise dg.Failure(description=str(exc), allow_retries=not isinstance(exc, TopicReset)) from exc
     finally:
-        consumer.close()
+        close_within(consumer, log=context.log.info)
     return dg.MaterializeResult(metadata=dump_metadata(options, stats))
 
 

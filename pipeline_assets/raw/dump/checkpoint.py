@@ -1,30 +1,36 @@
 """Durability, then commit: what the raw dump wrote becomes durable before its offsets are committed.
 
 The dump's worker thread hands each chunk's tables to `Checkpoint.write`: rows stream into the
-raw zone (zone.py, temporary files), dead letters wait per partition, and the next offset of
-each partition is noted. `Checkpoint.save` publishes the raw files (fsync, rename, fsync the
-folder), writes the dead letters and a record of the files' arrival dates (raw/owed_dates.py: a
-run that dies after this commit still owes their build), and only then commits the offsets,
-synchronously. A crash in between re-delivers those messages to the next run, and readers dedupe
-on (partition, offset).
+raw zone (zone.py, temporary files), dead letters stream to theirs (dead_letter_stream.py), and
+the next offset of each partition is noted. `Checkpoint.save` publishes the raw files and the
+dead letters (fsync, rename, fsync the folder), writes a record of the files' arrival dates
+(raw/owed_dates.py: a run that dies after this commit still owes their build), and only then
+commits the offsets: an asynchronous commit, confirmed by reading the group's committed position
+back, reissued until it is, within COMMIT_TIMEOUT_S; a synchronous commit has no deadline of its
+own. A crash in between re-delivers those messages to the next run, and readers dedupe on
+(partition, offset).
 """
 
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from pipeline_assets.raw import dead_letters, owed_dates, zone, zone_rows
 from pipeline_assets.raw.dump.chunk import ChunkTables
+from pipeline_assets.raw.dump.dead_letter_stream import DeadLetterStream
 from pipeline_assets.raw.dump.options import DumpOptions, DumpStats
 
 COMMIT_TIMEOUT_S = 120.0  # how long a commit is retried while the broker is away
 COMMIT_RETRY_WAIT_S = 1.0
+COMMIT_CHECK_TIMEOUT_S = 10.0  # one read of the committed position
+
+
+class CommitNotConfirmed(KafkaException):
+    """The committed position read back is still below what was committed."""
 
 
 class Checkpoint:
@@ -36,18 +42,18 @@ class Checkpoint:
         self.stats = stats
         self.log = log
         self.writer = zone.RawZoneWriter(options.raw_dir, _kafka_name, max_file_bytes=options.max_file_bytes)
-        self.dead: dict[int, list[pa.Table]] = defaultdict(list)  # per partition, until the next checkpoint
+        self.dead = DeadLetterStream(options.dead_letter_dir, lambda partition: kafka_group(options, partition))
         self.uncommitted: dict[int, int] = {}  # partition -> next offset, consumed but not committed
         self.since = 0  # messages since the last checkpoint
 
     def write(self, tables: ChunkTables) -> None:
-        """Stream one chunk's rows into the raw zone; keep its dead letters and offsets for `save`."""
+        """Stream one chunk's rows and dead letters to their files; keep its offsets for `save`."""
         self.stats.summary.keep_preview(tables.rows)
         for partition, part in _by_partition(tables.rows):
             self.writer.write(part, kafka_group(self.o, partition))
         if tables.dead is not None:
             for partition, part in _by_partition(tables.dead):
-                self.dead[partition].append(part)
+                self.dead.write(partition, part)
             self.stats.summary.dead_letters.update(dead_letters.kinds(tables.dead))
         self._track_offsets(tables.kafka)
         self.since += tables.kafka.num_rows  # every message is in exactly one kafka table
@@ -61,12 +67,7 @@ class Checkpoint:
             return
         written = self.writer.publish()
         self.stats.summary.add_files(written)
-        for partition, parts in self.dead.items():
-            table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
-            low, high = pc.min(table["kafka_offset"]).as_py(), pc.max(table["kafka_offset"]).as_py()
-            name = f"{kafka_group(self.o, partition)}-o{low}-{high}.parquet"
-            self.stats.summary.bytes += dead_letters.write(table, self.o.dead_letter_dir, name)
-        self.dead.clear()
+        self.stats.summary.bytes += self.dead.publish()
         owed_dates.record({f.arrival_date for f in written}, self.o.batch_id, self.o.owed_dir)
         positions = [TopicPartition(self.o.topic, p, o) for p, o in sorted(self.uncommitted.items())]
         commit(self.consumer, positions, self.log)
@@ -77,6 +78,7 @@ class Checkpoint:
     def abort(self) -> None:
         """Remove the files not yet published (none after a final `save`)."""
         self.writer.abort()
+        self.dead.abort()
 
     def _track_offsets(self, kafka: pa.Table) -> None:
         partitions = kafka.column("kafka_partition").to_numpy()
@@ -91,8 +93,8 @@ class Checkpoint:
 
 
 def commit(consumer: Consumer, positions: list[TopicPartition], log: Callable[[str], Any]) -> None:
-    """Commit synchronously; a failure is retried every second for COMMIT_TIMEOUT_S (the broker
-    may be restarting), unless librdkafka calls it fatal."""
+    """Commit and confirm; a failure or an unconfirmed commit is retried every second for
+    COMMIT_TIMEOUT_S (the broker may be restarting), unless librdkafka calls it fatal."""
     retrying = Retrying(
         retry=retry_if_exception(_worth_retrying),
         stop=stop_after_delay(COMMIT_TIMEOUT_S),
@@ -104,10 +106,17 @@ def commit(consumer: Consumer, positions: list[TopicPartition], log: Callable[[s
 
 
 def _commit_once(consumer: Consumer, positions: list[TopicPartition]) -> None:
-    result = consumer.commit(offsets=positions, asynchronous=False)
-    failed = [tp for tp in result or [] if tp.error is not None]
+    """An asynchronous commit (it returns at once), then the committed position read back with a
+    timeout: the commit counts only once the group's position reached every offset."""
+    consumer.commit(offsets=positions, asynchronous=True)
+    read = consumer.committed(positions, timeout=COMMIT_CHECK_TIMEOUT_S)
+    failed = [tp for tp in read or [] if tp.error is not None]
     if failed:
         raise KafkaException(failed[0].error)
+    got = {tp.partition: tp.offset for tp in read or []}
+    behind = [f"p{tp.partition}: {got.get(tp.partition)} < {tp.offset}" for tp in positions if got.get(tp.partition, -1) < tp.offset]
+    if behind:
+        raise CommitNotConfirmed(f"commit not confirmed yet ({', '.join(behind)})")
 
 
 def _worth_retrying(exc: BaseException) -> bool:

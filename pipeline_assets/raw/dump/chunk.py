@@ -34,17 +34,23 @@ class Chunk:
     partitions: list[int] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
     millis: list[int] = field(default_factory=list)  # m.timestamp() is (type, ms); ms = -1 when none
+    nbytes: int = 0  # of the values: the chunk closes at DumpOptions.chunk_bytes
 
-    def add(self, batch: list[Message]) -> None:
+    def add(self, batch: list[Message]) -> int:
+        """Append a batch; returns the bytes of its values."""
         self.values += map(Message.value, batch)
         self.keys += map(Message.key, batch)
         self.partitions += map(Message.partition, batch)
         self.offsets += map(Message.offset, batch)
         self.millis += [ms for _, ms in map(Message.timestamp, batch)]
+        added = sum(map(len, batch))  # len(Message): its value's length
+        self.nbytes += added
+        return added
 
     def part(self, start: int, stop: int) -> Chunk:
         """Messages start..stop-1, in order."""
-        return Chunk(*(column[start:stop] for column in self._columns()))
+        values = self.values[start:stop]
+        return Chunk(values, *(column[start:stop] for column in self._columns()[1:]), sum(len(v or b"") for v in values))
 
     def _columns(self) -> tuple[list, ...]:
         return self.values, self.keys, self.partitions, self.offsets, self.millis

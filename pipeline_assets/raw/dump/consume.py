@@ -2,7 +2,8 @@
 
 One run reads the group's committed offsets and the high watermarks (offsets.py) and takes the
 messages between them, at most `max_messages`. This thread consumes, in chunks of `chunk_size`
-messages (memory stays bounded: the backlog is never held); the worker thread (worker.py) builds
+messages or `chunk_bytes` (REDSET_RAW_CHUNK_BYTES) of values, whichever is reached first (memory
+stays bounded whatever the message sizes: the backlog is never held); the worker thread (worker.py) builds
 each chunk's tables (chunk.py; isolation.py in isolation mode) and hands them to the checkpoint
 (checkpoint.py), which makes them durable and commits every `commit_every` messages and at the end.
 A partition that reaches its planned end is paused; no message for `idle_timeout_s` while some
@@ -18,6 +19,8 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from tqdm import tqdm
 
+from pipeline_assets import lost_offsets
+from pipeline_assets.alerts import send_alert
 from pipeline_assets.kafka import offsets
 from pipeline_assets.raw import zone
 from pipeline_assets.raw.dump import generation, isolation
@@ -38,6 +41,9 @@ CONSUMER_TUNING: dict[str, object] = {
     "enable.partition.eof": False,
 }
 FETCH_BATCH = 10_000  # messages per consume() call
+# The first call's: consume() keeps taking what librdkafka refills until it has num_messages, so
+# a call is sized by the bytes per message seen so far, and the first, before any, by this.
+FIRST_BATCH = 16
 POLL_TIMEOUT_S = 0.5
 
 
@@ -58,6 +64,7 @@ class _Dump:
         self.stats = DumpStats()
         self.checkpoint = Checkpoint(consumer, options, self.stats, log)
         self.paused: set[int] = set()
+        self.seen_bytes = 0  # of the values consumed: sizes the next consume() call
 
     def run(self) -> DumpStats:
         started = time.monotonic()
@@ -72,8 +79,9 @@ class _Dump:
         self.stats.skipped = {
             p.partition: p.low - p.committed for p in plan if p.committed is not None and p.committed < p.low
         }
-        for partition, count in self.stats.skipped.items():
-            self.log(f"partition {partition}: {count} offsets were deleted by retention before they were read")
+        for p in plan:
+            if p.partition in self.stats.skipped:
+                self._lost_upstream(p.partition, p.committed, p.low)
         limit = min(self.o.max_messages, offsets.total_lag(plan))
         todo = [TopicPartition(self.o.topic, p.partition, p.start) for p in plan if p.lag > 0]
         self.log(f"{self.o.topic}: {offsets.total_lag(plan):,} messages waiting; this run takes {limit:,}")
@@ -87,6 +95,14 @@ class _Dump:
         after = self._mine(offsets.partition_offsets(self.consumer, self.o.topic))
         self.stats.lag_after = {p.partition: p.lag for p in after}
         return self.stats
+
+    def _lost_upstream(self, partition: int, first: int, end: int) -> None:
+        """Offsets first..end-1 that retention deleted before they were read: recorded and alerted
+        once (lost_offsets.py), before any commit moves past them."""
+        message = f"partition {partition}: offsets {first}..{end - 1} ({end - first:,}) were deleted by retention before they were read"
+        self.log(message)
+        if lost_offsets.record(self.o.raw_dir, self.o.topic, partition, first, end):
+            send_alert("lost_upstream", message, topic=self.o.topic, partition=partition, first=first, end=end)
 
     def _mine(self, plan: list[offsets.PartitionOffsets]) -> list[offsets.PartitionOffsets]:
         """The partitions this consumer owns (all unless it is one of parallel_dump's)."""
@@ -103,7 +119,7 @@ class _Dump:
         bar = tqdm(total=limit, unit=" msg", unit_scale=True, desc=f"dump {self.o.topic}", disable=None)
         with bar, young_objects_only_gc(), Worker(self._handle, depth=2) as worker:
             while consumed < limit and not self._caught_up(assigned, positions):
-                want = min(FETCH_BATCH, limit - consumed, self.o.chunk_size - len(chunk))
+                want = min(FETCH_BATCH, limit - consumed, self.o.chunk_size - len(chunk), self._room(chunk, consumed))
                 batch = self._without_errors(self.consumer.consume(num_messages=want, timeout=POLL_TIMEOUT_S))
                 positions = self._positions(assigned)
                 worker.check()
@@ -118,13 +134,19 @@ class _Dump:
                     continue
                 idle_since = time.monotonic()
                 batch = self._within_plan(batch, positions)
-                chunk.add(batch)
+                self.seen_bytes += chunk.add(batch)
                 consumed += len(batch)
                 bar.update(len(batch))
-                if len(chunk) >= self.o.chunk_size:
+                if len(chunk) >= self.o.chunk_size or chunk.nbytes >= self.o.chunk_bytes:
                     worker.put((chunk, False))
                     chunk = Chunk()
             worker.put((chunk, True))
+
+    def _room(self, chunk: Chunk, consumed: int) -> int:
+        """Messages of the run's average size so far that still fit the chunk's byte cap (>= 1)."""
+        if not consumed:
+            return FIRST_BATCH
+        return max(1, int((self.o.chunk_bytes - chunk.nbytes) * consumed / max(self.seen_bytes, 1)))
 
     def _handle(self, item: tuple[Chunk, bool]) -> None:
         """Worker thread: a chunk's tables, all built before any is written; a checkpoint every

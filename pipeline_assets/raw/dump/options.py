@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline_assets import settings
 from pipeline_assets.raw import zone
 from pipeline_assets.raw.metadata import WriteSummary
 
@@ -16,6 +17,7 @@ class DumpOptions:
     batch_id: str
     max_messages: int
     chunk_size: int = 25_000
+    chunk_bytes: int = field(default_factory=lambda: settings.bound("raw_chunk_bytes"))  # whichever comes first
     commit_every: int = 500_000
     max_file_bytes: int = zone.DEFAULT_MAX_FILE_BYTES
     idle_timeout_s: float = 120.0

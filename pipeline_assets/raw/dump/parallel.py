@@ -31,6 +31,7 @@ from confluent_kafka import Consumer
 
 from pipeline_assets.kafka import offsets
 from pipeline_assets.raw.dump import generation
+from pipeline_assets.kafka.closing import close_within
 from pipeline_assets.raw.dump.options import DumpOptions, DumpStats
 
 DEATH_GRACE_S = 2.0  # a dead process's last messages may still be in the queue
@@ -138,7 +139,7 @@ def consume_share(index: int, consumer_config: dict[str, object], options: DumpO
         results.put(("error", index, f"{type(exc).__name__}: {exc}"))
         return
     finally:
-        consumer.close()
+        close_within(consumer)
     results.put(("done", index, stats))
 
 
