@@ -92,7 +92,7 @@ def test_lag_sensor_requests_a_dump_only_when_there_is_lag(
 @pytest.mark.kafka
 def test_lag_sensor_skips_a_topic_that_does_not_exist(kafka_broker: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REDSET_TOPIC", "no.such.topic")
-    context = dg.build_sensor_context(resources={"kafka": KafkaResource()})
-    result = kafka_lag_sensor(context)
+    with dg.instance_for_test() as instance:  # the sensor also checks the instance's runs for dead workers
+        result = kafka_lag_sensor(dg.build_sensor_context(instance=instance, resources={"kafka": KafkaResource()}))
     assert isinstance(result, dg.SkipReason)
     assert "no.such.topic" in result.skip_message
