@@ -191,9 +191,12 @@ def test_killed_run_dagster_dev_killed_with_a_running_dump_recovers_on_restart(
         assert {d for r in owed_dates.pending() for d in r.dates} == on_disk
 
 
-def sensor_switch(env: dict[str, str], verb: str, sensor: str) -> subprocess.Popen:
-    return subprocess.Popen([DAGSTER, "sensor", verb, sensor, "-w", "workspace.yaml"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+def sensor_switch(env: dict[str, str], verb: str, sensor: str, log: Path) -> subprocess.Popen:
+    """`dagster sensor start|stop`, its output in log. The instance's tables must exist first: two
+    CLIs creating them at once on a fresh home race, and one exits 2 with an SQLite error."""
+    with log.open("wb") as out:
+        return subprocess.Popen([DAGSTER, "sensor", verb, sensor, "-w", "workspace.yaml"], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
 
 
 @pytest.mark.kafka
@@ -210,11 +213,15 @@ def test_killed_run_dagster_dev_killed_with_live_mode_recovers_on_restart(
         tmp_path, kafka_broker, kafka_topic, group, REDSET_LIVE_MAX_MESSAGES="5000", REDSET_LIVE_POLL_SECONDS="0.1",
         REDSET_LIVE_INSIGHTS_SECONDS="3600", REDSET_LIVE_TEST_SECONDS="3600",
     )  # fmt: skip
-    switches = [sensor_switch(env, "start", "keep_live_mode_running"), sensor_switch(env, "stop", "kafka_lag_sensor")]
+    with instance_at(home) as instance:  # creates the run, event and schedule tables once
+        instance.all_instigator_state()
+    logs = [tmp_path / "sensor_start.log", tmp_path / "sensor_stop.log"]
+    switches = [sensor_switch(env, "start", "keep_live_mode_running", logs[0]),
+                sensor_switch(env, "stop", "kafka_lag_sensor", logs[1])]  # fmt: skip
     table = generator.generate(30_000, seed=33, start=date(2024, 3, 1), days=2)
     generator.write(table, tmp_path / "backlog.parquet")
     assert producer.produce(tmp_path / "backlog.parquet", kafka_topic, bootstrap=kafka_broker, progress=False).errors == 0
-    assert [s.wait(300) for s in switches] == [0, 0]
+    assert [s.wait(300) for s in switches] == [0, 0], "\n".join(p.read_text()[-2000:] for p in logs)
 
     log = tmp_path / "dagster_dev.log"
     with DagsterDev(env, log) as dev, instance_at(home) as instance:
