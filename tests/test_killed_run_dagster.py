@@ -193,7 +193,7 @@ def test_killed_run_dagster_dev_killed_with_a_running_dump_recovers_on_restart(
 
 def sensor_switch(env: dict[str, str], verb: str, sensor: str, log: Path) -> subprocess.Popen:
     """`dagster sensor start|stop`, its output in log. The instance's tables must exist first: two
-    CLIs creating them at once on a fresh home race, and one exits 2 with an SQLite error."""
+    CLIs creating them at once on a fresh home race, and one or both exit 1 or 2 with an SQLite error."""
     with log.open("wb") as out:
         return subprocess.Popen([DAGSTER, "sensor", verb, sensor, "-w", "workspace.yaml"], cwd=ROOT, env=env,
                                 stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
