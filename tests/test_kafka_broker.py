@@ -15,6 +15,20 @@ from pipeline_assets.cli import main as cli
 from pipeline_assets.kafka import broker, broker_config, jars
 
 
+def free_port_and_next() -> int:
+    """A free port whose successor is free too: `redset kafka start` puts the controller on port + 1,
+    and another test running beside this one may hold any single port's neighbour."""
+    for _ in range(100):
+        port = free_ports(1)[0]
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no free pair of neighbouring ports on 127.0.0.1")
+
+
 def test_version_is_pinned_in_the_pom() -> None:
     assert jars.KAFKA_VERSION == "4.1.1"
     assert jars.jar_dir() == settings.kafka_home() / "jars" / "4.1.1"
@@ -99,7 +113,7 @@ def test_start_status_stop_restart_keeps_data(
     shared_jars = jars.jar_dir()
     monkeypatch.setattr(jars, "jar_dir", lambda: shared_jars)  # it follows REDSET_KAFKA_HOME otherwise
     monkeypatch.setenv("REDSET_KAFKA_HOME", str(home))
-    monkeypatch.setenv("REDSET_KAFKA_PORT", str(free_ports(1)[0]))
+    monkeypatch.setenv("REDSET_KAFKA_PORT", str(free_port_and_next()))
     try:
         assert cli.main(["kafka", "start"]) == 0
         assert "is up on 127.0.0.1:" in capsys.readouterr().out
