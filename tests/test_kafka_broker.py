@@ -13,6 +13,7 @@ from conftest import free_ports, start_test_broker
 from pipeline_assets import settings
 from pipeline_assets.cli import main as cli
 from pipeline_assets.kafka import broker, broker_config, jars
+from pipeline_assets.runtime.ports import port_in_use
 
 
 def free_port_and_next() -> int:
@@ -20,12 +21,8 @@ def free_port_and_next() -> int:
     and another test running beside this one may hold any single port's neighbour."""
     for _ in range(100):
         port = free_ports(1)[0]
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
+        if not port_in_use(port + 1):
+            return port
     raise AssertionError("no free pair of neighbouring ports on 127.0.0.1")
 
 
