@@ -13,6 +13,17 @@ from conftest import free_ports, start_test_broker
 from pipeline_assets import settings
 from pipeline_assets.cli import main as cli
 from pipeline_assets.kafka import broker, broker_config, jars
+from pipeline_assets.runtime.ports import port_in_use
+
+
+def free_port_and_next() -> int:
+    """A free port whose successor is free too: `redset kafka start` puts the controller on port + 1,
+    and another test running beside this one may hold any single port's neighbour."""
+    for _ in range(100):
+        port = free_ports(1)[0]
+        if not port_in_use(port + 1):
+            return port
+    raise AssertionError("no free pair of neighbouring ports on 127.0.0.1")
 
 
 def test_version_is_pinned_in_the_pom() -> None:
@@ -99,7 +110,7 @@ def test_start_status_stop_restart_keeps_data(
     shared_jars = jars.jar_dir()
     monkeypatch.setattr(jars, "jar_dir", lambda: shared_jars)  # it follows REDSET_KAFKA_HOME otherwise
     monkeypatch.setenv("REDSET_KAFKA_HOME", str(home))
-    monkeypatch.setenv("REDSET_KAFKA_PORT", str(free_ports(1)[0]))
+    monkeypatch.setenv("REDSET_KAFKA_PORT", str(free_port_and_next()))
     try:
         assert cli.main(["kafka", "start"]) == 0
         assert "is up on 127.0.0.1:" in capsys.readouterr().out
