@@ -198,8 +198,9 @@ PUBLISH_AFTER_DBT = (
     kinds={"duckdb", "parquet"},
     automation_condition=PUBLISH_AFTER_DBT,
     description=(
-        "Read-only Parquet exports of the dbt marts plus fleet KPIs, published by atomic rename "
-        "into the serving folder. The dashboards read only these files."
+        "Read-only Parquet exports of the dbt marts plus fleet KPIs and the evidence index (the query "
+        "rows behind each insight), published by atomic rename into the serving folder. The dashboards "
+        "read only these files."
     ),
 )
 def serving_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
