@@ -89,7 +89,12 @@ RAW_METADATA_COLUMNS: tuple[Column, ...] = (
     Column("source_row", pa.int64(), False, "row number within source_file; NULL for Kafka rows"),
     Column("batch_id", pa.string(), True, "the raw-dump run or landing ingest that wrote the row"),
     Column("ingested_at", TIMESTAMP, True, "when the row was written to the raw zone (UTC)"),
+    # Raw files written before replays lack it: readers take a missing column as NULL.
+    Column("replay_of", pa.string(), False, "the dead letter a replay re-sent, 'topic:partition:offset'; NULL otherwise"),
 )
+
+# The Kafka header `redset dead-letters replay` names the original position with, read into replay_of.
+REPLAY_HEADER = "redset.replay.of"
 
 RAW_SCHEMA = pa.schema(
     list(ARROW_SCHEMA) + [pa.field(c.name, c.type, nullable=not c.required) for c in RAW_METADATA_COLUMNS]

@@ -132,6 +132,7 @@ BOUNDS: dict[str, tuple[str, int]] = {
     "warehouse_lock_wait_seconds": ("REDSET_WAREHOUSE_LOCK_WAIT_SECONDS", 7200),  # then alert and fail
     "log_max_bytes": ("REDSET_LOG_MAX_BYTES", 16 << 20),  # alerts.log, live/cycles.jsonl rotate to .1
     "run_retention_days": ("REDSET_RUN_RETENTION_DAYS", 30),  # finished runs older are deleted
+    "evidence_rows": ("REDSET_EVIDENCE_ROWS", 50),  # query rows kept per insight in the snapshot's evidence
 }
 
 

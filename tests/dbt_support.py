@@ -195,9 +195,11 @@ def materialize_dbt(
     full_refresh: bool = False,
     instance: dg.DagsterInstance | None = None,
     checks: Iterable[dg.AssetChecksDefinition] = (),
+    selection: Sequence[str] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Materialise dbt assets in process, as a run for one partition or a range of partitions,
-    with `checks` (asset checks defined outside dbt) run after them."""
+    with `checks` (asset checks defined outside dbt) run after them; `selection`: only these
+    models (asset keys) and their tests."""
     from pipeline_assets.warehouse.dbt_assets import dbt_resource
     from pipeline_assets.warehouse.resource import warehouse_resource
 
@@ -211,6 +213,7 @@ def materialize_dbt(
         run_config=config,
         resources={"dbt": dbt_resource, "warehouse": warehouse_resource()},
         instance=instance,
+        selection=None if selection is None else [dg.AssetKey(name) for name in selection],
     )
 
 

@@ -551,7 +551,7 @@ def test_implausible_values_reach_neither_the_kpis_nor_the_leaderboard(built, tm
 
 # Offsets 0..36: the 28 clean rows (107's offset 6 written twice, counted once) and the 9
 # quarantined ones; offset 100: 108 sent again (a duplicate delivery); 101 and 102: dead letters.
-OUTCOME_COUNTS = {"clean": 28, "quarantined": 9, "duplicate_delivery": 1, "dead_letter": 2}
+OUTCOME_COUNTS = {"clean": 28, "quarantined": 9, "duplicate_delivery": 1, "dead_letter": 2, "dead_letter_replayed": 0}
 
 
 def test_offset_check_passes_with_one_outcome_per_offset(built):

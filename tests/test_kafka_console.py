@@ -14,7 +14,7 @@ from confluent_kafka import Producer
 from raw_support import group_offsets, use_private_dirs
 from streamlit.testing.v1 import AppTest
 
-from pipeline_assets import settings
+from pipeline_assets import schema, settings
 from pipeline_assets.cli.main import main as redset
 from pipeline_assets.kafka import console, messages
 from pipeline_assets.kafka.config import client_config
@@ -117,3 +117,23 @@ def test_kafka_page_shows_topics_lag_and_escaped_letters(kafka_topic: str, dumpe
     assert "<script>" not in rendered and "onerror" not in rendered
     [opened] = at.code  # the letter the picker opens first, escaped
     assert opened.value in {escaped(v, limit=4096) for v in HOSTILE.values()}
+
+
+def test_kafka_page_shows_a_failed_replay_as_one_more_attempt(
+    kafka_broker: str, kafka_topic: str, dumped: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [bad] = letters(settings.dead_letter_dir(), ["bad_json"]).to_pylist()
+    first = f"{kafka_topic}:{bad['kafka_partition']}:{bad['kafka_offset']}"
+    # What `redset dead-letters replay` sends, still bad: the dump makes it a letter naming `first`.
+    producer = Producer({"bootstrap.servers": kafka_broker})
+    producer.produce(kafka_topic, value=b'{"query_id": ', headers=[(schema.REPLAY_HEADER, first.encode())])
+    assert producer.flush(30) == 0
+    with dg.instance_for_test() as instance:
+        assert dg.materialize([raw_queries], resources={"kafka": KafkaResource()}, instance=instance).success
+    monkeypatch.setenv("REDSET_SERVING_DIR", str(tmp_path / "no-snapshot-yet"))
+    at = AppTest.from_file(str(APP), default_timeout=60).run().switch_page("views/kafka.py").run()
+    assert not at.exception, at.exception
+    dead = at.dataframe[2].value.set_index("kind")
+    assert sorted(dead.index) == sorted(HOSTILE)  # still one letter per message first sent
+    assert dead["attempts"].to_dict() == {"bad_json": 2, "not_object": 1, "not_utf8": 1}
+    assert dead.loc["bad_json", "position"] == first and dead.loc["bad_json", "bytes"] == len(b'{"query_id": ')

@@ -67,7 +67,7 @@ def test_every_served_mart_is_exported_whole(built: Built) -> None:
         con.close()
     # Nothing half-written is left behind.
     assert sorted(p.name for p in built.serving_dir.iterdir()) == sorted(
-        [f"{m}.parquet" for m in SERVED_MODELS] + ["kpis.parquet", "_published.json"]
+        [f"{m}.parquet" for m in SERVED_MODELS] + ["kpis.parquet", "evidence.parquet", "_published.json"]
     )
 
 

@@ -11,15 +11,22 @@
       read_parquet fails on a glob that matches no file, and the landing folder is often empty, so
       when nothing matches yet this returns a typed empty result built from the source's declared
       columns. stg_query_deliveries is a view re-created by every run, so new files are picked up. -#}
-  {%- if execute and raw_file_count(node.config.meta.raw_glob) == 0 -%}
+  {%- set empty -%}
     select
-    {%- for column in node.columns.values() %}
+    {%- for column in (node.columns.values() if execute else []) %}
         cast(null as {{ column.data_type }}) as {{ column.name }},
     {%- endfor %}
         cast(null as varchar) as filename
     where false
+  {%- endset -%}
+  {%- if execute and raw_file_count(node.config.meta.raw_glob) == 0 -%}
+    {{ empty }}
   {%- else -%}
+    {#- Schema evolution: a column that no file has yet (replay_of in a zone written before it)
+        comes from the typed empty side as NULL; union_by_name already fills it per file. -#}
     select * from {{ relation }}
+    union all by name
+    {{ empty }}
   {%- endif -%}
 {%- endmacro %}
 

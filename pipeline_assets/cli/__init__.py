@@ -10,6 +10,6 @@ so that `redset kafka status` does not pay for pandas.
     redset demo
     redset live        live mode without Dagster's daemon: Kafka -> raw -> dbt -> snapshot, in cycles
     redset metrics     the batch path's Prometheus metrics on 127.0.0.1:9108 (REDSET_METRICS_PORT)
-    redset dead-letters list|show   the messages that could not be parsed, their bytes escaped
+    redset dead-letters list|show|replay   the messages that could not be parsed (bytes escaped); send them again
     redset -v ...      also show librdkafka's own log lines (each refused connection, retries)
 """

@@ -16,6 +16,7 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -58,7 +59,12 @@ def chromium_run(profile: Path, size: str, *args: str, scale: float = 1.0) -> su
     return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
-def render(
+def render(*args: Any, **kwargs: Any) -> str:
+    """render_dom()'s text alone."""
+    return render_dom(*args, **kwargs)[1]
+
+
+def render_dom(
     url: str,
     expected: list[str],
     path: Path,
@@ -66,17 +72,18 @@ def render(
     size: str,
     scale: float = 1.0,
     patience: float = RENDER_PATIENCE_S,
-) -> str:
-    """The page's text once its DOM shows every expected text (or `patience` runs out), and a
-    screenshot of it at `path`. A page still loading is retried: its DOM lacks the text and its
-    screenshot is a near-blank skeleton (a few KB). The caller checks the text."""
+) -> tuple[str, str]:
+    """The page's dumped DOM and its text once that shows every expected text (or `patience` runs
+    out), and a screenshot of it at `path`. A page still loading is retried: its DOM lacks the text
+    and its screenshot is a near-blank skeleton (a few KB). The caller checks the text."""
     if not CHROMIUM.exists():
         raise RenderError(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium)")
     deadline = time.monotonic() + patience
     attempt = 0
     while True:
         attempt += 1
-        text = page_text(chromium_run(profile / f"dom-{attempt}", size, "--dump-dom", url).stdout)
+        dom = chromium_run(profile / f"dom-{attempt}", size, "--dump-dom", url).stdout
+        text = page_text(dom)
         if all(e in text for e in expected) or time.monotonic() > deadline:
             break
     while True:
@@ -87,7 +94,7 @@ def render(
             break
     if not (path.exists() and path.stat().st_size > MIN_SCREENSHOT_BYTES):
         raise RenderError(f"no screenshot of {url}: {shot.stderr[-2000:]}")
-    return text
+    return dom, text
 
 
 def graphql(base: str, query: str) -> dict:

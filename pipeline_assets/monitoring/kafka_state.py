@@ -14,6 +14,7 @@ import logging
 from confluent_kafka import Consumer, KafkaException
 
 from pipeline_assets.kafka.config import LIBRDKAFKA_LOG
+from pipeline_assets.kafka.console import read_only_consumer
 from pipeline_assets.kafka.offsets import PartitionOffsets, TopicMissing, partition_offsets
 
 # A scrape must answer within Prometheus' scrape timeout (10 s by default), broker down or not.
@@ -26,12 +27,11 @@ class KafkaUnavailable(RuntimeError):
 
 def reader(config: dict[str, object], group: str) -> Consumer:
     """A consumer that can read `group`'s committed offsets and can never commit them."""
-    config = {**config, "group.id": group, "enable.auto.commit": False, "enable.auto.offset.store": False}
     # Each refused connection is a librdkafka line on stderr: none while LIBRDKAFKA_LOG is silenced
     # (the CLI without -v).
     if not LIBRDKAFKA_LOG.isEnabledFor(logging.CRITICAL):
-        config["log_level"] = 0
-    return Consumer(config)
+        config = {**config, "log_level": 0}
+    return read_only_consumer(config, group)
 
 
 def group_offsets(consumer: Consumer, topic: str, timeout: float = TIMEOUT_S) -> list[PartitionOffsets]:

@@ -5,7 +5,8 @@
 
 One row per rejected message with its raw bytes (up to MAX_RAW_BYTES; the reason says when fewer
 were kept), where it came from and a reason that starts with its kind (see parse.py) and names
-the field. Writing never fails on what a message held: reasons and fields are made valid UTF-8. Files are written atomically like the raw
+the field. A replay (`redset dead-letters replay`) that fails again is a letter whose replay_of
+names the first letter's position: readers group the attempts under it. Writing never fails on what a message held: reasons and fields are made valid UTF-8. Files are written atomically like the raw
 zone's, and a re-delivery after a crash can write the same (topic, partition, offset) twice:
 readers dedupe on it, as for raw rows.
 """
@@ -41,8 +42,12 @@ DEAD_LETTER_SCHEMA = pa.schema(
         pa.field("source_file", pa.string()),
         pa.field("batch_id", pa.string(), nullable=False),
         pa.field("ingested_at", schema.TIMESTAMP, nullable=False),
+        # A failed replay: the first letter's position (files from before replays read it as NULL).
+        pa.field("replay_of", pa.string()),
     ]
 )
+# The columns that come with each message from Kafka (`kafka` of dead_letter_table).
+MESSAGE_COLUMNS = [f.name for f in DEAD_LETTER_SCHEMA if f.name.startswith("kafka_") or f.name == "replay_of"]
 
 
 def dead_letter_table(
@@ -55,7 +60,8 @@ def dead_letter_table(
     kafka: pa.Table | None = None,
     source_file: str | None = None,
 ) -> pa.Table:
-    """Rows of DEAD_LETTER_SCHEMA. `kafka` holds the kafka_* columns of the same messages."""
+    """Rows of DEAD_LETTER_SCHEMA. `kafka` holds the kafka_* columns of the same messages, and
+    replay_of if any of them is a replay."""
     n = len(raw_values)
     kept, notes = zip(*map(_bounded, raw_values), strict=True) if n else ((), ())
     columns: dict[str, pa.Array] = {
@@ -67,8 +73,9 @@ def dead_letter_table(
         "ingested_at": pa.array([ingested_at] * n, schema.TIMESTAMP),
     }
     for f in DEAD_LETTER_SCHEMA:
-        if f.name.startswith("kafka_"):
-            columns[f.name] = kafka.column(f.name) if kafka is not None else pa.nulls(n, f.type)
+        if f.name in MESSAGE_COLUMNS:
+            given = kafka is not None and f.name in kafka.column_names
+            columns[f.name] = kafka.column(f.name) if given else pa.nulls(n, f.type)
     return pa.table([columns[f.name] for f in DEAD_LETTER_SCHEMA], schema=DEAD_LETTER_SCHEMA)
 
 

@@ -4,7 +4,8 @@ Dashboards never open the DuckDB file dbt writes: another process's lock makes t
 once. Instead, after each successful dbt build this asset opens the warehouse read-only (on
 REDSET_ENGINE=spark: the tables' Parquet files, through an in-memory DuckDB; spark/tables.py),
 exports every served mart to `settings.serving_dir()/<model>.parquet`, adds `kpis.parquet`
-(the fleet KPI cards, per deployment and day) and finally `_published.json`.
+(the fleet KPI cards, per deployment and day), `evidence.parquet` (the query rows behind each
+insight, evidence.py) and finally `_published.json`.
 
 Every file is written under a temporary dot-name in the same folder and renamed over the old
 one, so a reader sees either the previous file or the new one, never half a file. The asset
@@ -26,7 +27,7 @@ import duckdb
 
 from pipeline_assets import settings
 from pipeline_assets.durable import fsync_path, remove_dead_temp_files
-from pipeline_assets.serving import quarantine
+from pipeline_assets.serving import evidence, quarantine
 from pipeline_assets.warehouse.lock import warehouse_writer
 from pipeline_assets.warehouse.resource import WarehouseResource, warehouse_resource
 from pipeline_assets.warehouse.served import SERVED_MODELS
@@ -63,6 +64,7 @@ class Publication:
     rows: dict[str, int] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     quarantine: dict[str, int] = field(default_factory=dict)  # reason -> rows (serving/quarantine.py)
+    evidence_rows: int = 0  # the cap per insight of evidence.parquet (serving/evidence.py)
     seconds: float = 0.0
 
     def manifest(self, warehouse: Path) -> dict[str, object]:
@@ -72,6 +74,7 @@ class Publication:
             "tables": {name: {"file": f"{name}.parquet", "rows": n} for name, n in self.rows.items()},
             "missing": self.missing,
             "quarantine_by_reason": self.quarantine,
+            "evidence_rows_per_insight": self.evidence_rows,
         }
 
 
@@ -162,6 +165,11 @@ def publish(
             pub.quarantine = quarantine.counts(con)
         if "query_metrics" in existing:
             pub.rows[KPIS] = _export(con, _select_for_export(con, KPI_SQL), serving_dir / f"{KPIS}.parquet")
+        pub.evidence_rows = settings.bound("evidence_rows")
+        evidence_sql = evidence.evidence_sql(existing, pub.evidence_rows)
+        if evidence_sql is not None:
+            target = serving_dir / f"{evidence.EVIDENCE}.parquet"
+            pub.rows[evidence.EVIDENCE] = _export(con, _select_for_export(con, evidence_sql), target)
 
     # The manifest goes last: once it names a publication, every file of it is in place.
     write_json_atomically(pub.manifest(warehouse), serving_dir / MANIFEST)
@@ -190,8 +198,9 @@ PUBLISH_AFTER_DBT = (
     kinds={"duckdb", "parquet"},
     automation_condition=PUBLISH_AFTER_DBT,
     description=(
-        "Read-only Parquet exports of the dbt marts plus fleet KPIs, published by atomic rename "
-        "into the serving folder. The dashboards read only these files."
+        "Read-only Parquet exports of the dbt marts plus fleet KPIs and the evidence index (the query "
+        "rows behind each insight), published by atomic rename into the serving folder. The dashboards "
+        "read only these files."
     ),
 )
 def serving_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:

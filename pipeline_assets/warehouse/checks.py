@@ -46,10 +46,12 @@ def duckdb_temp_dir() -> Path:
     return temp
 
 
-def add_kafka_views(con: duckdb.DuckDBPyConnection, raw_dir: Path, dead_dir: Path, raw_filename: bool = False) -> None:
+def add_kafka_views(con: duckdb.DuckDBPyConnection, raw_dir: Path, dead_dir: Path, raw_filename: bool = False,
+                    replays: bool = False) -> None:  # fmt: skip
     """Temporary views `raw` and `dead` of the Kafka columns (and batch_id) on `con`; `raw_filename`
-    adds the path of each raw row's file to `raw` as `filename`."""
-    columns = "kafka_topic, kafka_partition, kafka_offset, batch_id"
+    adds the path of each raw row's file to `raw` as `filename`, `replays` adds replay_of and
+    ingested_at to both (replay_of NULL in files written before replays)."""
+    columns = "kafka_topic, kafka_partition, kafka_offset, batch_id" + (", replay_of, ingested_at" if replays else "")
     for view, files in (
         ("raw", _files(raw_dir, f"{schema.RAW_PARTITION_COLUMN}=*/*.parquet")),
         ("dead", _files(dead_dir, "*.parquet")),
@@ -57,11 +59,17 @@ def add_kafka_views(con: duckdb.DuckDBPyConnection, raw_dir: Path, dead_dir: Pat
         named = raw_filename and view == "raw"
         # A view cannot take parameters: the file list goes in as a quoted SQL literal.
         listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
-        if files:
+        if files and replays:
+            # By name, with a typed empty side: a column no file has yet reads as NULL.
+            source = f"SELECT {columns}{', filename' if named else ''} FROM (SELECT * FROM read_parquet({listed}, " \
+                     f"hive_partitioning = false, union_by_name = true, filename = {str(named).lower()}) " \
+                     "UNION ALL BY NAME SELECT NULL::VARCHAR AS replay_of WHERE false)"  # fmt: skip
+        elif files:
             source = f"SELECT {columns}{', filename' if named else ''} FROM read_parquet({listed}, " \
                      f"hive_partitioning = false, filename = {str(named).lower()})"  # fmt: skip
         else:
-            source = f"SELECT {_EMPTY_COLUMNS}{', NULL::VARCHAR AS filename' if named else ''} WHERE false"
+            extra = ", NULL::VARCHAR AS replay_of, NULL::TIMESTAMP AS ingested_at" if replays else ""
+            source = f"SELECT {_EMPTY_COLUMNS}{extra}{', NULL::VARCHAR AS filename' if named else ''} WHERE false"
         con.execute(f"CREATE TEMP VIEW {view} AS {source}")
 
 

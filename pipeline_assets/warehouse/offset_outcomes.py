@@ -5,8 +5,12 @@ one of
 - clean:               its row is in clean_queries;
 - quarantined:         its row is in quarantine_queries;
 - duplicate_delivery:  its row is staged, is in neither, and clean_queries keeps another delivery
-                       of the same query (deployment, instance_id, query_id);
-- dead_letter:         it is in the dead letters.
+                       of the same query (deployment, instance_id, query_id); or it replays a dead
+                       letter (replay_of) that another staged replay already stands for;
+- dead_letter:         it is in the dead letters;
+- dead_letter_replayed: it is in the dead letters, and `redset dead-letters replay` sent it again:
+                       a raw row replays it, or a later dead letter is its next attempt (`replayed`
+                       says where each went).
 Re-deliveries (the same offset written twice after a crash) count once, as the offset's outcome.
 Offsets with none (a row lost on the way) or with two (e.g. a row and a dead letter) fail the check.
 
@@ -36,14 +40,39 @@ from pipeline_assets.warehouse.lock import warehouse_writer
 from pipeline_assets.warehouse.resource import WarehouseResource, warehouse_resource
 
 # Each outcome is a bit, so that a whole offset's outcomes aggregate as integers (bit_or).
-OUTCOME_BITS = {"dead_letter": 1, "clean": 2, "quarantined": 4, "duplicate_delivery": 8}
-OUTCOMES = ("clean", "quarantined", "duplicate_delivery", "dead_letter")
+OUTCOME_BITS = {"dead_letter": 1, "clean": 2, "quarantined": 4, "duplicate_delivery": 8, "dead_letter_replayed": 64}
+OUTCOMES = ("clean", "quarantined", "duplicate_delivery", "dead_letter", "dead_letter_replayed")
 NOT_YET_BUILT = "not_yet_built"
 NOT_YET_BUILT_BIT = 16
 OVERDUE = "overdue"  # not yet built, in a file older than the limit: a failure
 OVERDUE_BIT = 32
 NAMED_BITS = {**OUTCOME_BITS, NOT_YET_BUILT: NOT_YET_BUILT_BIT, OVERDUE: OVERDUE_BIT}
 EXAMPLES = 5
+REPLAYED_LISTED = 100  # replayed letters listed with where they went
+
+# Replays: raw rows and dead letters whose replay_of names a dead letter's first position (`root`).
+# A letter is replayed once a raw row replays its root, or a later attempt of its root failed again.
+REPLAY_CTES = """
+replay_rows AS (
+    SELECT DISTINCT kafka_topic, kafka_partition, kafka_offset, replay_of FROM raw
+    WHERE kafka_offset IS NOT NULL AND replay_of IS NOT NULL
+),
+attempts AS (
+    SELECT kafka_topic, kafka_partition, kafka_offset, replay_of IS NOT NULL AS is_replay, first_written,
+           coalesce(replay_of, kafka_topic || ':' || kafka_partition || ':' || kafka_offset) AS root
+    FROM (SELECT kafka_topic, kafka_partition, kafka_offset, any_value(replay_of) AS replay_of,
+                 min(ingested_at) AS first_written
+          FROM dead WHERE kafka_offset IS NOT NULL GROUP BY ALL)
+),
+ranked_attempts AS (
+    SELECT *, row_number() OVER (PARTITION BY root ORDER BY is_replay DESC, first_written DESC, kafka_partition DESC,
+                                 kafka_offset DESC) AS from_last
+    FROM attempts
+),
+replayed_letters AS (
+    SELECT kafka_topic, kafka_partition, kafka_offset FROM ranked_attempts
+    WHERE from_last > 1 OR root IN (SELECT replay_of FROM replay_rows)
+)"""
 
 # One row per (number of outcomes, their bits, consumed or not) with its offsets and a few examples.
 # Offsets are (topic, partition, offset); files are compared by their last two path parts
@@ -61,6 +90,13 @@ staged AS NOT MATERIALIZED (
     SELECT kafka_topic, kafka_partition, kafka_offset, deployment, instance_id, query_id
     FROM main.stg_queries WHERE kafka_offset IS NOT NULL
 ),
+{REPLAY_CTES.strip()},
+-- A raw replay whose root another staged replay stands for: staging kept that one instead.
+replay_duplicate AS (
+    SELECT kafka_topic, kafka_partition, kafka_offset FROM replay_rows
+    ANTI JOIN staged USING (kafka_topic, kafka_partition, kafka_offset)
+    SEMI JOIN (SELECT DISTINCT replay_of FROM main.stg_queries WHERE replay_of IS NOT NULL) USING (replay_of)
+),
 clean AS NOT MATERIALIZED (
     SELECT kafka_topic, kafka_partition, kafka_offset FROM main.clean_queries WHERE kafka_offset IS NOT NULL
 ),
@@ -72,6 +108,7 @@ duplicate AS (
     ANTI JOIN clean USING (kafka_topic, kafka_partition, kafka_offset)
     ANTI JOIN quarantined USING (kafka_topic, kafka_partition, kafka_offset)
     SEMI JOIN main.clean_queries USING (deployment, instance_id, query_id)
+    UNION ALL SELECT * FROM replay_duplicate
 ),
 -- dbt has read a file once a staged row comes from it (the kept copy of each offset).
 built_files AS (
@@ -83,6 +120,7 @@ pending AS (
     FROM (
         SELECT *, regexp_extract(filename, '[^/]+/[^/]+$') AS file
         FROM raw_rows ANTI JOIN staged USING (kafka_topic, kafka_partition, kafka_offset)
+        ANTI JOIN replay_duplicate USING (kafka_topic, kafka_partition, kafka_offset)
     )
     GROUP BY ALL
     HAVING NOT bool_or(file IN (SELECT file FROM built_files))
@@ -90,7 +128,8 @@ pending AS (
 -- Bit 0 marks a consumed offset (a raw row; a dead letter is consumed too), the others an outcome.
 marks AS (
     SELECT kafka_topic, kafka_partition, kafka_offset, 0 AS bit FROM raw_rows
-    UNION ALL SELECT *, {OUTCOME_BITS["dead_letter"]} FROM dead_letters
+    UNION ALL SELECT *, {OUTCOME_BITS["dead_letter"]} FROM (SELECT * FROM dead_letters EXCEPT ALL SELECT * FROM replayed_letters)
+    UNION ALL SELECT *, {OUTCOME_BITS["dead_letter_replayed"]} FROM replayed_letters
     UNION ALL SELECT *, {OUTCOME_BITS["clean"]} FROM clean
     UNION ALL SELECT *, {OUTCOME_BITS["quarantined"]} FROM quarantined
     UNION ALL SELECT *, {OUTCOME_BITS["duplicate_delivery"]} FROM duplicate
@@ -100,7 +139,7 @@ marks AS (
 per_offset AS (
     SELECT kafka_topic, kafka_partition, kafka_offset,
            count(*) FILTER (WHERE bit > 0) AS n, bit_or(bit) AS bits,
-           bool_or(bit IN (0, {OUTCOME_BITS["dead_letter"]})) AS consumed
+           bool_or(bit IN (0, {OUTCOME_BITS["dead_letter"]}, {OUTCOME_BITS["dead_letter_replayed"]})) AS consumed
     FROM marks
     GROUP BY ALL
 )
@@ -110,6 +149,30 @@ SELECT n, bits, consumed, count(*) AS offsets,
            {EXAMPLES}) AS examples
 FROM per_offset
 GROUP BY ALL
+"""
+
+# Each replayed letter and where it went: the replay staging kept, else the first in the raw zone,
+# else its root's latest attempt (a dead letter again).
+REPLAYED_SQL = f"""
+WITH {REPLAY_CTES.strip()},
+kept AS (
+    SELECT replay_of AS root, arg_min(kafka_topic || ':' || kafka_partition || ':' || kafka_offset,
+                                      (kafka_partition, kafka_offset)) AS went
+    FROM main.stg_queries WHERE replay_of IS NOT NULL GROUP BY ALL
+),
+landed AS (
+    SELECT replay_of AS root, arg_min(kafka_topic || ':' || kafka_partition || ':' || kafka_offset,
+                                      (kafka_partition, kafka_offset)) AS went
+    FROM replay_rows GROUP BY ALL
+),
+latest AS (
+    SELECT root, kafka_topic || ':' || kafka_partition || ':' || kafka_offset AS went FROM ranked_attempts WHERE from_last = 1
+)
+SELECT a.kafka_topic || ':' || a.kafka_partition || ':' || a.kafka_offset, coalesce(kept.went, landed.went, latest.went)
+FROM ranked_attempts a
+SEMI JOIN replayed_letters USING (kafka_topic, kafka_partition, kafka_offset)
+LEFT JOIN kept USING (root) LEFT JOIN landed USING (root) LEFT JOIN latest USING (root)
+ORDER BY ALL LIMIT {REPLAYED_LISTED}
 """
 
 # Staged landing-file rows (no offset), and raw rows that repeat an offset (re-deliveries).
@@ -130,6 +193,8 @@ class OffsetOutcomes:
     failures: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
     landing_rows: int = 0
     redelivered_copies: int = 0
+    # A replayed dead letter's position -> where its replay went (the first REPLAYED_LISTED).
+    replayed: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -164,10 +229,11 @@ def offset_outcomes(raw_dir: Path, dead_dir: Path, warehouse: Path | WarehouseRe
     with warehouse_writer("offsets check (offsets_have_one_outcome)", resource.path), resource.get_connection() as con:
         for name, value in {**DUCKDB_CONFIG, "temp_directory": str(duckdb_temp_dir())}.items():
             con.execute(f"SET {name} = '{value}'")
-        add_kafka_views(con, raw_dir, dead_dir, raw_filename=True)
+        add_kafka_views(con, raw_dir, dead_dir, raw_filename=True, replays=True)
         con.register("overdue_files", overdue_files(raw_dir, limit))
         rows = con.execute(SQL).fetchall()
         result.landing_rows, result.redelivered_copies = con.execute(EXTRA_SQL).fetchone()
+        result.replayed = dict(con.execute(REPLAYED_SQL).fetchall())
     for n, bits, consumed, offsets, examples in rows:
         names = [name for name, bit in NAMED_BITS.items() if bits & bit]
         if n == 1 and consumed and names == [OVERDUE]:
@@ -217,5 +283,6 @@ def offsets_have_one_outcome(warehouse: WarehouseResource) -> dg.AssetCheckResul
             "failures": dg.MetadataValue.json({r: {"offsets": n, "examples": e} for r, (n, e) in failures.items()}),
             "landing_rows": dg.MetadataValue.int(outcomes.landing_rows),
             "redelivered_copies": dg.MetadataValue.int(outcomes.redelivered_copies),
+            "replayed": dg.MetadataValue.json(dict(list(outcomes.replayed.items())[:EXAMPLES])),
         },
     )

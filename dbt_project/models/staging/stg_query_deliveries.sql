@@ -61,6 +61,7 @@ renamed as (
         cast(source_row as bigint) as source_row,
         cast(batch_id as {{ dbt.type_string() }}) as batch_id,
         cast(ingested_at as timestamp) as ingested_at,
+        cast(replay_of as {{ dbt.type_string() }}) as replay_of,
         filename as raw_file,
 
         date_trunc('hour', cast(arrival_timestamp as timestamp)) as arrival_hour,

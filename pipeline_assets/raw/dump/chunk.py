@@ -34,6 +34,7 @@ class Chunk:
     partitions: list[int] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
     millis: list[int] = field(default_factory=list)  # m.timestamp() is (type, ms); ms = -1 when none
+    replays: list[str | None] = field(default_factory=list)  # the replay header's position, if any
     nbytes: int = 0  # of the values: the chunk closes at DumpOptions.chunk_bytes
 
     def add(self, batch: list[Message]) -> int:
@@ -43,6 +44,7 @@ class Chunk:
         self.partitions += map(Message.partition, batch)
         self.offsets += map(Message.offset, batch)
         self.millis += [ms for _, ms in map(Message.timestamp, batch)]
+        self.replays += [_replay_of(h) if h else None for h in map(Message.headers, batch)]
         added = sum(map(len, batch))  # len(Message): its value's length
         self.nbytes += added
         return added
@@ -50,20 +52,29 @@ class Chunk:
     def part(self, start: int, stop: int) -> Chunk:
         """Messages start..stop-1, in order."""
         values = self.values[start:stop]
-        return Chunk(values, *(column[start:stop] for column in self._columns()[1:]), sum(len(v or b"") for v in values))
+        rest = (column[start:stop] for column in self._columns()[1:])
+        return Chunk(values, *rest, nbytes=sum(len(v or b"") for v in values))  # type: ignore[misc]
 
     def _columns(self) -> tuple[list, ...]:
-        return self.values, self.keys, self.partitions, self.offsets, self.millis
+        return self.values, self.keys, self.partitions, self.offsets, self.millis, self.replays
 
     def __len__(self) -> int:
         return len(self.offsets)
+
+
+def _replay_of(headers: list[tuple[str, bytes | None]]) -> str | None:
+    """The position a replay names (undecodable bytes kept readable rather than fail)."""
+    for key, value in headers:
+        if key == schema.REPLAY_HEADER and value is not None:
+            return value.decode("utf-8", "backslashreplace")
+    return None
 
 
 @dataclass(frozen=True)
 class ChunkTables:
     """What one chunk (or part of one) adds to the raw zone and the dead letters."""
 
-    kafka: pa.Table  # the kafka_* columns of every message, rows and dead letters alike
+    kafka: pa.Table  # the kafka_* columns and replay_of of every message, rows and dead letters alike
     rows: pa.Table  # schema.RAW_SCHEMA
     dead: pa.Table | None  # dead_letters.DEAD_LETTER_SCHEMA; None when there is none
 
@@ -84,6 +95,7 @@ def kafka_columns(chunk: Chunk, topic: str) -> pa.Table:
             "kafka_offset": pa.array(np.array(chunk.offsets, dtype=np.int64)),
             "kafka_timestamp": stamps,
             "kafka_key": key_text,
+            "replay_of": pa.array(chunk.replays, pa.string()),
         }
     )
 

@@ -26,6 +26,7 @@ from pipeline_assets import settings
 from pipeline_assets.schema import QUERY_TYPES
 from pipeline_assets.serving import verification
 from pipeline_assets.serving.dashboard.filters import WHERE_DAY, WHERE_INSTANCE, Filters, Instance, dates
+from pipeline_assets.serving.evidence import EVIDENCE
 from pipeline_assets.serving.snapshot import KPI_COLUMNS, KPIS, read_manifest
 from pipeline_assets.warehouse.served import SERVED_MODELS
 
@@ -59,7 +60,7 @@ class ServingData:
         return verification.banner(verification.read_state(self.serving_dir))
 
     def tables(self) -> set[str]:
-        names = (*SERVED_MODELS, KPIS)
+        names = (*SERVED_MODELS, KPIS, EVIDENCE)
         return {n for n in names if (self.serving_dir / f"{n}.parquet").exists()}
 
     def is_empty(self) -> bool:

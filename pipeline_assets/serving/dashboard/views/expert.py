@@ -1,4 +1,4 @@
-"""Expert view: one instance's stress, latency and table workload."""
+"""Expert view: one instance's stress, latency and table workload, its insights and their evidence."""
 
 import plotly.express as px
 import plotly.graph_objects as go
@@ -7,7 +7,13 @@ from plotly.subplots import make_subplots
 
 from pipeline_assets.serving.dashboard import ui
 from pipeline_assets.serving.dashboard.data import Instance
-from pipeline_assets.serving.dashboard.views import insights_anomalies, insights_drift, insights_forecast, insights_repetition
+from pipeline_assets.serving.dashboard.views import (
+    insight_evidence,
+    insights_anomalies,
+    insights_drift,
+    insights_forecast,
+    insights_repetition,
+)
 
 # Above this many days the stress chart shows the hourly peak instead of every minute.
 MINUTE_DETAIL_DAYS = 3
@@ -120,3 +126,4 @@ insights_drift.render_expert(data, filters, inst)
 insights_forecast.render_expert(data, filters, inst)
 insights_anomalies.render_expert(data, filters, inst)
 insights_repetition.render_expert(data, filters, inst)
+insight_evidence.render_expert(data, filters, inst)

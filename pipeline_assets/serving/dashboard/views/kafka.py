@@ -80,7 +80,8 @@ def render_dead_letters() -> None:
     st.plotly_chart(px.histogram(every.to_pandas(), x="kind", title="Dead letters by kind"), key="dead_kinds_chart")
     shown["position"] = [f"{t}:{p}:{o}" if t is not None else "" for t, p, o in
                          zip(shown["kafka_topic"], shown["kafka_partition"], shown["kafka_offset"], strict=True)]  # fmt: skip
-    st.dataframe(shown[["ingested_at", "position", "kind", "reason", "bytes", "first_bytes", "source_file"]],
+    shown["attempts"] = shown["attempts"].map(lambda a: max(len(a), 1))  # a failed replay is one more; landing: 1
+    st.dataframe(shown[["ingested_at", "position", "kind", "reason", "attempts", "bytes", "first_bytes", "source_file"]],
                  hide_index=True, key="dead_table")  # fmt: skip
     positions = [p for p in shown["position"] if p]
     if positions:
