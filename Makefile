@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-stamp
 UV_VERSION := 0.13.9
 TOOLS  := .venv-tools
 UV     := $(TOOLS)/bin/uv
-EXTRAS ?= --extra spark --extra dev
+EXTRAS ?= --extra spark --extra postgres --extra dev
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 # The interpreter's real path (not a pyenv shim), else uv rebuilds .venv on every sync.
