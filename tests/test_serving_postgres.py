@@ -144,6 +144,9 @@ def test_a_failed_load_names_the_table_hides_the_password_and_keeps_both_sides(
     assert error.startswith("Postgres serving load failed at table (connecting) into postgresql://redset@")
     assert "password authentication failed" in error and "hunter2" not in error
 
+    monkeypatch.setenv("REDSET_SERVING_POSTGRES_URL", "postgresql://ann:hunter2@[broken")
+    assert snapshot.publish(warehouse, serving).postgres_load.error.endswith("is not a valid libpq URL")
+
 
 def test_redact_keeps_everything_but_the_password() -> None:
     assert postgres.redact("postgresql://ann:pw%21x@db.example:5433/marts?sslmode=require") == (

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def url() -> str | None:
 
 def schema() -> str:
     value = os.environ.get("REDSET_SERVING_POSTGRES_SCHEMA", "").strip() or "redset"
-    if not value.replace("_", "a").isalnum() or value[0].isdigit():
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
         raise ValueError(f"REDSET_SERVING_POSTGRES_SCHEMA={value!r}: use letters, digits and _ (not first a digit)")
     return value
 
@@ -120,9 +121,15 @@ def load(files: dict[str, Path], published_at: str, conninfo: str, schema_name: 
 
     Never raises for a Postgres problem: the result's `error` says what failed (no password).
     """
-    import psycopg
-
-    schema_name = schema_name or schema()
+    try:
+        import psycopg
+    except ImportError:
+        hint = "REDSET_SERVING_POSTGRES_URL is set but psycopg is not installed: pip install -e '.[postgres]'"
+        return _failed(PostgresLoad(target=""), hint)
+    try:
+        schema_name = schema_name or schema()
+    except ValueError as exc:
+        return _failed(PostgresLoad(target=redact(conninfo)), f"Postgres serving load not done: {exc}")
     result = PostgresLoad(target=f"{redact(conninfo)} schema {schema_name}")
     table = "(connecting)"
     try:
@@ -141,18 +148,26 @@ def load(files: dict[str, Path], published_at: str, conninfo: str, schema_name: 
     except (psycopg.Error, duckdb.Error, OSError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         password = _password(conninfo)
-        if password:
+        if password is False:  # libpq's parse error may quote the URL, secret and all
+            message = "REDSET_SERVING_POSTGRES_URL is not a valid libpq URL"
+        elif password:
             message = message.replace(password, "***")
         result.rows = {}
-        result.error = f"Postgres serving load failed at table {table} into {result.target}: {message}"
-        _logger.warning(result.error)
+        return _failed(result, f"Postgres serving load failed at table {table} into {result.target}: {message}")
     return result
 
 
-def _password(conninfo: str) -> str | None:
+def _failed(result: PostgresLoad, error: str) -> PostgresLoad:
+    result.error = error
+    _logger.warning(error)
+    return result
+
+
+def _password(conninfo: str) -> str | bool | None:
+    """The URL's password; False when libpq cannot parse the URL."""
     from psycopg.conninfo import conninfo_to_dict
 
     try:
         return conninfo_to_dict(conninfo).get("password") or None
     except Exception:  # noqa: BLE001
-        return None
+        return False
