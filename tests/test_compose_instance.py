@@ -32,7 +32,7 @@ from pipeline_assets.source import generator
 ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 JOBS = {"dump_kafka_job", "build_marts_job"}
-WAIT_S = 420.0  # a bound for a loaded machine: dagster dev, its code server and each run worker import the definitions
+WAIT_S = 600.0  # a bound for a loaded machine: dagster dev, its code server and each run worker load the definitions
 RUNS_QUERY = """
 { runsOrError { __typename ... on Runs { results { runId jobName status } } } }
 """
