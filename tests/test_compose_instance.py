@@ -30,6 +30,7 @@ import yaml
 from postgres_support import SUPERUSER, PostgresServer
 
 from pipeline_assets.kafka import producer
+from pipeline_assets.runtime import daemons
 from pipeline_assets.runtime.ports import free_ports
 from pipeline_assets.source import generator
 
@@ -70,6 +71,22 @@ def graphql_runs(port: int) -> dict[str, dict]:
     for run in runs["results"]:  # newest first
         newest.setdefault(run["jobName"], run)
     return newest
+
+
+def stop_code_servers(home: Path) -> None:
+    """dagster dev starts its code server in a session of its own, and a run's worker in that
+    server's group: stopping dagster dev's group leaves them, a build still running. Kill the groups
+    of the code servers whose command line (the instance ref) names this DAGSTER_HOME."""
+    pgids = set()
+    for entry in Path("/proc").glob("[0-9]*"):
+        command = daemons.command_line(int(entry.name))
+        if "dagster api grpc" in command and str(home) in command:
+            try:
+                pgids.add(os.getpgid(int(entry.name)))
+            except ProcessLookupError:
+                pass
+    for pgid in pgids:
+        daemons.send_signal(pgid, signal.SIGKILL, group=True)
 
 
 @pytest.mark.kafka
@@ -121,6 +138,7 @@ def test_dump_and_build_through_the_daemon_on_the_compose_instance(
         except subprocess.TimeoutExpired:
             os.killpg(dev.pid, signal.SIGKILL)
             dev.wait()
+        stop_code_servers(home)
 
     # Launched by the daemon's sensors; the runs the webserver listed are the ones in Postgres, and
     # the build's worker wrote its start there. No SQLite run storage was made.
