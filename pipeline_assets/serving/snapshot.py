@@ -26,7 +26,7 @@ import duckdb
 
 from pipeline_assets import settings
 from pipeline_assets.durable import fsync_path, remove_dead_temp_files
-from pipeline_assets.serving import quarantine
+from pipeline_assets.serving import postgres, quarantine
 from pipeline_assets.warehouse.lock import warehouse_writer
 from pipeline_assets.warehouse.resource import WarehouseResource, warehouse_resource
 from pipeline_assets.warehouse.served import SERVED_MODELS
@@ -64,15 +64,19 @@ class Publication:
     missing: list[str] = field(default_factory=list)
     quarantine: dict[str, int] = field(default_factory=dict)  # reason -> rows (serving/quarantine.py)
     seconds: float = 0.0
+    postgres_load: postgres.PostgresLoad | None = None  # with REDSET_SERVING_POSTGRES_URL (serving/postgres.py)
 
     def manifest(self, warehouse: Path) -> dict[str, object]:
-        return {
+        manifest: dict[str, object] = {
             "published_at": self.published_at,
             "warehouse": str(warehouse),
             "tables": {name: {"file": f"{name}.parquet", "rows": n} for name, n in self.rows.items()},
             "missing": self.missing,
             "quarantine_by_reason": self.quarantine,
         }
+        if self.postgres_load:
+            manifest["postgres"] = self.postgres_load.manifest()
+        return manifest
 
 
 def read_manifest(serving_dir: Path) -> dict[str, object] | None:
@@ -162,6 +166,11 @@ def publish(
             pub.quarantine = quarantine.counts(con)
         if "query_metrics" in existing:
             pub.rows[KPIS] = _export(con, _select_for_export(con, KPI_SQL), serving_dir / f"{KPIS}.parquet")
+        # Still under the writer lock, so two publishers never load Postgres at once; a failure is logged
+        # and recorded, and the Parquet files stay published (the source of truth).
+        if target := postgres.url():
+            files = {name: serving_dir / f"{name}.parquet" for name in pub.rows}
+            pub.postgres_load = postgres.load(files, pub.published_at, target)
 
     # The manifest goes last: once it names a publication, every file of it is in place.
     write_json_atomically(pub.manifest(warehouse), serving_dir / MANIFEST)
@@ -198,6 +207,8 @@ def serving_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     pub = publish(duckdb_resource=warehouse)
     if pub.missing:
         context.log.warning(f"marts not built yet, not published: {', '.join(pub.missing)}")
+    if pub.postgres_load and pub.postgres_load.error:
+        context.log.warning(pub.postgres_load.error)
     return dg.MaterializeResult(metadata=publication_metadata(pub))
 
 
@@ -210,6 +221,7 @@ def publication_metadata(pub: Publication) -> dict[str, Any]:
         "missing": dg.MetadataValue.json(pub.missing),
         "query_metrics_rows": pub.rows.get("query_metrics", 0),
         "seconds": round(pub.seconds, 2),
+        **({"postgres": dg.MetadataValue.json(pub.postgres_load.manifest())} if pub.postgres_load else {}),
     }
 
 

@@ -1,0 +1,44 @@
+"""The PostgreSQL fixture: a real server, not as root, that asks for its password; and where the
+binaries are missing, a failure that says what to install."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import psycopg
+import pytest
+from postgres_support import INSTALL_HINT, PostgresError, PostgresServer, find_bin_dir
+
+
+def test_postgres_server_is_real_and_not_root(postgres_server: PostgresServer) -> None:
+    with psycopg.connect(postgres_server.url(), connect_timeout=10) as con:
+        version = con.execute("SHOW server_version_num").fetchone()[0]
+        data_dir = con.execute("SHOW data_directory").fetchone()[0]
+        con.execute("CREATE TEMP TABLE t AS SELECT generate_series(1, 5) AS n")
+        assert con.execute("SELECT sum(n) FROM t").fetchone()[0] == 15
+    assert int(version) >= 130000
+    assert Path(data_dir) == postgres_server.data_dir
+    owner = (postgres_server.data_dir / "postmaster.pid").stat().st_uid
+    assert owner != 0, "the server runs as root"
+    assert owner == os.geteuid() or os.geteuid() == 0
+    wrong = postgres_server.url().replace(postgres_server.password, "wrong")
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(wrong, connect_timeout=10)
+
+
+def test_missing_binaries_say_what_to_install(tmp_path: Path) -> None:
+    with pytest.raises(PostgresError) as raised:
+        find_bin_dir(path=str(tmp_path), debian_glob=str(tmp_path / "postgresql" / "*" / "bin"))
+    assert INSTALL_HINT in str(raised.value)
+    assert "apt-get install -y postgresql" in str(raised.value)
+
+
+def test_debian_layout_is_found_off_path(tmp_path: Path) -> None:
+    for version in ("13", "15"):
+        bin_dir = tmp_path / "postgresql" / version / "bin"
+        bin_dir.mkdir(parents=True)
+        for name in ("initdb", "pg_ctl"):
+            (bin_dir / name).write_text("")
+    found = find_bin_dir(path=str(tmp_path / "empty"), debian_glob=str(tmp_path / "postgresql" / "*" / "bin"))
+    assert found == tmp_path / "postgresql" / "15" / "bin"
