@@ -52,7 +52,9 @@ def server_user() -> str:
             return name
         except KeyError:
             pass
-    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "redset"], check=True)
+    made = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "redset"])
+    if made.returncode not in (0, 9):  # 9: it exists, made meanwhile by another pytest-xdist worker
+        raise PostgresError(f"useradd redset exited {made.returncode}: PostgreSQL cannot run as root")
     return "redset"
 
 

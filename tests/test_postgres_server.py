@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import postgres_support
 from postgres_support import INSTALL_HINT, PostgresError, PostgresServer, find_bin_dir
 
 
@@ -25,6 +26,27 @@ def test_postgres_server_is_real_and_not_root(postgres_server: PostgresServer) -
     wrong = postgres_server.url().replace(postgres_server.password, "wrong")
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(wrong, connect_timeout=10)
+
+
+def test_a_second_server_beside_the_first_has_its_own_port_folder_and_data(postgres_server: PostgresServer) -> None:
+    """What two pytest-xdist workers do: each starts its own server, and neither sees the other's tables."""
+    other = postgres_support.start(password="another-pw")
+    try:
+        assert other.port != postgres_server.port and other.root != postgres_server.root
+        first, second = (psycopg.connect(s.url(), autocommit=True) for s in (postgres_server, other))
+        with first, second:
+            first.execute("CREATE TABLE only_here (n int)")
+            try:
+                missing = second.execute("SELECT to_regclass('only_here')").fetchone()[0]
+                assert missing is None
+                assert second.execute("SHOW port").fetchone()[0] == str(other.port)
+            finally:
+                first.execute("DROP TABLE only_here")
+    finally:
+        other.stop()
+    assert not other.root.exists()
+    with psycopg.connect(postgres_server.url(), connect_timeout=10) as con:  # the first one still serves
+        assert con.execute("SELECT 1").fetchone()[0] == 1
 
 
 def test_missing_binaries_say_what_to_install(tmp_path: Path) -> None:
