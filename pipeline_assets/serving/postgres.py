@@ -3,9 +3,10 @@
 With REDSET_SERVING_POSTGRES_URL (a libpq URL) set, publish() hands this module the Parquet files
 it has just written, and they go into REDSET_SERVING_POSTGRES_SCHEMA (default `redset`) with COPY
 through psycopg, all tables in ONE transaction: DELETE every row, COPY the new ones, COMMIT. That
-is plain MVCC: a reader (any isolation level, any number of statements in one transaction) sees
-the old set or the new one, never a mix, and never waits on the load; no lock order to deadlock
-on, as a DROP/RENAME swap would have with a reader holding one table and wanting another. A
+is plain MVCC: one snapshot sees the old set or the new one, never a mix, and never waits on the
+load; no lock order to deadlock on, as a DROP/RENAME swap would have. A snapshot is one statement
+at READ COMMITTED (Postgres's default: a reader's next statement may see the next publication)
+and the whole transaction at REPEATABLE READ, which a reader of several tables needs. A
 table whose columns changed (a new dbt release) is dropped and created again inside the same
 transaction. `_published` holds one row: the publication those tables belong to.
 
