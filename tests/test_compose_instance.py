@@ -116,15 +116,11 @@ def test_dump_and_build_through_the_daemon_on_the_compose_instance(
         else:
             raise AssertionError(f"not {WANTED} in GraphQL: {runs}; log:\n{log_path.read_text()[-4000:]}")
     finally:
-        os.killpg(dev.pid, signal.SIGTERM)
-        try:
-            dev.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(dev.pid, signal.SIGKILL)
-            dev.wait()
         # Its code server and their run workers are in its process group (Dagster starts them without a
-        # session of their own) and heard the SIGTERM; one still winding down must not outlive the test.
+        # session of their own) and hear the SIGTERM; one still winding down must not outlive the test.
+        daemons.terminate(dev.pid, 60, group=True)
         daemons.send_signal(dev.pid, signal.SIGKILL, group=True)
+        dev.wait()
 
     # Launched by the daemon's sensors; the runs the webserver listed are the ones in Postgres, and
     # the build's worker wrote its start there. No SQLite run storage was made.
