@@ -109,12 +109,20 @@ class PostgresServer:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
+def _reachable_temp_dir(os_user: str | None) -> str | None:
+    """The usual temporary folder, unless the server user cannot enter it (a root-only TMPDIR, or
+    pytest's basetemp, mode 700): then /tmp, which every user may enter."""
+    base = Path(tempfile.gettempdir()).resolve()
+    if os_user and any(not folder.stat().st_mode & 0o001 for folder in (base, *base.parents)):
+        return "/tmp"
+    return None
+
+
 def start(password: str = "s3cret-test-pw") -> PostgresServer:
     """initdb a new cluster in a temporary folder and start it on a free port; stop() removes it."""
     bin_dir = find_bin_dir()
-    # Not under pytest's basetemp: that folder is root's (mode 700) and the server user must reach it.
-    root = Path(tempfile.mkdtemp(prefix="redset-postgres-"))
     os_user = server_user() if os.geteuid() == 0 else None
+    root = Path(tempfile.mkdtemp(prefix="redset-postgres-", dir=_reachable_temp_dir(os_user)))
     server = PostgresServer(root=root, bin_dir=bin_dir, port=0, password=password, os_user=os_user)
     try:
         pwfile = root / "pwfile"

@@ -4,6 +4,7 @@ binaries are missing, a failure that says what to install."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -47,6 +48,23 @@ def test_a_second_server_beside_the_first_has_its_own_port_folder_and_data(postg
     assert not other.root.exists()
     with psycopg.connect(postgres_server.url(), connect_timeout=10) as con:  # the first one still serves
         assert con.execute("SELECT 1").fetchone()[0] == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another user")
+def test_as_root_a_temporary_folder_the_server_user_cannot_enter_is_avoided(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI runs as root, and root's TMPDIR (or pytest's basetemp, mode 700) may be closed to `nobody`."""
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    monkeypatch.setattr(tempfile, "tempdir", str(closed))
+    server = postgres_support.start()
+    try:
+        assert not server.root.is_relative_to(tmp_path)
+        with psycopg.connect(server.url(), connect_timeout=10) as con:
+            assert con.execute("SELECT 1").fetchone()[0] == 1
+    finally:
+        server.stop()
 
 
 def test_missing_binaries_say_what_to_install(tmp_path: Path) -> None:
