@@ -11,13 +11,13 @@ STAMP  := $(VENV)/.installed-stamp
 UV_VERSION := 0.13.9
 TOOLS  := .venv-tools
 UV     := $(TOOLS)/bin/uv
-EXTRAS ?= --extra spark --extra dev
+EXTRAS ?= --extra spark --extra postgres --extra dev
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 # The interpreter's real path (not a pyenv shim), else uv rebuilds .venv on every sync.
 UV_PY   = --python $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 
-.PHONY: install lock java kafka-jars dbt-parse browser prometheus test demo docs dagster-home clean kafka-start kafka-stop spark-start spark-stop screenshots
+.PHONY: install lock java kafka-jars dbt-parse browser prometheus postgres test demo docs dagster-home clean kafka-start kafka-stop spark-start spark-stop screenshots
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -99,6 +99,17 @@ browser:
 	@test -x /usr/bin/chromium || ($(SUDO) apt-get update -q && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
+# PostgreSQL's server binaries for the tests' own server (tests/postgres_support.py: initdb and pg_ctl on a free
+# port in a temporary folder), from Debian's packages (sudo unless root), which put them in
+# /usr/lib/postgresql/<version>/bin; the tests look there and on PATH.
+PG_OK := command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+postgres:
+	@$(PG_OK) || { \
+		command -v apt-get >/dev/null || \
+			{ echo "make postgres: install PostgreSQL 13 or newer (initdb, pg_ctl on PATH), then run make again" >&2; exit 1; }; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; }
+
 # Prometheus and promtool for the metrics tests, built from Go source (Apache-2.0) with `go install`
 # into the user's cache, so a new clone on this machine does not compile them again. The first
 # build takes minutes (see README); tests find them through REDSET_PROMETHEUS_BIN.
@@ -114,7 +125,7 @@ prometheus:
 
 # Two workers: most tests wait on a broker, a JVM or a sensor, not a core. A module stays on one worker.
 TEST_WORKERS ?= 2
-test: install kafka-jars dbt-parse browser prometheus
+test: install kafka-jars dbt-parse browser prometheus postgres
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
 
 # `make demo SOURCE=<path or https URL>` replays real Redset instead of generated rows.

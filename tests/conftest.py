@@ -4,6 +4,9 @@ Kafka: tests talk to a real Apache Kafka broker, started through the project's o
 pipeline_assets.kafka.broker on free ports with its own temporary storage and logs (the jar
 cache under settings.kafka_home()/jars is shared and fetched once). Several people run the
 suite at the same time, so nothing here uses the fixed port 9092.
+
+PostgreSQL: a real server from the machine's initdb/pg_ctl (tests/postgres_support.py), on a free
+port in a temporary folder, as a non-root user when the suite runs as root.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 
+import postgres_support
 import pytest
 
 from pipeline_assets.kafka import broker
@@ -54,6 +58,19 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield running.bootstrap
         finally:
             broker.stop(home, quiet=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres_support.PostgresServer]:
+    """A real PostgreSQL server for the session; missing binaries fail the test saying what to install."""
+    try:
+        server = postgres_support.start()
+    except postgres_support.PostgresError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

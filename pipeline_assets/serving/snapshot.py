@@ -27,7 +27,7 @@ import duckdb
 
 from pipeline_assets import settings
 from pipeline_assets.durable import fsync_path, remove_dead_temp_files
-from pipeline_assets.serving import evidence, quarantine
+from pipeline_assets.serving import evidence, postgres, quarantine
 from pipeline_assets.warehouse.lock import warehouse_writer
 from pipeline_assets.warehouse.resource import WarehouseResource, warehouse_resource
 from pipeline_assets.warehouse.served import SERVED_MODELS
@@ -66,9 +66,10 @@ class Publication:
     quarantine: dict[str, int] = field(default_factory=dict)  # reason -> rows (serving/quarantine.py)
     evidence_rows: int = 0  # the cap per insight of evidence.parquet (serving/evidence.py)
     seconds: float = 0.0
+    postgres_load: postgres.PostgresLoad | None = None  # with REDSET_SERVING_POSTGRES_URL (serving/postgres.py)
 
     def manifest(self, warehouse: Path) -> dict[str, object]:
-        return {
+        manifest: dict[str, object] = {
             "published_at": self.published_at,
             "warehouse": str(warehouse),
             "tables": {name: {"file": f"{name}.parquet", "rows": n} for name, n in self.rows.items()},
@@ -76,6 +77,9 @@ class Publication:
             "quarantine_by_reason": self.quarantine,
             "evidence_rows_per_insight": self.evidence_rows,
         }
+        if self.postgres_load:
+            manifest["postgres"] = self.postgres_load.manifest()
+        return manifest
 
 
 def read_manifest(serving_dir: Path) -> dict[str, object] | None:
@@ -170,6 +174,11 @@ def publish(
         if evidence_sql is not None:
             target = serving_dir / f"{evidence.EVIDENCE}.parquet"
             pub.rows[evidence.EVIDENCE] = _export(con, _select_for_export(con, evidence_sql), target)
+        # Still under the writer lock, so two publishers never load Postgres at once; a failure is logged
+        # and recorded, and the Parquet files stay published (the source of truth).
+        if url := postgres.url():
+            files = {name: serving_dir / f"{name}.parquet" for name in pub.rows}
+            pub.postgres_load = postgres.load(files, pub.published_at, url)
 
     # The manifest goes last: once it names a publication, every file of it is in place.
     write_json_atomically(pub.manifest(warehouse), serving_dir / MANIFEST)
@@ -207,6 +216,8 @@ def serving_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     pub = publish(duckdb_resource=warehouse)
     if pub.missing:
         context.log.warning(f"marts not built yet, not published: {', '.join(pub.missing)}")
+    if pub.postgres_load and pub.postgres_load.error:
+        context.log.warning(pub.postgres_load.error)
     return dg.MaterializeResult(metadata=publication_metadata(pub))
 
 
@@ -219,6 +230,7 @@ def publication_metadata(pub: Publication) -> dict[str, Any]:
         "missing": dg.MetadataValue.json(pub.missing),
         "query_metrics_rows": pub.rows.get("query_metrics", 0),
         "seconds": round(pub.seconds, 2),
+        **({"postgres": dg.MetadataValue.json(pub.postgres_load.manifest())} if pub.postgres_load else {}),
     }
 
 
