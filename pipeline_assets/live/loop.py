@@ -36,6 +36,7 @@ from pipeline_assets.alerts import send_alert
 from pipeline_assets.durable import rotate_if_larger
 from pipeline_assets.kafka.resource import KafkaResource
 from pipeline_assets.live import verify
+from pipeline_assets.serving.freshness_check import refresh as refresh_source_freshness
 from pipeline_assets.live.consume import LiveConsumer
 from pipeline_assets.live.cycle import CycleResult, run_cycle
 from pipeline_assets.live.report import cycle_events
@@ -144,6 +145,7 @@ class LiveLoop:
                 self.instance.report_runless_asset_event(evaluation)
         except Exception as exc:
             return [f"dbt tests: {type(exc).__name__}: {exc}"]
+        refresh_source_freshness(log=self.log)  # the dashboards' status line; never raises
         return []
 
     def _settle(self, errors: list[str], failing: int) -> int:
