@@ -18,7 +18,7 @@ from pipeline_assets.serving.source_freshness import summarize, write_state
 from pipeline_assets.warehouse.dbt_assets import dbt_env, dbt_resource, dbt_target
 from pipeline_assets.warehouse.lock import warehouse_writer
 
-SOURCE = "source:raw_zone.landing_queries"
+SOURCE = "source:raw_zone.raw_queries"
 SWITCH = "REDSET_RAW_FRESHNESS_CHECK"
 
 

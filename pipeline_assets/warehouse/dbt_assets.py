@@ -112,7 +112,7 @@ def dbt_env(window: dg.TimeWindow | None) -> dict[str, str]:
         "REDSET_SPARK_DRIVER_HOST": settings.spark_driver_host(),
         "REDSET_SPARK_DRIVER_BIND_ADDRESS": settings.spark_driver_bind_address(),
         "DBT_INDIRECT_SELECTION": "buildable",
-        "DBT_EXCLUDE_RESOURCE_TYPES": "",
+        "DBT_EXCLUDE_RESOURCE_TYPES": UNIT_TESTS_OFF,
     }
 
 
