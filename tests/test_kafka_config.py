@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 
 from pipeline_assets.kafka import config as kafka_config
 from pipeline_assets.kafka.config import DEFAULT_BOOTSTRAP, client_config, client_settings
-from pipeline_assets.kafka.librdkafka_properties import CONSUMER, PRODUCER
+from pipeline_assets.kafka.librdkafka_properties import CLIENT_PROPERTIES, CONSUMER, PRODUCER
 
 
 def test_default_bootstrap_is_the_local_broker() -> None:
@@ -75,6 +77,20 @@ def test_librdkafka_accepts_the_translated_names() -> None:
     Producer(client_config(env)).flush(0)  # builds the client; nothing is sent
     with pytest.raises(KafkaException, match="No such configuration property"):
         Producer({"not.a.setting": "1"})
+
+
+def test_every_listed_property_is_known_to_the_bundled_librdkafka() -> None:
+    """The list is copied from a document: each name must be one the installed librdkafka has
+    (a known one with a bad value is "Invalid value", an unknown one "No such configuration property")."""
+    quiet = logging.getLogger("test.librdkafka")  # its log lines go here, not to stderr
+    unknown = []
+    for name in sorted(CLIENT_PROPERTIES):
+        try:
+            Consumer({"group.id": "g", "logger": quiet, name: "\x01"}).close()  # producer-only ones: a warning
+        except KafkaException as exc:
+            if "No such configuration property" in str(exc):
+                unknown.append(name)
+    assert unknown == []
 
 
 def test_only_documented_client_settings_pass_and_the_rest_are_named() -> None:
