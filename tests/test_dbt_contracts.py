@@ -28,6 +28,7 @@ def test_every_served_dbt_model_has_an_enforced_contract_with_every_column_typed
         assert node["columns"] and all(c["data_type"] for c in node["columns"].values()), name
 
 
+@pytest.mark.slow
 def test_a_wrong_type_in_a_contract_fails_the_build_naming_the_column(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -30,6 +30,7 @@ def test_the_status_line_words_each_result() -> None:
     assert source_freshness.status_text(None) is None
 
 
+@pytest.mark.slow
 def test_a_stale_raw_zone_warns_or_errors_and_the_status_line_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     paths = dbt_paths(monkeypatch, tmp_path)
     monkeypatch.setenv(SWITCH, "1")
