@@ -36,7 +36,6 @@ from pipeline_assets.alerts import send_alert
 from pipeline_assets.durable import rotate_if_larger
 from pipeline_assets.kafka.resource import KafkaResource
 from pipeline_assets.live import verify
-from pipeline_assets.serving.freshness_check import refresh as refresh_source_freshness
 from pipeline_assets.live.consume import LiveConsumer
 from pipeline_assets.live.cycle import CycleResult, run_cycle
 from pipeline_assets.live.report import cycle_events
@@ -44,6 +43,7 @@ from pipeline_assets.live.state import Owed, live_dir
 from pipeline_assets.live.switch import one_live_loop
 from pipeline_assets.live.warm_dbt import WarmDbt
 from pipeline_assets.live.metrics import LiveMetrics, NoMetrics, serving_live_metrics
+from pipeline_assets.serving.freshness_check import refresh as refresh_source_freshness
 
 MAX_BACKOFF_S = 60.0
 
