@@ -33,6 +33,10 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # The dbt unit tests run in test_dbt_unit_tests.py only, not in every test's own `dbt build`.
+    os.environ.setdefault("DBT_EXCLUDE_RESOURCE_TYPES", "unit_test")
+    # Nor a `dbt source freshness` after every publish (test_source_freshness.py switches it on).
+    os.environ.setdefault("REDSET_RAW_FRESHNESS_CHECK", "0")
 
 
 def start_test_broker(home: os.PathLike[str] | str) -> broker.Broker:

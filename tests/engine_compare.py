@@ -65,3 +65,30 @@ def _same(p, q, is_float: bool) -> bool:
     if is_float:
         return math.isclose(float(p), float(q), rel_tol=RELATIVE, abs_tol=0.0)
     return p == q
+
+
+# A contract's DuckDB type -> the Spark type (DataType.simpleString()) of the same column.
+SPARK_TYPES = {"varchar": "string", "bigint": "bigint", "integer": "int", "double": "double",
+               "timestamp": "timestamp", "date": "date", "boolean": "boolean"}  # fmt: skip
+
+
+def contract_differences(manifest: dict, spark_columns: dict[str, dict[str, str]]) -> list[str]:
+    """Each way a Spark table's columns ({table: {column: simpleString type}}) differ from its
+    model's contract (dbt enforces them on DuckDB only: the config `contract` of the served
+    models). The contracted models are those whose contract is enforced in a DuckDB manifest, or
+    on Spark's (not enforced) whose every column has a data_type. Names compare as sets: Spark
+    puts the partition column last."""
+    out = []
+    for node in manifest["nodes"].values():
+        columns = node["columns"]
+        if node["resource_type"] != "model" or not columns or not all(c["data_type"] for c in columns.values()):
+            continue
+        actual = spark_columns.get(node["name"])
+        if actual is None:
+            out.append(f"{node['name']}: no Spark table")
+            continue
+        expected = {name: SPARK_TYPES.get(c["data_type"], c["data_type"]) for name, c in columns.items()}
+        for name in sorted(set(expected) | set(actual)):
+            if expected.get(name) != actual.get(name):
+                out.append(f"{node['name']}.{name}: contract {expected.get(name)}, Spark {actual.get(name)}")
+    return out

@@ -317,3 +317,26 @@ def test_unverified_banner_while_dbt_tests_fail(built: Built, tmp_path: Path, mo
     at.run()  # the tests pass again: the banner goes
     assert not at.exception, at.exception
     assert not at.warning
+
+
+def test_the_status_line_says_the_raw_zones_freshness(built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline_assets.serving import source_freshness
+
+    serving = tmp_path / "serving"
+    shutil.copytree(built.serving_dir, serving)
+    monkeypatch.setenv("REDSET_SERVING_DIR", str(serving))
+
+    def status_line(at: AppTest) -> str:
+        assert not at.exception, at.exception
+        [line] = [c.value for c in at.caption if c.value.startswith("Snapshot published")]
+        return line
+
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert "raw zone" not in status_line(at)  # never checked yet: nothing said
+    criteria = {"warn_after": {"count": 360, "period": "minute"}, "error_after": {"count": 1560, "period": "minute"}}
+    result = {"status": "warn", "max_loaded_at": "2024-03-02T03:00:00+00:00", "max_loaded_at_time_ago_in_s": 7 * 3600, "criteria": criteria}
+    source_freshness.write_state(source_freshness.summarize({"results": [result]}), serving)
+    at.run()
+    assert status_line(at).endswith(" query_metrics rows · raw zone WARN: last ingest 7.0 h ago (over 360 min)")
+    at.switch_page("views/expert.py").run()  # every page
+    assert status_line(at).endswith(" · raw zone WARN: last ingest 7.0 h ago (over 360 min)")

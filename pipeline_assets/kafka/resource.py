@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import dagster as dg
 from confluent_kafka import Consumer
 
-from pipeline_assets.kafka.config import DEFAULT_BOOTSTRAP, client_config
+from pipeline_assets.kafka.config import DEFAULT_BOOTSTRAP, client_config, client_settings, warn_ignored
 
 BOOTSTRAP_VARIABLE = "KAFKA_BOOTSTRAP_SERVERS"
 
@@ -25,9 +25,9 @@ def _client_variables(env: Mapping[str, str]) -> dict[str, str]:
     for name, value in env.items():
         if name == BOOTSTRAP_VARIABLE:
             continue
-        setting = set(client_config({name: value})) - {"bootstrap.servers"}
+        setting, _ = client_settings({name: value})
         if setting:
-            found[setting.pop()] = name
+            found[setting.popitem()[0]] = name
     return found
 
 
@@ -45,6 +45,7 @@ class KafkaResource(dg.ConfigurableResource):
         # An EnvVar must be set when a run starts; an unset bootstrap variable means the local broker.
         bootstrap = dg.EnvVar(BOOTSTRAP_VARIABLE) if env.get(BOOTSTRAP_VARIABLE) else DEFAULT_BOOTSTRAP
         settings = {setting: dg.EnvVar(name) for setting, name in _client_variables(env).items()}
+        warn_ignored(client_settings(env)[1])
         return cls(bootstrap_servers=bootstrap, settings=settings)
 
     def client_config(self, **overrides: object) -> dict[str, object]:

@@ -43,6 +43,7 @@ from pipeline_assets.live.state import Owed, live_dir
 from pipeline_assets.live.switch import one_live_loop
 from pipeline_assets.live.warm_dbt import WarmDbt
 from pipeline_assets.live.metrics import LiveMetrics, NoMetrics, serving_live_metrics
+from pipeline_assets.serving.freshness_check import refresh as refresh_source_freshness
 
 MAX_BACKOFF_S = 60.0
 
@@ -144,6 +145,7 @@ class LiveLoop:
                 self.instance.report_runless_asset_event(evaluation)
         except Exception as exc:
             return [f"dbt tests: {type(exc).__name__}: {exc}"]
+        refresh_source_freshness(log=self.log)  # the dashboards' status line; never raises
         return []
 
     def _settle(self, errors: list[str], failing: int) -> int:

@@ -25,6 +25,7 @@ from pipeline_assets.raw.landing.asset import ingest_landing_file_job, landing_q
 from pipeline_assets.serving.snapshot import serving_job, serving_snapshot
 from pipeline_assets.warehouse import dbt_assets as dbt_stage
 from pipeline_assets.warehouse.checks import raw_offsets_contiguous, raw_rows_match_offsets
+from pipeline_assets.warehouse.exposures import DASHBOARD_ASSETS
 from pipeline_assets.warehouse.offset_outcomes import offsets_have_one_outcome
 from pipeline_assets.warehouse.resource import warehouse_resource
 
@@ -42,7 +43,7 @@ ASSETS = [
 FRESHNESS_CHECKS, freshness_checks_sensor = freshness_checks([key for asset in ASSETS[2:] for key in asset.keys])
 
 defs = dg.Definitions(
-    assets=ASSETS,
+    assets=[*ASSETS, *DASHBOARD_ASSETS],  # the dashboards: external, never materialized
     asset_checks=[raw_offsets_contiguous, raw_rows_match_offsets, offsets_have_one_outcome, *FRESHNESS_CHECKS],
     jobs=[dump_kafka_job, ingest_landing_file_job, build_marts_job, serving_job, live_mode_job],
     sensors=[

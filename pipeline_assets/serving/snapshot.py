@@ -27,7 +27,7 @@ import duckdb
 
 from pipeline_assets import settings
 from pipeline_assets.durable import fsync_path, remove_dead_temp_files
-from pipeline_assets.serving import evidence, postgres, quarantine
+from pipeline_assets.serving import evidence, postgres, quarantine, source_freshness
 from pipeline_assets.warehouse.lock import warehouse_writer
 from pipeline_assets.warehouse.resource import WarehouseResource, warehouse_resource
 from pipeline_assets.warehouse.served import SERVED_MODELS
@@ -218,7 +218,15 @@ def serving_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         context.log.warning(f"marts not built yet, not published: {', '.join(pub.missing)}")
     if pub.postgres_load and pub.postgres_load.error:
         context.log.warning(pub.postgres_load.error)
-    return dg.MaterializeResult(metadata=publication_metadata(pub))
+    # Not imported at the top: the dashboards import this module, and this one brings dbt in.
+    from pipeline_assets.serving.freshness_check import refresh
+
+    metadata = publication_metadata(pub)
+    freshness = refresh(pub.serving_dir, log=context.log)  # for the dashboards' status line
+    if freshness is not None:
+        context.log.info(source_freshness.status_text(freshness))
+        metadata["raw_zone_freshness"] = freshness["status"]
+    return dg.MaterializeResult(metadata=metadata)
 
 
 def publication_metadata(pub: Publication) -> dict[str, Any]:

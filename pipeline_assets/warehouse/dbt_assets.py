@@ -38,6 +38,8 @@ from pipeline_assets.warehouse.translator import translator
 DAILY_SELECT = "tag:daily"
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 POOL = "duckdb"
+# dbt's --exclude-resource-type as its environment variable (dbt_env).
+UNIT_TESTS_OFF = "unit_test"
 
 dbt_project = DbtProject(project_dir=settings.DBT_PROJECT_DIR, profiles_dir=settings.DBT_PROJECT_DIR)
 
@@ -92,7 +94,9 @@ def dbt_env(window: dg.TimeWindow | None) -> dict[str, str]:
     - the Spark output's master, warehouse folder, metastore, schema, executor size and driver
       address (whatever the engine, so a parse is the same for both);
     - tests run when all their models are built or upstream of the selection ("buildable"), so
-      the daily runs skip the all-time marts' relationship tests and the all-time runs keep them.
+      the daily runs skip the all-time marts' relationship tests and the all-time runs keep them;
+    - no unit tests (dbt's advice: development and CI only, not every production build; live
+      mode's `dbt test` skips them too): `dbt test --select "test_type:unit"` by hand runs them.
     """
     return {
         "REDSET_SPAN_START": settings.span_start().isoformat(),
@@ -108,6 +112,7 @@ def dbt_env(window: dg.TimeWindow | None) -> dict[str, str]:
         "REDSET_SPARK_DRIVER_HOST": settings.spark_driver_host(),
         "REDSET_SPARK_DRIVER_BIND_ADDRESS": settings.spark_driver_bind_address(),
         "DBT_INDIRECT_SELECTION": "buildable",
+        "DBT_EXCLUDE_RESOURCE_TYPES": UNIT_TESTS_OFF,
     }
 
 

@@ -33,6 +33,8 @@ class RedsetDbtTranslator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "source":
             return None  # the raw assets own their group
+        if dbt_resource_props["resource_type"] == "exposure":
+            return "dashboards"  # exposures.py
         return "staging" if "staging" in dbt_resource_props["fqn"] else "marts"
 
     def get_partition_mapping(

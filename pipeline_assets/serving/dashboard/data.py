@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from pipeline_assets import settings
 from pipeline_assets.schema import QUERY_TYPES
-from pipeline_assets.serving import verification
+from pipeline_assets.serving import source_freshness, verification
 from pipeline_assets.serving.dashboard.filters import WHERE_DAY, WHERE_INSTANCE, Filters, Instance, dates
 from pipeline_assets.serving.evidence import EVIDENCE
 from pipeline_assets.serving.snapshot import KPI_COLUMNS, KPIS, read_manifest
@@ -58,6 +58,10 @@ class ServingData:
     def verification_banner(self) -> str | None:
         """Live mode's "unverified since ..." text while dbt tests fail (read at every rerun)."""
         return verification.banner(verification.read_state(self.serving_dir))
+
+    def raw_freshness(self) -> str | None:
+        """The raw zone's last `dbt source freshness` result, as the status line says it."""
+        return source_freshness.status_text(source_freshness.read_state(self.serving_dir))
 
     def tables(self) -> set[str]:
         names = (*SERVED_MODELS, KPIS, EVIDENCE)

@@ -108,7 +108,9 @@ def live_refresh() -> None:
 def published_caption(data: ServingData) -> None:
     manifest = data.manifest() or {}
     rows = manifest.get("tables", {}).get("query_metrics", {}).get("rows", 0)
-    st.caption(f"Snapshot published {manifest.get('published_at', '?')} · {rows:,} query_metrics rows")
+    line = f"Snapshot published {manifest.get('published_at', '?')} · {rows:,} query_metrics rows"
+    freshness = data.raw_freshness()
+    st.caption(f"{line} · {freshness}" if freshness else line)
 
 
 def chart(fig: go.Figure, key: str) -> None:
