@@ -132,6 +132,7 @@ BOUNDS: dict[str, tuple[str, int]] = {
     "warehouse_lock_wait_seconds": ("REDSET_WAREHOUSE_LOCK_WAIT_SECONDS", 7200),  # then alert and fail
     "log_max_bytes": ("REDSET_LOG_MAX_BYTES", 16 << 20),  # alerts.log, live/cycles.jsonl rotate to .1
     "run_retention_days": ("REDSET_RUN_RETENTION_DAYS", 30),  # finished runs older are deleted
+    "live_retry_seconds": ("REDSET_LIVE_RETRY_SECONDS", 60),  # a failed live run, then the next one
 }
 
 
