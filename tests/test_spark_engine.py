@@ -40,7 +40,7 @@ from pipeline_assets import settings
 from pipeline_assets.kafka import producer
 from pipeline_assets.source import generator
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.kafka, pytest.mark.slow(seconds=225), pytest.mark.timeout(1800)]
 
 ROWS = 3_000
 DAYS = 5

@@ -22,7 +22,7 @@ import duckdb
 import pytest
 from dbt_support import dbt_paths, materialize_dbt, table, write_raw_file
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=60)
 
 P1, P2, S1 = ("provisioned", 1), ("provisioned", 2), ("serverless", 1)
 FIRST_DAY = datetime(2024, 3, 1)
