@@ -1,7 +1,6 @@
 """Paths, topic names and intervals, read from the environment with defaults, in one place.
 
-Every setting is read when it is used (functions, not module constants), so tests can point
-a run at a temporary folder with `monkeypatch.setenv`.
+Every setting is read when it is used (functions, not constants): tests can `monkeypatch.setenv` it.
 """
 
 from __future__ import annotations
@@ -133,6 +132,7 @@ BOUNDS: dict[str, tuple[str, int]] = {
     "log_max_bytes": ("REDSET_LOG_MAX_BYTES", 16 << 20),  # alerts.log, live/cycles.jsonl rotate to .1
     "run_retention_days": ("REDSET_RUN_RETENTION_DAYS", 30),  # finished runs older are deleted
     "evidence_rows": ("REDSET_EVIDENCE_ROWS", 50),  # query rows kept per insight in the snapshot's evidence
+    "live_retry_seconds": ("REDSET_LIVE_RETRY_SECONDS", 60),  # a failed live run, then the next one
 }
 
 

@@ -104,8 +104,22 @@ def _restore_main_module():
         sys.modules["__main__"] = main
 
 
+SLOW_DEFAULT_S = 20  # a module marked slow without its seconds
+
+
+def module_seconds(items: list[pytest.Item]) -> dict[str, float]:
+    """Each module's cost as its tests declare it: `pytest.mark.slow(seconds=N)` (measured alone on a
+    quiet machine), SLOW_DEFAULT_S for a bare `slow`, 0 for the rest."""
+    cost: dict[str, float] = {}
+    for item in items:
+        marker = item.get_closest_marker("slow")
+        seconds = 0 if marker is None else marker.kwargs.get("seconds", SLOW_DEFAULT_S)
+        cost[item.nodeid.split("::")[0]] = max(cost.get(item.nodeid.split("::")[0], 0), seconds)
+    return cost
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules with a slow test first, each module's own order kept: with two workers
-    (`make test`), the long modules then start early instead of ending the run alone."""
-    slow = {item.module.__name__ for item in items if item.get_closest_marker("slow") and item.module is not None}
-    items.sort(key=lambda item: item.module is None or item.module.__name__ not in slow)
+    """The costliest modules first, each module's own order kept: with two workers (`make test`,
+    whole modules per worker), the long ones then start early instead of ending the run alone."""
+    cost = module_seconds(items)
+    items.sort(key=lambda item: -cost[item.nodeid.split("::")[0]])

@@ -59,7 +59,7 @@ def wait_for(check, what: str, live: subprocess.Popen, log: Path) -> None:
 
 
 @pytest.mark.kafka
-@pytest.mark.slow
+@pytest.mark.slow(seconds=50)
 @pytest.mark.timeout(900)  # a writer that never gets the lock would otherwise wait forever
 def test_partition_range_backfill_completes_while_live_mode_cycles(
     kafka_broker: str, kafka_topic: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -181,7 +181,7 @@ def build(instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.ExecuteInP
     )
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=50)
 def test_a_broken_build_is_rebuilt_once_repaired_with_no_one_asking(
     alerts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):

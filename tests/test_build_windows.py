@@ -58,7 +58,7 @@ def all_tables(warehouse, root) -> dict[str, list[dict]]:
     return {n: [{k: comparable(v, str(root)) for k, v in r.items()} for r in table(warehouse, n)] for n in names}
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=85)
 def test_a_range_built_in_windows_equals_the_range_built_at_once(tmp_path, monkeypatch):
     from pipeline_assets.warehouse.dbt_assets import dbt_all_time_models, dbt_daily_models
 

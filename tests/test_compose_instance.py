@@ -74,7 +74,7 @@ def graphql_runs(port: int) -> dict[str, dict]:
 
 
 @pytest.mark.kafka
-@pytest.mark.slow
+@pytest.mark.slow(seconds=90)
 def test_dump_and_build_through_the_daemon_on_the_compose_instance(
     kafka_broker: str, kafka_topic: str, postgres_server: PostgresServer, tmp_path: Path
 ) -> None:

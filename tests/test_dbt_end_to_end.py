@@ -38,7 +38,7 @@ from pipeline_assets.kafka import producer
 from pipeline_assets.raw import zone_read
 from pipeline_assets.source import generator
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+pytestmark = [pytest.mark.kafka, pytest.mark.slow(seconds=40)]
 
 ROWS = 6000
 DUPLICATES = 40

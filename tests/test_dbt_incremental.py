@@ -31,7 +31,7 @@ from dbt_support import (
 from pipeline_assets import schema
 from pipeline_assets.source import generator
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=60)
 
 NEW_DAY = INCREMENTAL_NEW_DAY  # after the three days first_days_built builds
 

@@ -44,7 +44,7 @@ from dbt_support import (
     write_raw_file,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=70)
 
 P1, P2, S1 = ("provisioned", 1), ("provisioned", 2), ("serverless", 1)
 D1, D2 = date(2024, 3, 1), date(2024, 3, 2)

@@ -27,7 +27,7 @@ import dagster as dg
 import pytest
 from dbt_support import dbt_paths, query, ts, write_raw_file
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=45)
 
 P1, P2 = ("provisioned", 1), ("provisioned", 2)
 D1, D2 = date(2024, 3, 1), date(2024, 3, 2)

@@ -15,7 +15,7 @@ SELECT = ["test", "--select", "test_type:unit"]
 COVERED = {"quarantine_queries", "query_repeats", "workload_anomalies", "weekly_workload_drift"}
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=40)
 def test_unit_tests_run_and_pass_on_duckdb_and_builds_skip_them(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

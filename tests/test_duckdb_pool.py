@@ -89,7 +89,7 @@ def test_pool_limit_is_set_only_where_the_instance_has_none(tmp_path: Path) -> N
         assert ensure_single_writer_pools(instance, ["duckdb"]) == []
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=40)
 def test_bare_dagster_dev_runs_duckdb_writers_one_at_a_time(tmp_path: Path) -> None:
     deadline = time.monotonic() + DEADLINE
     dagster_home, data_dir = tmp_path / "dagster_home", tmp_path / "data"

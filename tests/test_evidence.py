@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 import pipeline_assets.serving.dashboard as dashboard
 from pipeline_assets.serving.snapshot import publish
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=50)
 
 APP = Path(dashboard.__file__).parent / "app.py"
 CAP = 4  # below a quiet hour's 6 queries: the cap shows

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from dbt_support import dbt_paths, materialize_dbt, query, ts, write_raw_file
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=40)
 
 P1, P2, S1 = ("provisioned", 1), ("provisioned", 2), ("serverless", 1)
 W0, W1, W2, W3, W4, W5 = (date(2024, 2, 26), date(2024, 3, 4), date(2024, 3, 11), date(2024, 3, 18),

@@ -134,7 +134,7 @@ def await_recovery(
 
 
 @pytest.mark.kafka
-@pytest.mark.slow
+@pytest.mark.slow(seconds=150)
 def test_killed_run_dagster_dev_killed_with_a_running_dump_recovers_on_restart(
     kafka_broker: str, kafka_topic: str, tmp_path: Path
 ) -> None:
@@ -200,18 +200,18 @@ def sensor_switch(env: dict[str, str], verb: str, sensor: str, log: Path) -> sub
 
 
 @pytest.mark.kafka
-@pytest.mark.slow
+@pytest.mark.slow(seconds=150)
 def test_killed_run_dagster_dev_killed_with_live_mode_recovers_on_restart(
     kafka_broker: str, kafka_topic: str, tmp_path: Path
 ) -> None:
     """The same for live mode: its run's worker dies with dagster dev mid-backlog. After the restart
     the stale live_mode_job run is failed (its worker lock is free, and so is live.lock), and
-    keep_live_mode_running starts a new live run (a minute after a failed one) that works the lag
-    off. kafka_lag_sensor is switched off, so that the batch dump does not take over meanwhile."""
+    keep_live_mode_running starts a new live run (REDSET_LIVE_RETRY_SECONDS after a failed one, 5 s
+    here) that works the lag off. kafka_lag_sensor is switched off, so that the batch dump does not take over meanwhile."""
     group = f"test-killed-live-{uuid.uuid4().hex[:8]}"
     home, data, env = dagster_env(
         tmp_path, kafka_broker, kafka_topic, group, REDSET_LIVE_MAX_MESSAGES="5000", REDSET_LIVE_POLL_SECONDS="0.1",
-        REDSET_LIVE_INSIGHTS_SECONDS="3600", REDSET_LIVE_TEST_SECONDS="3600",
+        REDSET_LIVE_INSIGHTS_SECONDS="3600", REDSET_LIVE_TEST_SECONDS="3600", REDSET_LIVE_RETRY_SECONDS="5",
     )  # fmt: skip
     with instance_at(home) as instance:  # creates the run, event and schedule tables once
         instance.all_instigator_state()

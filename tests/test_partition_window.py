@@ -19,7 +19,7 @@ from dbt_support import DAILY_MARTS, dbt_paths, kafka_rows, materialize_dbt, tab
 from pipeline_assets import schema
 from pipeline_assets.source import generator
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=45)
 
 DAILY_TABLES = ("stg_queries", *DAILY_MARTS)
 DAYS = (date(2024, 3, 1), date(2024, 3, 2), date(2024, 3, 3))

@@ -72,7 +72,7 @@ def committed(bootstrap: str, topic: str, group: str) -> int:
 
 
 @pytest.mark.kafka
-@pytest.mark.slow
+@pytest.mark.slow(seconds=40)
 def test_sigkill_three_times_then_finish_loses_and_doubles_nothing(
     kafka_broker: str, backlog: tuple[str, pa.Table], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,7 +15,7 @@ import pytest
 from pipeline_assets.runtime import daemons
 from pipeline_assets.spark import cluster as spark
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow(seconds=30), pytest.mark.timeout(300)]
 
 # A driver in its own process (its JVM ends with it): a group-by on the cluster, then it waits on
 # stdin so the test can look at the executors while the application runs.

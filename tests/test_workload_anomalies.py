@@ -11,7 +11,7 @@ import pytest
 from anomaly_data import ABORTED, BEFORE, P1, P2, QUEUED, S1, SPIKE, SPILLED, SURGE, anomalies_built
 from dbt_support import table
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=60)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ and flipping it needs no restart of the code location (an environment variable w
 
 - On: each tick, unless a live_mode_job run is queued or running (or `redset live` runs on the
   same data folder), it requests one. It waits while a batch raw dump is in flight (one
-  consumer of the group at a time) and for a minute after a live run failed.
+  consumer of the group at a time) and for REDSET_LIVE_RETRY_SECONDS (60) after a live run failed.
 - Off: the running live_mode_job run sees it within a cycle and ends after that cycle.
 - Terminating the run (UI, `dagster run terminate`) also ends it after its current cycle; with
   the sensor still on, a new run starts at the next tick.
@@ -32,7 +32,6 @@ from pipeline_assets.runtime.runs import run_in_flight
 from pipeline_assets.runtime.workers import fail_dead_runs
 
 LIVE_SENSOR = "keep_live_mode_running"
-RETRY_AFTER_FAILURE_S = 60.0
 SWITCH_CHECK_S = 5.0  # how often the run reads its sensor's status
 
 
@@ -121,8 +120,9 @@ def keep_live_mode_running(context: dg.SensorEvaluationContext) -> dg.RunRequest
     if last and last[0].status == dg.DagsterRunStatus.FAILURE:
         record = instance.get_run_record_by_id(last[0].run_id)
         ended = record.end_time if record else None
-        if ended and time.time() - ended < RETRY_AFTER_FAILURE_S:
-            return dg.SkipReason(f"{LIVE_JOB} run {last[0].run_id} failed; next try {RETRY_AFTER_FAILURE_S:.0f}s after it")
+        retry = settings.bound("live_retry_seconds")
+        if ended and time.time() - ended < retry:
+            return dg.SkipReason(f"{LIVE_JOB} run {last[0].run_id} failed; next try {retry}s after it")
     launches = int(context.cursor or 0) + 1
     context.update_cursor(str(launches))
     return dg.RunRequest(run_key=f"live-{launches}")
