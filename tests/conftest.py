@@ -114,7 +114,8 @@ def module_seconds(items: list[pytest.Item]) -> dict[str, float]:
     for item in items:
         marker = item.get_closest_marker("slow")
         seconds = 0 if marker is None else marker.kwargs.get("seconds", SLOW_DEFAULT_S)
-        cost[item.nodeid.split("::")[0]] = max(cost.get(item.nodeid.split("::")[0], 0), seconds)
+        module = item.nodeid.split("::")[0]
+        cost[module] = max(cost.get(module, 0), seconds)
     return cost
 
 

@@ -25,6 +25,7 @@ from confluent_kafka import Producer
 from raw_support import dead_rows, group_offsets, high_watermarks, raw_rows, use_private_dirs
 
 from pipeline_assets import settings
+from pipeline_assets.kafka.producer import produce_waiting
 
 MESSAGES = 1_100
 VALUE = b'{"padding":"' + b"x" * (1 << 20) + b'"}'  # 1 MiB and a little: oversized
@@ -61,12 +62,7 @@ def test_large_messages_keep_the_dump_within_1_gib(
          "linger.ms": 20, "queue.buffering.max.kbytes": 256 << 10}
     )  # fmt: skip
     for i in range(MESSAGES):
-        while True:
-            try:
-                producer.produce(kafka_topic, value=VALUE, key=str(i).encode(), partition=i % 3)
-                break
-            except BufferError:  # the local queue is full: let deliveries drain it
-                producer.poll(0.5)
+        produce_waiting(producer, kafka_topic, VALUE, str(i).encode(), partition=i % 3)
         producer.poll(0)
     assert producer.flush(60) == 0
     del producer

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -273,12 +274,17 @@ def send(producer: Producer, topic: str, keys: list, values: list, start: int = 
 
     The one way the project (and its tests) hands many messages to a producer: a bare
     `produce` raises BufferError ("Local: Queue full") once the queue is full."""
-    produce = producer.produce
     for key, value in zip(keys[start:end], values[start:end], strict=True):
-        while True:
-            try:
-                produce(topic, value, key)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_waiting(producer, topic, value, key)
     producer.poll(0)
+
+
+def produce_waiting(producer: Producer, topic: str, value: bytes | str | None, key: str | None, **extra: Any) -> None:
+    """producer.produce(topic, value, key, **extra); while librdkafka's queue is full, serve
+    deliveries and try again."""
+    while True:
+        try:
+            producer.produce(topic, value, key, **extra)
+            return
+        except BufferError:
+            producer.poll(0.05)

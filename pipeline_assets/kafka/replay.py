@@ -17,7 +17,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from pipeline_assets import schema
 from pipeline_assets.kafka.config import LIBRDKAFKA_LOG, client_config
-from pipeline_assets.kafka.producer import PRODUCER_DEFAULTS
+from pipeline_assets.kafka.producer import PRODUCER_DEFAULTS, produce_waiting
 
 FLUSH_TIMEOUT_S = 60.0
 
@@ -56,12 +56,7 @@ def replay(topic: str, messages: Sequence[Outgoing], timeout: float = FLUSH_TIME
 
     for message, result in zip(messages, results, strict=True):
         headers = [(schema.REPLAY_HEADER, message.replay_of.encode())]
-        while True:
-            try:
-                producer.produce(topic, message.value, message.key, headers=headers, on_delivery=report(result))
-                break
-            except BufferError:  # librdkafka's queue is full: serve deliveries, then try again
-                producer.poll(0.05)
+        produce_waiting(producer, topic, message.value, message.key, headers=headers, on_delivery=report(result))
         producer.poll(0)
     left = producer.flush(timeout)
     for result in results:
