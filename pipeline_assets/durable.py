@@ -3,6 +3,7 @@ the process named in a temporary file (or a pid file) still lives."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -14,6 +15,15 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_json_atomically(payload: dict[str, object], target: Path) -> None:
+    """`payload` as JSON at `target`: written under a temporary name, fsynced, renamed into place,
+    so a reader sees the old file or the new one."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
+    fsync_path(tmp)
+    os.replace(tmp, target)
 
 
 def fsync_dir(path: Path) -> None:

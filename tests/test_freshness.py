@@ -25,7 +25,8 @@ from pipeline_assets.kafka.resource import KafkaResource
 from pipeline_assets.monitoring.data_time import DATA_TIME, report_observations
 from pipeline_assets.monitoring.freshness import StaleState, alert_on_stale_snapshot, assess, watched_windows
 from pipeline_assets.orchestration.definitions import FRESHNESS_CHECKS, defs
-from pipeline_assets.serving.snapshot import MANIFEST, write_json_atomically
+from pipeline_assets.durable import write_json_atomically
+from pipeline_assets.serving.snapshot import MANIFEST
 from pipeline_assets.warehouse.served import SERVED_MODELS
 
 WINDOW = 300.0

@@ -25,7 +25,8 @@ from pipeline_assets.raw.dump.asset import raw_queries
 from pipeline_assets.raw.message_rules import KINDS
 from pipeline_assets.kafka.resource import KafkaResource
 from pipeline_assets.serving import quarantine
-from pipeline_assets.serving.snapshot import MANIFEST, write_json_atomically
+from pipeline_assets.durable import write_json_atomically
+from pipeline_assets.serving.snapshot import MANIFEST
 from pipeline_assets.source import generator
 
 ROWS = 3_000

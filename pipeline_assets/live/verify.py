@@ -30,7 +30,7 @@ from dagster_dbt.asset_utils import get_asset_check_key_for_test
 from pipeline_assets import settings
 from pipeline_assets.alerts import send_alert
 from pipeline_assets.serving import verification
-from pipeline_assets.serving.snapshot import write_json_atomically
+from pipeline_assets.durable import write_json_atomically
 from pipeline_assets.serving.verification import STATE_FILE
 from pipeline_assets.warehouse.dbt_assets import dbt_all_time_models, dbt_daily_models, dbt_project
 from pipeline_assets.warehouse.lock import warehouse_writer

@@ -26,7 +26,7 @@ import dagster as dg
 import duckdb
 
 from pipeline_assets import settings
-from pipeline_assets.durable import fsync_path, remove_dead_temp_files
+from pipeline_assets.durable import fsync_path, remove_dead_temp_files, write_json_atomically
 from pipeline_assets.serving import evidence, postgres, quarantine, source_freshness
 from pipeline_assets.warehouse.lock import warehouse_writer
 from pipeline_assets.warehouse.resource import WarehouseResource, warehouse_resource
@@ -125,13 +125,6 @@ def _export(con: duckdb.DuckDBPyConnection, select_sql: str, target: Path) -> in
 def _sql_path(path: Path) -> str:
     # COPY ... TO takes no prepared parameter; the path is ours (settings), quotes escaped anyway.
     return str(path).replace("'", "''")
-
-
-def write_json_atomically(payload: dict[str, object], target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
-    fsync_path(tmp)
-    os.replace(tmp, target)
 
 
 def publish(

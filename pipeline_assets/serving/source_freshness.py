@@ -16,13 +16,12 @@ informs the readers, it does not stop a publish.
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from pipeline_assets import settings
-from pipeline_assets.durable import fsync_path
+from pipeline_assets.durable import write_json_atomically
 
 STATE_FILE = "_source_freshness.json"
 MINUTES = {"minute": 1, "hour": 60, "day": 1440}
@@ -85,7 +84,4 @@ def read_state(serving_dir: Path | None = None) -> dict[str, Any] | None:
 def write_state(state: dict[str, Any], serving_dir: Path | None = None) -> None:
     target = (serving_dir or settings.serving_dir()) / STATE_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
-    fsync_path(tmp)
-    os.replace(tmp, target)  # a reader sees the old state or the new one
+    write_json_atomically(state, target)  # a reader sees the old state or the new one
