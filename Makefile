@@ -123,11 +123,10 @@ prometheus:
 	GOBIN="$(PROMETHEUS_BIN)" go install github.com/prometheus/prometheus/cmd/prometheus@$(PROMETHEUS_VERSION) \
 		github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_VERSION)
 
-# Two workers: most tests wait on a broker, a JVM or a sensor, not a core. A module stays on one worker;
-# --no-loadscope-reorder keeps conftest's costliest-first order (xdist would put the modules with most tests first).
+# Two workers: most tests wait on a broker, a JVM or a sensor, not a core. A module stays on one worker.
 TEST_WORKERS ?= 2
 test: install kafka-jars dbt-parse browser prometheus postgres
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
 
 # `make demo SOURCE=<path or https URL>` replays real Redset instead of generated rows.
 demo: install kafka-jars dbt-parse
