@@ -120,7 +120,7 @@ def module_seconds(items: list[pytest.Item]) -> dict[str, float]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The costliest modules first, each module's own order kept: with two workers (`make test`,
-    whole modules per worker), the long ones then start early instead of ending the run alone."""
+    """The costliest modules first, each module's own order kept (one process; `make test`'s xdist
+    loadscope hands modules out by their number of tests instead)."""
     cost = module_seconds(items)
     items.sort(key=lambda item: -cost[item.nodeid.split("::")[0]])
