@@ -13,7 +13,6 @@ it is closed after every invocation, so batch writers and readers can open the f
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,8 +21,8 @@ from dbt.cli.main import dbtRunner, dbtRunnerResult
 from dbt.contracts.graph.manifest import Manifest
 
 from pipeline_assets import settings
-from pipeline_assets.warehouse import duckdb_limits
-from pipeline_assets.warehouse.dbt_assets import PARTIAL_PARSE_FILE, close_duckdb_database, dbt_env, dbt_project
+from pipeline_assets.warehouse import duckdb_limits, parse_state
+from pipeline_assets.warehouse.dbt_assets import close_duckdb_database, dbt_env, dbt_project, dbt_target
 
 # Every invocation: its own target and log folders (artifacts of the batch runs stay apart), no
 # console output but errors, info-level file logs (debug would log every statement), no tracking.
@@ -65,12 +64,12 @@ class WarmDbt:
     def _parse(self) -> Manifest:
         target = self.work_dir / "target"
         target.mkdir(parents=True, exist_ok=True)
-        # Start from the project's partial-parse state (`make dbt-parse`, the batch runs): seconds saved.
-        kept = dbt_project.project_dir / dbt_project.target_path / PARTIAL_PARSE_FILE
-        if kept.exists() and not (target / PARTIAL_PARSE_FILE).exists():
-            shutil.copyfile(kept, target / PARTIAL_PARSE_FILE)
         with settings.environment(dbt_env(None)):
+            # Start from the partial-parse state of this profile (parse_state): seconds saved.
+            profile = parse_state.profile_key(dbt_target())
+            parse_state.seed(target, profile)
             result = dbtRunner().invoke(["parse", *self._args()])
+            parse_state.keep(target, profile)
         self.parses += 1
         close_duckdb_database()
         _reraise_interrupt(result)

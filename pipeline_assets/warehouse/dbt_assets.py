@@ -13,7 +13,6 @@ REDSET_ENGINE=spark, the embedded Derby metastore one dbt process at a time), an
 warehouse's writer lock (warehouse/lock.py), which also keeps live mode out meanwhile.
 """
 
-import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -29,14 +28,13 @@ from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 
 from pipeline_assets import settings
 from pipeline_assets.spark.master import require_master
-from pipeline_assets.warehouse import build_windows, duckdb_limits
+from pipeline_assets.warehouse import build_windows, duckdb_limits, parse_state
 from pipeline_assets.warehouse.dbt_deadline import process_deadline
 from pipeline_assets.warehouse.lock import warehouse_writer
 from pipeline_assets.warehouse.partitions import DATE_FORMAT, daily_partitions
 from pipeline_assets.warehouse.translator import translator
 
 DAILY_SELECT = "tag:daily"
-PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 POOL = "duckdb"
 # dbt's --exclude-resource-type as its environment variable (dbt_env).
 UNIT_TESTS_OFF = "unit_test"
@@ -151,7 +149,10 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBui
             env = dbt_env(window) | limits
             label = f"{env['REDSET_MIN_DATE']}..{env['REDSET_MAX_DATE']}"
             with settings.environment(env):  # dbt inherits the env
-                invocation = dbt.cli(args, context=context)
+                profile = parse_state.profile_key(dbt_target())
+                target_path = parse_state.new_target_path(f"{context.op.name}-{context.run_id[:7]}")
+                parse_state.seed(target_path, profile)
+                invocation = dbt.cli(args, context=context, target_path=target_path)
                 with process_deadline(invocation.process, settings.bound("dbt_max_runtime_seconds")) as expired:
                     try:
                         events = invocation.stream()
@@ -174,9 +175,9 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBui
                         raise dg.Failure(description=f"{where}{note or ''}\n\n{error}".strip()) from error
                     finally:
                         release_warehouse(invocation)
+                        parse_state.keep(invocation.target_path, profile)
                         if i < len(windows):
                             shutil.rmtree(invocation.target_path, ignore_errors=True)
-    keep_parse_state(invocation)
     # Each invocation's folder under dbt_project/target (~4 MB) is kept only when it failed (dbt.log).
     shutil.rmtree(invocation.target_path, ignore_errors=True)
 
@@ -193,18 +194,6 @@ def parse_project() -> None:
 if not dbt_project.manifest_path.exists():
     # A fresh clone without `make dbt-parse` (e.g. a bare `pytest`): parse once, now.
     parse_project()
-
-
-def keep_parse_state(invocation: DbtCliInvocation) -> None:
-    """dagster-dbt starts each invocation from the project's target/partial_parse.msgpack. Hand
-    this invocation's back, so the next one starts from a parse made with this deployment's
-    environment (the manifest `make dbt-parse` wrote has another) and re-parses nothing."""
-    produced = invocation.target_path / PARTIAL_PARSE_FILE
-    if produced.exists():
-        kept = dbt_project.project_dir / dbt_project.target_path / PARTIAL_PARSE_FILE
-        staged = kept.with_name(f".{PARTIAL_PARSE_FILE}.{os.getpid()}")
-        shutil.copyfile(produced, staged)
-        os.replace(staged, kept)  # atomic: a dbt starting now reads the old file or the new one
 
 
 def release_warehouse(invocation: DbtCliInvocation) -> None:

@@ -50,9 +50,14 @@ def gib(n: int) -> str:
 
 
 def max_temp_bytes(free: int) -> int:
-    """The spill cap: REDSET_DUCKDB_MAX_TEMP, else DEFAULT_TEMP_SHARE of the free disk."""
+    """The spill cap: REDSET_DUCKDB_MAX_TEMP, else DEFAULT_TEMP_SHARE of the free disk in whole
+    GiB. Whole GiB keep dbt's profile the same from one build to the next (free bytes change
+    all the time), so dbt keeps its partial parse instead of parsing the project again."""
     configured = settings.duckdb_max_temp()
-    return parse_size(configured) if configured else int(free * DEFAULT_TEMP_SHARE)
+    if configured:
+        return parse_size(configured)
+    share = int(free * DEFAULT_TEMP_SHARE)
+    return share - share % 2**30 if share >= 2**30 else share
 
 
 def check_temp_space() -> int:
