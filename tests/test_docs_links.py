@@ -1,5 +1,6 @@
-"""README.md and docs/*.md: every relative link resolves inside the repository, and the lineage
-diagrams are the code location's asset graph (scripts/lineage_diagram.py --check)."""
+"""README.md and docs/*.md: every relative link resolves inside the repository, the lineage
+diagrams are the code location's asset graph (scripts/lineage_diagram.py --check), and the
+settings table names every variable the code reads."""
 
 from __future__ import annotations
 
@@ -59,3 +60,19 @@ def test_the_lineage_diagrams_match_the_definitions() -> None:
     readme = (ROOT / "README.md").read_text()
     for asset in ("redset_source", "raw_queries", "stg_queries", "clean_queries", "serving_snapshot"):
         assert asset in readme
+
+
+# Set by a run for its own dbt invocation (the build window's dates), not by a user.
+NOT_SETTINGS = {"REDSET_MIN_DATE", "REDSET_MAX_DATE"}
+
+
+def test_the_settings_table_names_every_variable_the_code_reads() -> None:
+    code = " ".join(p.read_text() for p in (ROOT / "pipeline_assets").rglob("*.py"))
+    variables = set(re.findall(r"[\"'](REDSET_[A-Z0-9_]+|DAGSTER_POSTGRES_[A-Z]+|ALERT_WEBHOOK_URL)[\"']", code))
+    table = (ROOT / "docs" / "settings.md").read_text()
+    # A row may shorten its later names to their tail: `REDSET_SPARK_WORKERS`, `_WORKER_CORES`.
+    missing = sorted(
+        v for v in variables - NOT_SETTINGS if f"`{v}`" not in table and f"`_{v.split('_', 2)[2]}`" not in table
+    )
+    assert len(variables) > 40
+    assert not missing, f"docs/settings.md has no row for {missing}"
