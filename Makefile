@@ -112,7 +112,7 @@ postgres:
 
 # Prometheus and promtool for the metrics tests, built from Go source (Apache-2.0) with `go install`
 # into the user's cache, so a new clone on this machine does not compile them again. The first
-# build takes minutes (see README); tests find them through REDSET_PROMETHEUS_BIN.
+# build takes minutes (see docs/metrics.md); tests find them through REDSET_PROMETHEUS_BIN.
 PROMETHEUS_VERSION := v0.316.0
 PROMETHEUS_BIN ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/redset/prometheus-$(PROMETHEUS_VERSION)
 export REDSET_PROMETHEUS_BIN := $(PROMETHEUS_BIN)
@@ -132,7 +132,7 @@ test: install kafka-jars dbt-parse browser prometheus postgres
 demo: install kafka-jars dbt-parse
 	$(BIN)/redset demo $(if $(SOURCE),--source '$(SOURCE)')
 
-# The README's pictures (docs/lineage.png, docs/dashboard-*.png) from a real demo run with its own
+# The pictures of README.md and docs/dagster.md (docs/lineage.png, docs/dashboard-*.png) from a real demo run with its own
 # broker, free ports and a temporary folder, so a running `make demo` is left alone. A few minutes.
 screenshots: install kafka-jars dbt-parse browser
 	$(BIN)/python scripts/screenshots.py --out docs

@@ -1,4 +1,4 @@
-"""`make screenshots`: the README's pictures, from a real `redset demo` run.
+"""`make screenshots`: the pictures of README.md and docs/dagster.md, from a real `redset demo` run.
 
 Starts `redset demo` in the background with its own broker, ports and folders (a temporary
 folder; never 9092/3000/8501/8080, so a `make demo` beside it is left alone), waits until the

@@ -2,7 +2,8 @@
 
 The ranges are written out here (as test_generator.py writes out the paper's buckets), so the
 test runs from any clone; a second test checks them against ../shared/redset.md when that file
-is beside the project, so they cannot drift apart silently.
+is beside the project, and a third against its copy in docs/redset-data.md, so they cannot drift
+apart silently.
 """
 
 from __future__ import annotations
@@ -55,10 +56,8 @@ def _shared_redset_md() -> Path | None:
     return None
 
 
-def test_ranges_are_redset_md_s():
-    path = _shared_redset_md()
-    if path is None:
-        pytest.skip("no shared/redset.md beside the project")
+def _parsed_iqr(path: Path) -> dict[str, dict[str, tuple[float, float]]]:
+    """The interquartile ranges of the temporal-shapes table in `path`, per deployment."""
     parsed: dict[str, dict[str, tuple[float, float]]] = {d: {} for d in REAL_IQR}
     for line in path.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -66,7 +65,19 @@ def test_ranges_are_redset_md_s():
             for deployment, cell in zip(REAL_IQR, cells[1:]):
                 lo, hi = re.search(r"\[([\d.]+), ([\d.]+)\]", cell).groups()
                 parsed[deployment][REDSET_MD_ROWS[cells[0]]] = (float(lo), float(hi))
-    assert parsed == REAL_IQR
+    return parsed
+
+
+def test_ranges_are_redset_md_s():
+    path = _shared_redset_md()
+    if path is None:
+        pytest.skip("no shared/redset.md beside the project")
+    assert _parsed_iqr(path) == REAL_IQR
+
+
+def test_ranges_are_the_docs_copy_s():
+    """docs/redset-data.md carries the same table inside the repository (the README links to it)."""
+    assert _parsed_iqr(Path(__file__).resolve().parents[1] / "docs" / "redset-data.md") == REAL_IQR
 
 
 @functools.cache

@@ -1,5 +1,5 @@
 """The package's import structure: no circles between modules, and each folder imports only the
-folders below it (the README's folder table). Imports inside functions count too: a lazy import
+folders below it (the folder table in docs/layout.md). Imports inside functions count too: a lazy import
 hides a circle from Python, not from a reader."""
 
 from __future__ import annotations

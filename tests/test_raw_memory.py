@@ -7,7 +7,7 @@ its own, with the default settings. Chunks close at REDSET_RAW_CHUNK_BYTES and d
 stream to their file, so the child's peak RSS stays within the same 1 GiB as a backlog of ordinary rows. Held by count (25,000
 messages a chunk) and until the checkpoint, the whole backlog would sit in memory twice.
 Uncompressed on purpose: librdkafka bounds its prefetch by the bytes fetched, so a compressed
-topic of very compressible values can prefetch far more than that once decompressed (README).
+topic of very compressible values can prefetch far more than that once decompressed (docs/reliability.md).
 """
 
 from __future__ import annotations
