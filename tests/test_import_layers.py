@@ -15,7 +15,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("",),
     ("runtime",),
     ("source",),
-    ("kafka",),
+    ("kafka", "s3"),
     ("raw",),
     ("raw.dump", "raw.landing"),
     ("spark",),
