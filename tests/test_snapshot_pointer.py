@@ -74,6 +74,7 @@ def test_a_table_not_built_this_time_keeps_its_last_publish(tmp_path):
     pub = publish(warehouse, serving)
     assert "table_workload" in pub.missing
     data = ServingData(serving)
+    assert set(TABLES) <= data.tables()
     row = data.query("SELECT (SELECT max(stamp) FROM leaderboard) AS a, (SELECT max(stamp) FROM table_workload) AS b",
                      needs=TABLES).iloc[0]  # fmt: skip
     assert (int(row.a), int(row.b)) == (2, 1)
