@@ -149,4 +149,4 @@ screenshots: install kafka-jars dbt-parse browser
 	$(BIN)/python scripts/screenshots.py --out docs
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .kafka .spark data dbt_project/target
+	rm -rf $(VENV) $(TOOLS) .kafka .s3 .spark data dbt_project/target
