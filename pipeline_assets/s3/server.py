@@ -44,7 +44,9 @@ ACCESS_KEY = "redset-local"
 REGION = "us-east-1"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
-INSTALL_HINT = "Install a Java 17+ runtime and Maven (`make java`; Debian/Ubuntu: `apt-get install openjdk-17-jre-headless maven`)."
+INSTALL_HINT = (
+    "Install a Java 17+ runtime and Maven (`make java`; Debian/Ubuntu: `apt-get install openjdk-17-jre-headless maven`)."
+)
 
 
 class ServerError(RuntimeError):
@@ -210,8 +212,7 @@ def start(
     say(f"Starting S3Proxy {VERSION} on 127.0.0.1:{port} (home {home}) ...", flush=True)
     started = time.monotonic()
     cmd = [java, f"-Xmx{HEAP}", "-XX:+UseSerialGC", "-cp", str(jar / "*"), MAIN_CLASS, "--properties", str(config)]
-    server = Server(0, port, home)
-    proc = daemons.spawn(cmd, cwd=home, log=server.log_file)
+    proc = daemons.spawn(cmd, cwd=home, log=home / "logs" / "server.log")
     server = Server(proc.pid, port, home)
     (home / "server.json").write_text(json.dumps({"pid": proc.pid, "port": port}))
     while not answers(server.endpoint):
@@ -223,10 +224,13 @@ def start(
             )
         if time.monotonic() - started > START_TIMEOUT_S:
             stop(home, quiet=True)
-            raise ServerError(f"S3Proxy did not answer on {server.endpoint} within {START_TIMEOUT_S:.0f}s; see {server.log_file}")
+            raise ServerError(
+                f"S3Proxy did not answer on {server.endpoint} within {START_TIMEOUT_S:.0f}s; see {server.log_file}"
+            )
         time.sleep(0.3)
     _private_file(home / "aws.env", "".join(f"export {k}={v}\n" for k, v in server.environment().items()))
-    say(f"S3Proxy {VERSION} is up on {server.endpoint} (pid {proc.pid}, {time.monotonic() - started:.1f}s); log: {server.log_file}")
+    seconds = time.monotonic() - started
+    say(f"S3Proxy {VERSION} is up on {server.endpoint} (pid {proc.pid}, {seconds:.1f}s); log: {server.log_file}")
     return server
 
 

@@ -8,7 +8,7 @@ fsspec's LocalFileSystem, so code written against this module runs on either.
 
 S3-compatible servers (S3Proxy, older MinIO) reject the CRC32 checksum headers botocore sends by default
 since 1.36: checksums are sent only where an operation requires them (S3_CONFIG). On such servers
-DeleteObjects still fails that way, so this module's callers delete objects one by one (rm_file).
+DeleteObjects (fsspec's rm of several paths, mv) still fails that way: delete objects one by one (rm_file).
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from typing import Any
 
 from pipeline_assets.storage.location import StorageError, is_remote, split_s3
 
-S3_CONFIG: dict[str, Any] = {"request_checksum_calculation": "when_required", "response_checksum_validation": "when_required"}
+S3_CONFIG: dict[str, Any] = {
+    "request_checksum_calculation": "when_required",
+    "response_checksum_validation": "when_required",
+}
 # The check fails fast on a wrong endpoint: no retries (botocore's nor s3fs's own), a short connect timeout.
 CHECK_CONFIG: dict[str, Any] = {**S3_CONFIG, "retries": {"max_attempts": 1, "mode": "standard"}, "connect_timeout": 5}
 
@@ -44,7 +47,6 @@ def filesystem(url: str, fast_fail: bool = False) -> tuple[Any, str]:
     fs = s3fs.S3FileSystem(config_kwargs=CHECK_CONFIG if fast_fail else S3_CONFIG, skip_instance_cache=True)
     if fast_fail:
         fs.retries = 1  # s3fs's own retry loop (a class attribute), around botocore's
-
     return fs, f"{bucket}/{prefix}".rstrip("/")
 
 
