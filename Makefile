@@ -11,13 +11,13 @@ STAMP  := $(VENV)/.installed-stamp
 UV_VERSION := 0.13.9
 TOOLS  := .venv-tools
 UV     := $(TOOLS)/bin/uv
-EXTRAS ?= --extra spark --extra postgres --extra dev
+EXTRAS ?= --extra spark --extra postgres --extra s3 --extra dev
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 # The interpreter's real path (not a pyenv shim), else uv rebuilds .venv on every sync.
 UV_PY   = --python $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 
-.PHONY: install lock java kafka-jars dbt-parse browser prometheus postgres test demo docs dagster-home clean kafka-start kafka-stop spark-start spark-stop screenshots
+.PHONY: install lock java kafka-jars s3-jars s3-start s3-stop dbt-parse browser prometheus postgres test demo docs dagster-home clean kafka-start kafka-stop spark-start spark-stop screenshots
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -62,6 +62,17 @@ kafka-start: kafka-jars
 
 kafka-stop: install
 	$(BIN)/redset kafka stop
+
+# The local S3-compatible server (S3Proxy, one shaded jar from Maven) on 127.0.0.1:9000 (REDSET_S3_PORT),
+# bucket `redset`, objects kept in .s3/data/; `redset s3 status` prints the AWS_* lines for clients.
+s3-jars: install java
+	$(BIN)/redset s3 fetch
+
+s3-start: s3-jars
+	$(BIN)/redset s3 start
+
+s3-stop: install
+	$(BIN)/redset s3 stop
 
 # The local Spark master (spark://127.0.0.1:7077, UI http://127.0.0.1:8090) and 2 workers, from pyspark's
 # jars; state and logs in .spark/. REDSET_ENGINE=spark makes Dagster's dbt runs use it.
@@ -125,7 +136,7 @@ prometheus:
 
 # Two workers: most tests wait on a broker, a JVM or a sensor, not a core. A module stays on one worker.
 TEST_WORKERS ?= 2
-test: install kafka-jars dbt-parse browser prometheus postgres
+test: install kafka-jars s3-jars dbt-parse browser prometheus postgres
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
 
 # `make demo SOURCE=<path or https URL>` replays real Redset instead of generated rows.
@@ -138,4 +149,4 @@ screenshots: install kafka-jars dbt-parse browser
 	$(BIN)/python scripts/screenshots.py --out docs
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .kafka .spark data dbt_project/target
+	rm -rf $(VENV) $(TOOLS) .kafka .s3 .spark data dbt_project/target

@@ -110,12 +110,14 @@ def leaderboard_counts(serving_dir: Path) -> dict[str, float]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = serving_dir / "leaderboard.parquet"
+    from pipeline_assets.serving.publishes import current_dir
+
+    path = current_dir(serving_dir) / "leaderboard.parquet"
     try:
         table = pq.read_table(path, columns=["entity", "value"],
                               filters=[("board", "=", LEADERBOARD_BOARD), ("period", "=", "all")])  # fmt: skip
     except (FileNotFoundError, pa.ArrowInvalid, OSError):
-        return {}  # not published yet (renames are atomic, so never half a file)
+        return {}  # not published yet (a publish is switched to whole, so never half a file)
     return dict(zip(table.column("entity").to_pylist(), table.column("value").to_pylist()))
 
 

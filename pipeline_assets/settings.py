@@ -12,14 +12,15 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
+from pipeline_assets.storage import location
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
 
 @contextmanager
 def environment(values: Mapping[str, str]) -> Iterator[None]:
-    """os.environ with `values` while the block runs, restored afterwards (for a subprocess, or
-    a run pointed at other folders: the getters here read the environment when called)."""
+    """os.environ with `values` while the block runs, then restored (the getters read it when called)."""
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
@@ -45,17 +46,22 @@ def data_dir() -> Path:
     return _path("REDSET_DATA_DIR", PROJECT_ROOT / "data")
 
 
+# The zones: under REDSET_STORAGE_URL or their own variables (storage/location.py); the getters give local folders.
+def zone_url(zone: str) -> str:
+    return location.zone_url(zone, data_dir())
+
+
 def raw_dir() -> Path:
     """Append-only raw zone: Parquet, Hive-partitioned by arrival_date."""
-    return _path("REDSET_RAW_DIR", data_dir() / "raw")
+    return location.local_dir("raw", data_dir())
 
 
 def dead_letter_dir() -> Path:
-    return _path("REDSET_DEAD_LETTER_DIR", data_dir() / "dead_letters")
+    return location.local_dir("dead_letters", data_dir())
 
 
 def landing_dir() -> Path:
-    return _path("REDSET_LANDING_DIR", data_dir() / "landing")
+    return location.local_dir("landing", data_dir())
 
 
 def warehouse_path() -> Path:
@@ -65,7 +71,7 @@ def warehouse_path() -> Path:
 
 def serving_dir() -> Path:
     """Read-only Parquet exports that the dashboards read (never the warehouse file)."""
-    return _path("REDSET_SERVING_DIR", data_dir() / "serving")
+    return location.local_dir("serving", data_dir())
 
 
 def alert_log_path() -> Path:
@@ -96,8 +102,7 @@ def raw_max_messages() -> int:
 
 
 def raw_consumers() -> int:
-    """Consumer processes of the raw dump, in one group (dump/parallel.py); useful up to
-    min(partitions, cores)."""
+    """Consumer processes of the raw dump, in one group (dump/parallel.py); useful up to min(partitions, cores)."""
     value = _env("REDSET_RAW_CONSUMERS", "1")
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"REDSET_RAW_CONSUMERS must be a whole number >= 1, got {value!r}")
@@ -119,8 +124,7 @@ def sensor_interval_seconds() -> int:
 
 
 def live_test_seconds() -> float:
-    """Live mode runs the dbt tests at most this often (about 150 tests cost tens of seconds, which a
-    marker waiting behind them would feel; a cycle costs a few)."""
+    """Live mode runs the dbt tests at most this often (~150 tests cost tens of seconds; a cycle a few)."""
     return float(_env("REDSET_LIVE_TEST_SECONDS", "300"))
 
 
@@ -133,6 +137,7 @@ BOUNDS: dict[str, tuple[str, int]] = {
     "run_retention_days": ("REDSET_RUN_RETENTION_DAYS", 30),  # finished runs older are deleted
     "evidence_rows": ("REDSET_EVIDENCE_ROWS", 50),  # query rows kept per insight in the snapshot's evidence
     "live_retry_seconds": ("REDSET_LIVE_RETRY_SECONDS", 60),  # a failed live run, then the next one
+    "serving_publishes_kept": ("REDSET_SERVING_PUBLISHES_KEPT", 3),  # older snapshot publishes are deleted
 }
 
 
@@ -143,8 +148,7 @@ def bound(name: str) -> int:
 
 
 def freshness_minutes() -> int:
-    """The served marts and the snapshot are stale when the raw dump has lag and nothing was
-    published for this long."""
+    """The served marts and the snapshot are stale when the raw dump has lag and nothing was published for this long."""
     return int(_env("REDSET_FRESHNESS_MINUTES", "5"))
 
 
@@ -197,8 +201,7 @@ def duckdb_threads() -> int:
 
 
 def duckdb_memory_limit() -> str:
-    """DuckDB's memory cap (a DuckDB size like '8GB' or '50%'); default 60 % of the machine's RAM,
-    leaving room for Dagster, the dashboards and the broker (DuckDB's own default is 80 %)."""
+    """DuckDB's memory cap ('8GB', '50%'); default 60 % of the RAM, room left for Dagster, dashboards, broker."""
     return _env("REDSET_DUCKDB_MEMORY_LIMIT", "60%")
 
 
@@ -208,8 +211,7 @@ def duckdb_temp_dir() -> Path:
 
 
 def dbt_window_rows() -> int:
-    """REDSET_DBT_WINDOW_ROWS: a range of daily partitions is built in consecutive windows of at
-    most this many raw rows (pipeline_assets/warehouse/build_windows.py); 0: the whole range at once."""
+    """Days are built in windows of at most this many raw rows (warehouse/build_windows.py); 0: all at once."""
     value = _env("REDSET_DBT_WINDOW_ROWS", "5000000")
     if not value.isdigit():
         raise ValueError(f"REDSET_DBT_WINDOW_ROWS must be a whole number of rows (0: no windows), got {value!r}")
@@ -217,8 +219,7 @@ def dbt_window_rows() -> int:
 
 
 def duckdb_max_temp() -> str:
-    """Cap on DuckDB's spill files (a DuckDB size like '40GB'); empty: half of the disk free at
-    duckdb_temp_dir() when the build starts (pipeline_assets.warehouse.duckdb_limits)."""
+    """Cap on DuckDB's spill files ('40GB'); empty: half the disk free at duckdb_temp_dir() (warehouse/duckdb_limits)."""
     return _env("REDSET_DUCKDB_MAX_TEMP", "")
 
 
@@ -272,7 +273,7 @@ def spark_master() -> str:
 
 def spark_warehouse() -> Path:
     """spark.sql.warehouse.dir: every dbt table as Parquet under <schema>.db/<table>/."""
-    return _path("REDSET_SPARK_WAREHOUSE", data_dir() / "spark-warehouse")
+    return location.local_dir("spark_warehouse", data_dir())
 
 
 def spark_metastore() -> Path:
@@ -286,8 +287,7 @@ def spark_schema() -> str:
 
 
 def spark_executor_memory() -> str:
-    """Heap of each executor of dbt's Spark application: all a worker offers (Spark's default 1g
-    would never be granted by a 512m worker)."""
+    """Each executor's heap in dbt's Spark application: all a worker offers (a 512m worker never grants 1g)."""
     return _env("REDSET_SPARK_EXECUTOR_MEMORY", spark_worker_memory())
 
 

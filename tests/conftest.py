@@ -5,6 +5,9 @@ pipeline_assets.kafka.broker on free ports with its own temporary storage and lo
 cache under settings.kafka_home()/jars is shared and fetched once). Several people run the
 suite at the same time, so nothing here uses the fixed port 9092.
 
+S3: the project's own S3-compatible server (S3Proxy, pipeline_assets.s3.server) on a free port in a
+temporary home, one per xdist worker (its jar cache under .s3/jars is shared and fetched once).
+
 PostgreSQL: a real server from the machine's initdb/pg_ctl (tests/postgres_support.py), on a free
 port in a temporary folder, as a non-root user when the suite runs as root.
 """
@@ -22,6 +25,7 @@ import postgres_support
 import pytest
 
 from pipeline_assets.kafka import broker
+from pipeline_assets.s3 import server as s3_server_module
 from pipeline_assets.runtime.ports import free_ports  # noqa: F401  (tests import it from here)
 
 
@@ -62,6 +66,28 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield running.bootstrap
         finally:
             broker.stop(home, quiet=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s3_server_module.Server]:
+    """A real S3Proxy for the session, with the bucket `redset`; s3_env points AWS_* at it."""
+    home = tmp_path_factory.mktemp("s3")
+    try:
+        running = s3_server_module.start_on_free_port(home, bucket="redset")
+    except s3_server_module.ServerError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield running
+    finally:
+        s3_server_module.stop(home, quiet=True)
+
+
+@pytest.fixture
+def s3_env(s3_server: s3_server_module.Server, monkeypatch: pytest.MonkeyPatch) -> s3_server_module.Server:
+    """AWS_* of the session's S3 server, for this test only."""
+    for name, value in s3_server.environment().items():
+        monkeypatch.setenv(name, value)
+    return s3_server
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ import pytest
 from pipeline_assets import settings
 from pipeline_assets.insights.forecast_asset import workload_forecasts
 from pipeline_assets.raw import zone, zone_rows
+from pipeline_assets.serving import publishes
 from pipeline_assets.serving.snapshot import serving_snapshot
 from pipeline_assets.settings import environment
 from pipeline_assets.source import generator
@@ -44,6 +45,11 @@ class Built:
     raw_dir: Path
     warehouse: Path
     serving_dir: Path
+
+    @property
+    def snapshot(self) -> Path:
+        """The current publish's folder (serving/publishes.py)."""
+        return publishes.current_dir(self.serving_dir)
 
     def env(self) -> dict[str, str]:
         """The variables that point settings (and dbt) at this build."""

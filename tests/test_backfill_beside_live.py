@@ -28,6 +28,7 @@ from raw_support import use_private_dirs
 
 from pipeline_assets import settings
 from pipeline_assets.kafka import producer
+from pipeline_assets.serving import publishes
 from pipeline_assets.source import generator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +96,7 @@ def test_partition_range_backfill_completes_while_live_mode_cycles(
 
     feeder = threading.Thread(target=feed)
     try:
-        wait_for(lambda: (settings.serving_dir() / "leaderboard.parquet").exists(), "live mode's first publish", live, log)
+        wait_for(lambda: (publishes.current_dir(settings.serving_dir()) / "leaderboard.parquet").exists(), "live mode's first publish", live, log)
         feeder.start()
         wait_for(lambda: built_cycles(data) >= 2, "live mode cycling on the fed batches", live, log)
 

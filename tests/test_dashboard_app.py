@@ -239,7 +239,7 @@ def test_reruns_reuse_the_snapshot_until_a_new_one_is_published(
 ) -> None:
     import pyarrow.parquet as pq
 
-    from pipeline_assets.serving import snapshot
+    from pipeline_assets.serving import publishes, snapshot
 
     serving = tmp_path / "serving"
     shutil.copytree(built.serving_dir, serving)  # a folder no other test has cached
@@ -270,9 +270,10 @@ def test_reruns_reuse_the_snapshot_until_a_new_one_is_published(
 
     # The stamp is the key: a new one alone (same files) is a new snapshot to the dashboards.
     reads.clear()
-    manifest = json.loads((serving / snapshot.MANIFEST).read_text())
+    manifest_path = publishes.current_dir(serving) / snapshot.MANIFEST
+    manifest = json.loads(manifest_path.read_text())
     manifest["published_at"] = "2099-01-01T00:00:00.000+00:00"
-    (serving / snapshot.MANIFEST).write_text(json.dumps(manifest))
+    manifest_path.write_text(json.dumps(manifest))
     at.run()
     assert not at.exception, at.exception
     assert sorted(reads) == first

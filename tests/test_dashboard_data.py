@@ -11,6 +11,7 @@ import pytest
 import serving_pipeline
 from serving_pipeline import Built
 
+from pipeline_assets.serving import publishes
 from pipeline_assets.serving.dashboard import ui
 from pipeline_assets.serving.dashboard.data import Filters, Instance, ServingData
 
@@ -66,7 +67,7 @@ def test_a_table_not_published_yet_reads_as_empty(built: Built, tmp_path: Path) 
     partial = tmp_path / "serving"
     partial.mkdir()
     for name in ("kpis.parquet", "query_metrics.parquet", "_published.json"):
-        shutil.copyfile(built.serving_dir / name, partial / name)
+        shutil.copyfile(built.snapshot / name, partial / name)
     data = ServingData(partial)
     assert not data.is_empty()
     assert data.kpis(Filters())["queries"] == serving_pipeline.ROWS
@@ -80,10 +81,13 @@ def test_a_newly_published_file_is_seen_by_an_open_connection(built: Built, tmp_
     shutil.copytree(built.serving_dir, serving)
     data = ServingData(serving)
     before = data.kpis(Filters())["queries"]
-    # A publication with one deployment only, renamed into place like serving_snapshot does.
-    kpis = pd.read_parquet(serving / "kpis.parquet")
-    kpis[kpis["deployment"] == "serverless"].to_parquet(serving / ".kpis.parquet.tmp")
-    (serving / ".kpis.parquet.tmp").replace(serving / "kpis.parquet")
+    # A publication with one deployment only, switched to like serving_snapshot does (publishes.py).
+    kpis = pd.read_parquet(publishes.current_dir(serving) / "kpis.parquet")
+    publish_id, folder = publishes.new_folder(serving)
+    for name in ("query_metrics.parquet", "_published.json"):
+        shutil.copyfile(publishes.current_dir(serving) / name, folder / name)
+    kpis[kpis["deployment"] == "serverless"].to_parquet(folder / "kpis.parquet")
+    publishes.switch(serving, publish_id)
     after = data.kpis(Filters())["queries"]
     assert before == serving_pipeline.ROWS and after == kpis.loc[kpis["deployment"] == "serverless", "queries"].sum()
 

@@ -14,6 +14,7 @@ from dbt_support import copy_built
 from streamlit.testing.v1 import AppTest
 
 import pipeline_assets.serving.dashboard as dashboard
+from pipeline_assets.serving import publishes
 from pipeline_assets.serving.snapshot import publish
 
 pytestmark = pytest.mark.slow(seconds=50)
@@ -44,7 +45,7 @@ def raw_zone(root: Path) -> pd.DataFrame:
 
 
 def evidence(serving: Path, key: str) -> pd.DataFrame:
-    return pd.read_parquet(serving / "evidence.parquet").query("insight_key == @key").sort_values("evidence_rank")
+    return pd.read_parquet(publishes.current_dir(serving) / "evidence.parquet").query("insight_key == @key").sort_values("evidence_rank")
 
 
 @pytest.mark.parametrize(("instance", "tag", "hour"), [(P1, "exec_spike", SPIKE), (P2, "heavy_spill", SPILLED),
@@ -72,7 +73,7 @@ def test_a_tags_evidence_is_its_hours_rows_at_their_kafka_positions(published, i
 
 def test_cache_and_leaderboard_evidence_is_capped(published) -> None:
     _, serving = published
-    frame = pd.read_parquet(serving / "evidence.parquet")
+    frame = pd.read_parquet(publishes.current_dir(serving) / "evidence.parquet")
     assert {"anomaly", "leaderboard"} <= set(frame.insight_kind)
     per_insight = frame.groupby(["insight_kind", "insight_key", "deployment", "instance_id"]).size()
     assert per_insight.max() == CAP

@@ -10,12 +10,12 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "pipeline_assets"
 
 # Bottom to top. A module may import its own layer's modules and any lower layer's. "" is the
-# shared top-level modules (settings, schema, durable, alerts).
+# shared top-level modules (settings, schema, durable, alerts) and storage/, which settings imports.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("",),
+    ("", "storage"),
     ("runtime",),
     ("source",),
-    ("kafka",),
+    ("kafka", "s3"),
     ("raw",),
     ("raw.dump", "raw.landing"),
     ("spark",),

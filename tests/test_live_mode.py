@@ -26,6 +26,8 @@ from pipeline_assets import settings
 from pipeline_assets.kafka import producer
 from pipeline_assets.live.loop import LiveLoop
 from pipeline_assets.live.report import report_runless
+from pipeline_assets.serving import publishes
+from pipeline_assets.serving.snapshot import read_manifest as snapshot_manifest
 from pipeline_assets.source import generator
 from pipeline_assets.warehouse.dbt_assets import dbt_all_time_models, dbt_daily_models, dbt_project
 
@@ -51,7 +53,7 @@ def marker(day: date) -> pa.Table:
 def leaderboard_queries(serving: Path) -> dict[str, float]:
     """entity -> all-time queries on the published leaderboard ({} before the first publication)."""
     try:
-        rows = pq.read_table(serving / "leaderboard.parquet").to_pylist()
+        rows = pq.read_table(publishes.current_dir(serving) / "leaderboard.parquet").to_pylist()
     except FileNotFoundError:
         return {}
     return {r["entity"]: r["value"] for r in rows if r["board"] == "instances_by_queries" and r["period"] == "all"}
@@ -125,7 +127,7 @@ def test_live_mode_publishes_produced_rows_and_reports_every_materialization(
     for key in dbt_all_time_models.keys:
         assert instance.fetch_materializations(key, limit=1).records, f"{key} never reported"
     snapshot = instance.fetch_materializations(dg.AssetKey("serving_snapshot"), limit=1).records[0]
-    manifest = json.loads((serving / "_published.json").read_text())
+    manifest = snapshot_manifest(serving)
     assert snapshot.asset_materialization.metadata["published_at"].value == manifest["published_at"]
 
 

@@ -24,6 +24,7 @@ from raw_support import dead_rows, group_offsets, raw_rows, use_private_dirs
 from test_live_mode import produce_rows
 
 from pipeline_assets import settings
+from pipeline_assets.serving.snapshot import read_manifest
 from pipeline_assets.source import generator
 
 BACKLOG_ROWS = 30_000
@@ -87,7 +88,7 @@ def test_sigterm_mid_backlog_finishes_the_cycle_and_leaves_nothing_half_done(
     owed = json.loads((data_dir / "live" / "owed.json").read_text())
     assert owed["every_cycle"] == []
     last = json.loads((data_dir / "live" / "cycles.jsonl").read_text().splitlines()[-1])
-    assert last["published_at"] == json.loads((settings.serving_dir() / "_published.json").read_text())["published_at"]
+    assert last["published_at"] == read_manifest(settings.serving_dir())["published_at"]
     assert not (data_dir / "live" / "running.json").exists()
     with dg.DagsterInstance.get() as instance:
         raw = instance.fetch_materializations(dg.AssetKey("raw_queries"), limit=1000).records

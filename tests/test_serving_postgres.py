@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from postgres_support import PostgresServer
 
-from pipeline_assets.serving import postgres, snapshot
+from pipeline_assets.serving import postgres, publishes, snapshot
 
 SIZES = (3_000, 9_000, 1_000, 12_000, 6_000)  # query_metrics rows per publish; leaderboard has twice as many
 
@@ -107,7 +107,7 @@ def test_each_publish_loads_postgres_and_a_reader_never_sees_a_mix(target: str, 
         types = dict(con.execute(
             "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'served' "
             "AND table_name = 'query_metrics'").fetchall())  # fmt: skip
-    parquet = pd.read_parquet(serving / "query_metrics.parquet").sort_values("queries", ignore_index=True)
+    parquet = pd.read_parquet(publishes.current_dir(serving) / "query_metrics.parquet").sort_values("queries", ignore_index=True)
     assert loaded.shape == parquet.shape
     assert loaded["mbytes_scanned"].astype(float).tolist() == pytest.approx(parquet["mbytes_scanned"].tolist())
     assert loaded["built_at"].iloc[-1] == datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc) + pd.Timedelta(seconds=SIZES[-1] - 1)

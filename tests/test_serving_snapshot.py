@@ -17,7 +17,7 @@ import pytest
 import serving_pipeline
 from serving_pipeline import Built
 
-from pipeline_assets.serving import snapshot
+from pipeline_assets.serving import publishes, snapshot
 from pipeline_assets.warehouse.resource import warehouse_resource
 from pipeline_assets.warehouse.served import SERVED_MODELS
 
@@ -57,24 +57,25 @@ def test_every_served_mart_is_exported_whole(built: Built) -> None:
     try:
         for model in SERVED_MODELS:
             in_warehouse = con.execute(f'SELECT count(*) FROM main."{model}"').fetchone()[0]
-            exported = read(built.serving_dir / f"{model}.parquet")
+            exported = read(built.snapshot / f"{model}.parquet")
             assert len(exported) == in_warehouse == manifest["tables"][model]["rows"], model
             assert in_warehouse > 0, f"{model} is empty: the test data should fill every mart"
         # Row-level tables stay in the warehouse.
-        assert not (built.serving_dir / "clean_queries.parquet").exists()
-        assert not (built.serving_dir / "quarantine_queries.parquet").exists()
+        assert not (built.snapshot / "clean_queries.parquet").exists()
+        assert not (built.snapshot / "quarantine_queries.parquet").exists()
     finally:
         con.close()
     # Nothing half-written is left behind.
-    assert sorted(p.name for p in built.serving_dir.iterdir()) == sorted(
+    assert sorted(p.name for p in built.snapshot.iterdir()) == sorted(
         [f"{m}.parquet" for m in SERVED_MODELS] + ["kpis.parquet", "evidence.parquet", "_published.json"]
     )
+    assert sorted(p.name for p in built.serving_dir.iterdir()) == [publishes.POINTER, publishes.PUBLISHES]
 
 
 def test_kpis_match_an_independent_pandas_computation(built: Built) -> None:
     source = built.source.to_pandas()
     expected = expected_kpis(source).sort_values(["deployment", "arrival_date"]).reset_index(drop=True)
-    kpis = read(built.serving_dir / "kpis.parquet")
+    kpis = read(built.snapshot / "kpis.parquet")
     kpis["arrival_date"] = pd.to_datetime(kpis["arrival_date"]).dt.date
     kpis = kpis.sort_values(["deployment", "arrival_date"]).reset_index(drop=True)
     assert len(kpis) == len(expected) == 2 * serving_pipeline.DAYS
@@ -95,7 +96,7 @@ def test_query_metrics_export_keeps_the_marts_values(built: Built) -> None:
         .size()
         .sort_index()
     )
-    served = read(built.serving_dir / "query_metrics.parquet")
+    served = read(built.snapshot / "query_metrics.parquet")
     got = served.set_index(["deployment", "instance_id", "hour"])["queries"].sort_index()
     assert got.index.tolist() == expected.index.tolist()
     assert got.tolist() == expected.tolist()
@@ -122,7 +123,7 @@ def test_marts_not_built_yet_are_listed_and_an_empty_warehouse_is_an_error(tmp_p
     pub = snapshot.publish(warehouse, tmp_path / "serving")
     assert pub.rows == {"stress_index": 1}
     assert pub.missing == [m for m in SERVED_MODELS if m != "stress_index"]
-    assert json.loads((tmp_path / "serving" / "_published.json").read_text())["missing"] == pub.missing
+    assert json.loads((publishes.current_dir(tmp_path / "serving") / "_published.json").read_text())["missing"] == pub.missing
 
     empty = tmp_path / "empty.duckdb"
     duckdb.connect(str(empty)).close()

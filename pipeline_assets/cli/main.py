@@ -6,11 +6,11 @@ import argparse
 import logging
 
 from pipeline_assets import cli
-from pipeline_assets.cli import dead_letters, demo, forecast, generate, kafka, live, metrics, produce, spark
+from pipeline_assets.cli import dead_letters, demo, forecast, generate, kafka, live, metrics, produce, s3, spark
 from pipeline_assets.kafka.config import LIBRDKAFKA_LOG
 
 # In `redset --help` order.
-COMMAND_GROUPS = (generate, kafka, spark, produce, demo, live, metrics, dead_letters, forecast)
+COMMAND_GROUPS = (generate, kafka, s3, spark, produce, demo, live, metrics, dead_letters, forecast)
 
 
 def build_parser() -> argparse.ArgumentParser:

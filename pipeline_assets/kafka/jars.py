@@ -3,18 +3,11 @@ Java that runs them."""
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import subprocess
-import tempfile
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from filelock import FileLock
-
 from pipeline_assets import settings
+from pipeline_assets.runtime import jvm
 
 POM = Path(__file__).with_name("pom.xml")
 MIN_JAVA = 17
@@ -48,10 +41,7 @@ def jar_dir() -> Path:
 
 
 def require_tool(tool: str) -> str:
-    path = shutil.which(tool)
-    if tool == "java" and path is None and os.environ.get("JAVA_HOME"):
-        candidate = Path(os.environ["JAVA_HOME"]) / "bin" / "java"
-        path = str(candidate) if candidate.exists() else None
+    path = jvm.find_tool(tool)
     if path is None:
         raise BrokerError(f"`{tool}` was not found on PATH. {INSTALL_HINT}")
     return path
@@ -59,15 +49,9 @@ def require_tool(tool: str) -> str:
 
 def java() -> str:
     java = require_tool("java")
-    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
-    if match:
-        # Java 8 and older call themselves "1.8".
-        major = int(match.group(2) or 0) if match.group(1) == "1" else int(match.group(1))
-        if major < MIN_JAVA:
-            raise BrokerError(
-                f"Kafka {KAFKA_VERSION} needs Java {MIN_JAVA}+, but {java} is Java {major}. {INSTALL_HINT}"
-            )
+    major = jvm.java_major(java)
+    if major is not None and major < MIN_JAVA:
+        raise BrokerError(f"Kafka {KAFKA_VERSION} needs Java {MIN_JAVA}+, but {java} is Java {major}. {INSTALL_HINT}")
     return java
 
 
@@ -77,40 +61,12 @@ def jars_cached() -> bool:
 
 def fetch_jars(quiet: bool = False) -> Path:
     """Copy the pinned Kafka jars from Maven Central into `jar_dir()` once; later calls return at once."""
-    target = jar_dir()
-    done = target / ".complete"  # written last: a folder without it is incomplete
-    if done.exists():
-        if not quiet:
-            print(f"Kafka {KAFKA_VERSION} jars are cached in {target}")
-        return target
-    mvn = require_tool("mvn")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Several test sessions may start at once: one fetches, the others wait for it.
-    with FileLock(target.parent / ".fetch.lock"):
-        if done.exists():
-            return target
-        if not quiet:
-            print(f"Fetching Kafka {KAFKA_VERSION} jars from Maven Central into {target} ...", flush=True)
-        started = time.monotonic()
-        staging = Path(tempfile.mkdtemp(prefix=f".{KAFKA_VERSION}-", dir=target.parent))
-        cmd = [
-            mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(POM),
-            "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
-        ]  # fmt: skip
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0 or not list(staging.glob("kafka_2.13-*.jar")):
-            shutil.rmtree(staging, ignore_errors=True)
-            raise BrokerError(
-                f"mvn could not fetch the Kafka jars (exit {result.returncode}); is Maven Central reachable?\n"
-                f"{' '.join(cmd)}\n{(result.stdout + result.stderr).strip()[-3000:]}"
-            )
-        shutil.rmtree(target, ignore_errors=True)  # a half-copied folder from an older, broken run
-        staging.rename(target)
-        done.write_text(f"{KAFKA_VERSION}\n")
-        if not quiet:
-            count = len(list(target.glob("*.jar")))
-            print(f"Fetched {count} jars in {time.monotonic() - started:.1f}s")
-    return target
+    try:
+        return jvm.copy_dependencies(
+            lambda: require_tool("mvn"), POM, jar_dir(), f"Kafka {KAFKA_VERSION}", "kafka_2.13-*.jar", quiet=quiet
+        )
+    except jvm.FetchError as exc:
+        raise BrokerError(str(exc)) from exc
 
 
 def java_cmd(java: str, home: Path, heap: str, short_lived: bool = False) -> list[str]:

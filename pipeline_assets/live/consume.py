@@ -20,7 +20,7 @@ from pipeline_assets.kafka import offsets, topic_ids
 from pipeline_assets.kafka.closing import close_within
 from pipeline_assets.kafka.resource import KafkaResource
 from pipeline_assets.raw.dump.consume import CONSUMER_TUNING, dump
-from pipeline_assets.raw.dump.options import DumpOptions, DumpStats
+from pipeline_assets.raw.dump.options import DumpOptions, DumpStats, zone_folders
 
 # Smaller chunks than a batch dump's: a cycle takes seconds' worth of messages, and its parsing
 # overlaps consuming in chunks. One commit per cycle (commit_every above any cycle's size).
@@ -41,11 +41,12 @@ class LiveConsumer:
 
     def options(self, batch_id: str) -> DumpOptions:
         max_messages = settings.live_max_messages()
+        raw_dir, dead_letter_dir = zone_folders()  # StorageError: one line, before anything is consumed
         return DumpOptions(
             topic=settings.topic(),
             group_id=self.group,
-            raw_dir=settings.raw_dir(),
-            dead_letter_dir=settings.dead_letter_dir(),
+            raw_dir=raw_dir,
+            dead_letter_dir=dead_letter_dir,
             batch_id=batch_id,
             max_messages=max_messages,
             chunk_size=CHUNK_SIZE,

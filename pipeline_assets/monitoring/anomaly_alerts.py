@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from pipeline_assets import settings
 from pipeline_assets.alerts import WEBHOOK_WAIT_S, send_alert
+from pipeline_assets.serving import publishes
 
 ANOMALIES = "workload_anomalies"
 LISTED = 5  # anomalies named in one alert's message; the rest are counted
@@ -90,7 +91,7 @@ def plan_alerts(rows: list[dict[str, Any]], state: AlertState, now: datetime) ->
 
 def read_anomalies() -> list[dict[str, Any]] | None:
     """The published anomalies, or None before the mart was first published."""
-    path = settings.serving_dir() / f"{ANOMALIES}.parquet"
+    path = publishes.current_dir(settings.serving_dir()) / f"{ANOMALIES}.parquet"
     return pq.read_table(path).to_pylist() if path.exists() else None
 
 

@@ -3,19 +3,19 @@
 Dashboards never open the DuckDB file dbt writes: another process's lock makes that fail at
 once. Instead, after each successful dbt build this asset opens the warehouse read-only (on
 REDSET_ENGINE=spark: the tables' Parquet files, through an in-memory DuckDB; spark/tables.py),
-exports every served mart to `settings.serving_dir()/<model>.parquet`, adds `kpis.parquet`
-(the fleet KPI cards, per deployment and day), `evidence.parquet` (the query rows behind each
-insight, evidence.py) and finally `_published.json`.
-
-Every file is written under a temporary dot-name in the same folder and renamed over the old
-one, so a reader sees either the previous file or the new one, never half a file. The asset
-shares the Dagster pool `duckdb` with dbt, and publishing holds the warehouse's writer lock
-(warehouse/lock.py), so it never reads while dbt or live mode writes.
+exports every served mart to `<model>.parquet` in a new publish folder under
+`settings.serving_dir()`, adds `kpis.parquet` (the fleet KPI cards, per deployment and day),
+`evidence.parquet` (the query rows behind each insight, evidence.py) and `_published.json`, and
+only then switches the pointer to that folder (publishes.py): a reader sees one whole publish,
+never half a file nor a mix of two. The asset shares the Dagster pool `duckdb` with dbt, and
+publishing holds the warehouse's writer lock (warehouse/lock.py), so it never reads while dbt or
+live mode writes, and two publishers never switch at once.
 """
 
 # No `from __future__ import annotations` here: Dagster inspects the asset's `context` annotation.
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,7 +27,7 @@ import duckdb
 
 from pipeline_assets import settings
 from pipeline_assets.durable import fsync_path, remove_dead_temp_files, write_json_atomically
-from pipeline_assets.serving import evidence, postgres, quarantine, source_freshness
+from pipeline_assets.serving import evidence, postgres, publishes, quarantine, source_freshness
 from pipeline_assets.warehouse.lock import warehouse_writer
 from pipeline_assets.warehouse.resource import WarehouseResource, warehouse_resource
 from pipeline_assets.warehouse.served import SERVED_MODELS
@@ -61,6 +61,7 @@ class Publication:
 
     published_at: str
     serving_dir: Path
+    publish_id: str = ""  # its folder: serving_dir/publishes/<publish_id> (publishes.py)
     rows: dict[str, int] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     quarantine: dict[str, int] = field(default_factory=dict)  # reason -> rows (serving/quarantine.py)
@@ -71,6 +72,7 @@ class Publication:
     def manifest(self, warehouse: Path) -> dict[str, object]:
         manifest: dict[str, object] = {
             "published_at": self.published_at,
+            "publish_id": self.publish_id,
             "warehouse": str(warehouse),
             "tables": {name: {"file": f"{name}.parquet", "rows": n} for name, n in self.rows.items()},
             "missing": self.missing,
@@ -83,8 +85,8 @@ class Publication:
 
 
 def read_manifest(serving_dir: Path) -> dict[str, object] | None:
-    """The last publication's manifest, or None when nothing was published yet."""
-    path = serving_dir / MANIFEST
+    """The current publication's manifest, or None when nothing was published yet."""
+    path = publishes.current_dir(serving_dir) / MANIFEST
     if not path.exists():
         return None
     return json.loads(path.read_text())
@@ -110,16 +112,21 @@ def _select_for_export(con: duckdb.DuckDBPyConnection, query: str) -> str:
 
 
 def _export(con: duckdb.DuckDBPyConnection, select_sql: str, target: Path) -> int:
-    """COPY a query to `target` via a temporary dot-file and an atomic rename; returns rows."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        con.execute(f"COPY ({select_sql}) TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
-        fsync_path(tmp)
-        rows = con.execute("SELECT count(*) FROM read_parquet(?)", [str(tmp)]).fetchone()[0]
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return int(rows)
+    """COPY a query to `target` in the new publish's folder (no reader looks there yet); returns rows."""
+    con.execute(f"COPY ({select_sql}) TO '{_sql_path(target)}' (FORMAT parquet, COMPRESSION zstd)")
+    fsync_path(target)
+    return int(con.execute("SELECT count(*) FROM read_parquet(?)", [str(target)]).fetchone()[0])
+
+
+def _carry_over(previous: Path, folder: Path, names: list[str]) -> None:
+    """The previous publish's files of tables this one did not export (models not built yet)."""
+    for name in names:
+        source = previous / f"{name}.parquet"
+        if source.exists() and not (folder / source.name).exists():
+            try:
+                os.link(source, folder / source.name)  # its files never change: a hard link is a copy
+            except OSError:
+                shutil.copy2(source, folder / source.name)
 
 
 def _sql_path(path: Path) -> str:
@@ -142,11 +149,28 @@ def publish(
         raise FileNotFoundError(f"warehouse {warehouse} does not exist yet: materialize the dbt models first")
     serving_dir = serving_dir or settings.serving_dir()
     serving_dir.mkdir(parents=True, exist_ok=True)
-    remove_dead_temp_files(serving_dir)  # left by a publisher killed mid-write
+    remove_dead_temp_files(serving_dir)  # the pointer's, left by a publisher killed mid-write
     started = time.monotonic()
     pub = Publication(published_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"), serving_dir=serving_dir)
+    with warehouse_writer("serving snapshot publish", warehouse):
+        pub.publish_id, folder = publishes.new_folder(serving_dir)
+        try:
+            _publish_into(folder, pub, duckdb_resource)
+            _carry_over(publishes.current_dir(serving_dir), folder, [*pub.missing, KPIS, evidence.EVIDENCE])
+            # The manifest, then the pointer: once readers are pointed here, every file is in place.
+            write_json_atomically(pub.manifest(warehouse), folder / MANIFEST)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        publishes.switch(serving_dir, pub.publish_id)
+    pub.seconds = time.monotonic() - started
+    return pub
 
-    with warehouse_writer("serving snapshot publish", warehouse), duckdb_resource.get_connection() as con:
+
+def _publish_into(folder: Path, pub: Publication, duckdb_resource: WarehouseResource) -> None:
+    """Every served table of the warehouse into `folder`, the new publish's."""
+    warehouse = duckdb_resource.path
+    with duckdb_resource.get_connection() as con:
         existing = _existing_tables(con)
         pub.missing = [m for m in SERVED_MODELS if m not in existing]
         if len(pub.missing) == len(SERVED_MODELS):
@@ -157,26 +181,21 @@ def publish(
         for model in SERVED_MODELS:
             if model in existing:
                 query = _select_for_export(con, f'SELECT * FROM main."{model}"')
-                pub.rows[model] = _export(con, query, serving_dir / f"{model}.parquet")
+                pub.rows[model] = _export(con, query, folder / f"{model}.parquet")
         if "quarantine_queries" in existing:
             pub.quarantine = quarantine.counts(con)
         if "query_metrics" in existing:
-            pub.rows[KPIS] = _export(con, _select_for_export(con, KPI_SQL), serving_dir / f"{KPIS}.parquet")
+            pub.rows[KPIS] = _export(con, _select_for_export(con, KPI_SQL), folder / f"{KPIS}.parquet")
         pub.evidence_rows = settings.bound("evidence_rows")
         evidence_sql = evidence.evidence_sql(existing, pub.evidence_rows)
         if evidence_sql is not None:
-            target = serving_dir / f"{evidence.EVIDENCE}.parquet"
+            target = folder / f"{evidence.EVIDENCE}.parquet"
             pub.rows[evidence.EVIDENCE] = _export(con, _select_for_export(con, evidence_sql), target)
         # Still under the writer lock, so two publishers never load Postgres at once; a failure is logged
         # and recorded, and the Parquet files stay published (the source of truth).
         if url := postgres.url():
-            files = {name: serving_dir / f"{name}.parquet" for name in pub.rows}
+            files = {name: folder / f"{name}.parquet" for name in pub.rows}
             pub.postgres_load = postgres.load(files, pub.published_at, url)
-
-    # The manifest goes last: once it names a publication, every file of it is in place.
-    write_json_atomically(pub.manifest(warehouse), serving_dir / MANIFEST)
-    pub.seconds = time.monotonic() - started
-    return pub
 
 
 # build_marts_job ends with a snapshot; this condition covers the other ways marts change (a

@@ -1,2 +1,2 @@
 """Kafka -> raw zone: consume, parse, chunk, write, commit, isolate, retry (the `raw_queries` asset).
-May import: raw/, kafka/, runtime/ and the shared modules."""
+May import: raw/, kafka/, runtime/, storage/ and the shared modules."""

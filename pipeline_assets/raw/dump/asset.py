@@ -22,8 +22,9 @@ from pipeline_assets.raw.dump import isolation
 from pipeline_assets.raw.dump import parallel as parallel_dump
 from pipeline_assets.raw.dump.consume import CONSUMER_TUNING, DumpStalled, dump
 from pipeline_assets.raw.dump.generation import TopicReset
-from pipeline_assets.raw.dump.options import DumpOptions, DumpStats
+from pipeline_assets.raw.dump.options import DumpOptions, DumpStats, zone_folders
 from pipeline_assets.runtime.runs import run_in_flight
+from pipeline_assets.storage.location import StorageError
 
 
 class RawDumpConfig(dg.Config):
@@ -52,11 +53,15 @@ class RawDumpConfig(dg.Config):
     "with dead letters for messages that cannot be parsed or typed.",
 )
 def raw_queries(context: dg.AssetExecutionContext, config: RawDumpConfig, kafka: KafkaResource) -> dg.MaterializeResult:
+    try:
+        raw_dir, dead_letter_dir = zone_folders()
+    except StorageError as exc:
+        raise dg.Failure(description=str(exc)) from exc
     options = DumpOptions(
         topic=settings.topic(),
         group_id=settings.consumer_group(),
-        raw_dir=settings.raw_dir(),
-        dead_letter_dir=settings.dead_letter_dir(),
+        raw_dir=raw_dir,
+        dead_letter_dir=dead_letter_dir,
         batch_id=context.run.run_id,
         max_messages=config.max_messages if config.max_messages is not None else settings.raw_max_messages(),
         chunk_size=config.chunk_size,

@@ -6,6 +6,7 @@ from pathlib import Path
 from pipeline_assets import settings
 from pipeline_assets.raw import zone
 from pipeline_assets.raw.metadata import WriteSummary
+from pipeline_assets.storage import filesystem
 
 
 @dataclass(frozen=True)
@@ -37,3 +38,12 @@ class DumpStats:
     lag_after: dict[int, int] = field(default_factory=dict)
     skipped: dict[int, int] = field(default_factory=dict)  # offsets retention deleted before we read them
     commits: int = 0
+
+
+def zone_folders() -> tuple[Path, Path]:
+    """The raw zone's and the dead letters' folders, once their storage answers: a dump's first step,
+    before anything is consumed from Kafka. A wrong endpoint, a missing bucket or bad credentials raise
+    StorageError, one line naming the URL."""
+    for zone_name in ("raw", "dead_letters"):
+        filesystem.check(settings.zone_url(zone_name))
+    return settings.raw_dir(), settings.dead_letter_dir()

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from pipeline_assets import settings
 from pipeline_assets.schema import QUERY_TYPES
-from pipeline_assets.serving import source_freshness, verification
+from pipeline_assets.serving import publishes, source_freshness, verification
 from pipeline_assets.serving.dashboard.filters import WHERE_DAY, WHERE_INSTANCE, Filters, Instance, dates
 from pipeline_assets.serving.evidence import EVIDENCE
 from pipeline_assets.serving.snapshot import KPI_COLUMNS, KPIS, read_manifest
@@ -33,7 +33,8 @@ from pipeline_assets.warehouse.served import SERVED_MODELS
 
 @dataclass
 class ServingData:
-    """Reads one serving folder through one in-memory DuckDB connection (made on first use).
+    """Reads one serving folder through one in-memory DuckDB connection (made on first use). A query
+    reads all its tables from the publish the pointer names when it starts (publishes.py), never two.
 
     The dashboards share one per snapshot between reruns and sessions (ui.serving_data), so
     queries take turns on the connection.
@@ -41,8 +42,8 @@ class ServingData:
 
     serving_dir: Path = field(default_factory=settings.serving_dir)
     _con: duckdb.DuckDBPyConnection | None = field(default=None, init=False, repr=False)
-    # name -> ((inode, mtime_ns, size), table): a file is read again only once it was replaced.
-    _loaded: dict[str, tuple[tuple[int, int, int], pa.Table]] = field(default_factory=dict, init=False, repr=False)
+    # name -> ((path, inode, mtime_ns, size), table): a file is read again only once it changed.
+    _loaded: dict[str, tuple[tuple[str, int, int, int], pa.Table]] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     # --- what is published -------------------------------------------------------------
@@ -63,9 +64,10 @@ class ServingData:
         """The raw zone's last `dbt source freshness` result, as the status line says it."""
         return source_freshness.status_text(source_freshness.read_state(self.serving_dir))
 
-    def tables(self) -> set[str]:
-        names = (*SERVED_MODELS, KPIS, EVIDENCE)
-        return {n for n in names if (self.serving_dir / f"{n}.parquet").exists()}
+    def tables(self, folder: Path | None = None) -> set[str]:
+        """The tables of the current publish (or of `folder`, a publish's)."""
+        folder = folder or publishes.current_dir(self.serving_dir)
+        return {n for n in (*SERVED_MODELS, KPIS, EVIDENCE) if (folder / f"{n}.parquet").exists()}
 
     def is_empty(self) -> bool:
         """True until a snapshot with query metrics has been published."""
@@ -77,25 +79,24 @@ class ServingData:
         `needs` names the tables the SQL reads; when one has not been published yet the result
         is an empty frame, which the pages show as "no data yet".
         """
-        available = self.tables()
+        folder = publishes.current_dir(self.serving_dir)  # one publish for the whole query
+        available = self.tables(folder)
         if any(n not in available for n in needs):
             return pd.DataFrame()
         with self._lock:
             if self._con is None:
                 self._con = duckdb.connect(":memory:")
             for name in needs or tuple(available):
-                self._load(name)
+                self._load(folder, name)
             return self._con.execute(sql, params or {}).df()
 
-    def _load(self, name: str) -> None:
-        """Register the published file `name` as a table, re-reading it only after a publish.
-
-        The file is read through one open handle: DuckDB's scan opens a path several times,
-        and a snapshot renamed into place between two opens mixed two files' bytes.
-        """
-        with open(self.serving_dir / f"{name}.parquet", "rb") as handle:
+    def _load(self, folder: Path, name: str) -> None:
+        """Register the file `name` of `folder` as a table, re-read only once it changed. Read through one
+        handle: DuckDB's scan opens a path several times, and a file replaced in between mixed two files."""
+        path = folder / f"{name}.parquet"
+        with open(path, "rb") as handle:
             stat = os.fstat(handle.fileno())
-            version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            version = (str(path), stat.st_ino, stat.st_mtime_ns, stat.st_size)
             if name in self._loaded and self._loaded[name][0] == version:
                 return
             table = pq.read_table(handle)
