@@ -51,9 +51,11 @@ EXAMPLES = 5
 REPLAYED_LISTED = 100  # replayed letters listed with where they went
 
 # An offset is unique within one topic generation: the topic id (from the file's name, '' before
-# topic ids) is part of its key, and of its label ('<topic>-t<id>:<partition>:<offset>').
+# topic ids) is part of its key, and of a failure's label ('<topic>-t<id>:<partition>:<offset>').
+# Replays name positions as replay_of and `dead-letters replay --offset` do: '<topic>:<partition>:<offset>'.
 KEY = "kafka_topic_id, kafka_topic, kafka_partition, kafka_offset"
-LABEL = "kafka_topic || coalesce('-t' || nullif(kafka_topic_id, ''), '') || ':' || kafka_partition || ':' || kafka_offset"
+POSITION = "kafka_topic || ':' || kafka_partition || ':' || kafka_offset"
+LABEL = POSITION.replace("kafka_topic ||", "kafka_topic || coalesce('-t' || nullif(kafka_topic_id, ''), '') ||", 1)
 
 # Replays: raw rows and dead letters whose replay_of names a dead letter's first position (`root`).
 # A letter is replayed once a raw row replays its root, or a later attempt of its root failed again.
@@ -64,8 +66,8 @@ replay_rows AS (
 ),
 attempts AS (
     SELECT {KEY}, replay_of IS NOT NULL AS is_replay, first_written,
-           -- replay_of names 'topic:partition:offset', without the topic id
-           coalesce(replay_of, kafka_topic || ':' || kafka_partition || ':' || kafka_offset) AS root
+           -- replay_of is a POSITION, without the topic id
+           coalesce(replay_of, {POSITION}) AS root
     FROM (SELECT {KEY}, any_value(replay_of) AS replay_of,
                  min(ingested_at) AS first_written
           FROM dead WHERE kafka_offset IS NOT NULL GROUP BY ALL)
@@ -162,19 +164,19 @@ GROUP BY ALL
 REPLAYED_SQL = f"""
 WITH {REPLAY_CTES.strip()},
 kept AS (
-    SELECT replay_of AS root, arg_min({LABEL},
+    SELECT replay_of AS root, arg_min({POSITION},
                                       (kafka_partition, kafka_offset)) AS went
     FROM main.stg_queries WHERE replay_of IS NOT NULL GROUP BY ALL
 ),
 landed AS (
-    SELECT replay_of AS root, arg_min({LABEL},
+    SELECT replay_of AS root, arg_min({POSITION},
                                       (kafka_partition, kafka_offset)) AS went
     FROM replay_rows GROUP BY ALL
 ),
 latest AS (
-    SELECT root, {LABEL} AS went FROM ranked_attempts WHERE from_last = 1
+    SELECT root, {POSITION} AS went FROM ranked_attempts WHERE from_last = 1
 )
-SELECT {LABEL.replace('kafka_', 'a.kafka_')}, coalesce(kept.went, landed.went, latest.went)
+SELECT {POSITION.replace('kafka_', 'a.kafka_')}, coalesce(kept.went, landed.went, latest.went)
 FROM ranked_attempts a
 SEMI JOIN replayed_letters USING ({KEY})
 LEFT JOIN kept USING (root) LEFT JOIN landed USING (root) LEFT JOIN latest USING (root)
