@@ -19,8 +19,9 @@ from pipeline_assets.durable import fsync_path
 FILE_NAME = "_lost_upstream.jsonl"
 
 
-def read(raw_dir: Path, topic: str) -> list[tuple[int, int, int]]:
-    """The recorded (partition, first, end) ranges of `topic`, end exclusive, each once."""
+def read(raw_dir: Path, topic: str, topic_id: str | None = None) -> list[tuple[int, int, int]]:
+    """The recorded (partition, first, end) ranges of `topic`, end exclusive, each once; with
+    `topic_id`, of that generation only ('' for ranges recorded without one)."""
     path = Path(raw_dir) / FILE_NAME
     if not path.exists():
         return []
@@ -28,18 +29,18 @@ def read(raw_dir: Path, topic: str) -> list[tuple[int, int, int]]:
     for line in path.read_text().splitlines():
         if line.strip():
             entry = json.loads(line)
-            if entry["topic"] == topic:
+            if entry["topic"] == topic and topic_id in (None, entry.get("topic_id") or ""):
                 ranges.add((int(entry["partition"]), int(entry["first"]), int(entry["end"])))
     return sorted(ranges)
 
 
-def record(raw_dir: Path, topic: str, partition: int, first: int, end: int) -> bool:
-    """Append one lost range unless it is recorded already; True when it is new."""
-    if (partition, first, end) in read(raw_dir, topic):
+def record(raw_dir: Path, topic: str, partition: int, first: int, end: int, topic_id: str | None = None) -> bool:
+    """Append one lost range (of the generation `topic_id`) unless it is recorded already; True when new."""
+    if (partition, first, end) in read(raw_dir, topic, topic_id or ""):
         return False
     path = Path(raw_dir) / FILE_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
-    entry = {"topic": topic, "partition": partition, "first": first, "end": end,
+    entry = {"topic": topic, "topic_id": topic_id or "", "partition": partition, "first": first, "end": end,
              "found_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
     with path.open("a") as out:
         out.write(json.dumps(entry) + "\n")

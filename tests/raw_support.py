@@ -1,5 +1,6 @@
 """Helpers of the raw-stage tests: a private data folder and group per test, reading back."""
 
+import time
 import uuid
 from pathlib import Path
 
@@ -7,10 +8,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipeline_assets import settings
-from pipeline_assets.kafka import offsets
+from pipeline_assets.kafka import offsets, producer
 from pipeline_assets.raw import dead_letters, zone_read
+from pipeline_assets.source import generator
 
 
 def use_private_dirs(monkeypatch: pytest.MonkeyPatch, data_dir: Path, topic: str) -> str:
@@ -61,3 +64,33 @@ def assert_offsets_exactly_once(table: pa.Table, highs: dict[int, int]) -> int:
         duplicates += len(mine) - len(distinct)
     assert set(pc.unique(table.column("kafka_partition")).to_pylist()) <= set(highs)
     return duplicates
+
+
+def produce_rows(bootstrap: str, topic: str, rows: int, seed: int, tmp_path: Path) -> None:
+    """`rows` generated rows (seed `seed`) produced to `topic`."""
+    source = generator.write(generator.generate(rows, seed=seed), tmp_path / f"rows-{seed}.parquet")
+    assert producer.produce(source, topic, bootstrap=bootstrap, progress=False).errors == 0
+
+
+def recreate_topic(bootstrap: str, topic: str) -> str:
+    """Delete `topic` and create it again (3 partitions): a topic reset. Returns the new topic id,
+    once the broker's metadata gives it."""
+    from pipeline_assets.kafka import topic_ids
+
+    config = {"bootstrap.servers": bootstrap}
+    before = topic_ids.topic_id(config, topic)
+    admin = AdminClient(config)
+    admin.delete_topics([topic])[topic].result(timeout=30)
+    deadline = time.monotonic() + 60
+    while True:  # the broker may still be deleting it
+        try:
+            admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(timeout=30)
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    while (new := topic_ids.topic_id(config, topic)) in (None, before):  # the new metadata spreads
+        assert time.monotonic() < deadline, f"topic {topic} has no new id"
+        time.sleep(0.2)
+    return new

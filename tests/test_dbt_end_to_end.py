@@ -212,8 +212,11 @@ def test_generated_rows_through_kafka_and_dbt(kafka_broker: str, kafka_topic: st
         "instances_by_abort_rate", "top_users_by_queries", "longest_compiles",
     }  # fmt: skip
 
-    # A dead letter for an offset that is also a clean row: the check names it.
-    [(partition, offset)] = query(paths.warehouse, "select kafka_partition, kafka_offset from clean_queries order by all limit 1")
-    write_dead_letters(paths.dead_dir, kafka_topic, [offset], "extra.parquet", partition=partition)
+    # A dead letter for an offset that is also a clean row (of the same topic id): the check names it.
+    [(topic_id, partition, offset)] = query(
+        paths.warehouse, "select kafka_topic_id, kafka_partition, kafka_offset from clean_queries order by all limit 1")
+    assert len(topic_id) == 22  # from the raw file's name
+    group = f"{kafka_topic}-t{topic_id}"
+    write_dead_letters(paths.dead_dir, kafka_topic, [offset], f"{group}-p{partition}-o{offset}-{offset}.parquet", partition=partition)
     broken = offset_outcomes(paths.raw_dir, paths.dead_dir, paths.warehouse)
-    assert broken.failures == {"clean + dead_letter": (1, [f"{kafka_topic}:{partition}:{offset}"])}
+    assert broken.failures == {"clean + dead_letter": (1, [f"{group}:{partition}:{offset}"])}

@@ -219,6 +219,35 @@ def test_failing_build_does_not_look_fresh() -> None:
     assert verdicts["leaderboard"] is True and verdicts["serving_snapshot"] is True
 
 
+def test_failed_daily_partition_is_not_hidden_by_a_later_partition_build() -> None:
+    """query_metrics' 2024-03-02 build fails, then 2024-03-03 builds: the latest build succeeded, yet
+    the failed day still makes query_metrics (and what is above it) not current, until it is rebuilt."""
+    import time
+
+    from pipeline_assets.warehouse.partitions import daily_partitions
+
+    instance = dg.DagsterInstance.ephemeral()
+    _build_all(instance, "serving_snapshot", time.time() - 600)
+
+    @dg.asset(name="query_metrics", partitions_def=daily_partitions)
+    def broken_query_metrics() -> None:
+        raise RuntimeError("a broken model")
+
+    assert not dg.materialize([broken_query_metrics], partition_key="2024-03-02", instance=instance,
+                              raise_on_error=False).success  # fmt: skip
+    instance.report_runless_asset_event(dg.AssetMaterialization("query_metrics", partition="2024-03-03"))
+    graph = defs.resolve_asset_graph()
+    observed, behind = report_observations(instance, graph, watched_windows(graph.materializable_asset_keys), time.time(), 0, {})
+    assert dg.AssetKey("query_metrics") not in observed
+    assert behind[dg.AssetKey("query_metrics")] == "the last build of partition 2024-03-02 failed"
+    # Through whichever parent comes first (query_metrics, or workload_anomalies above it).
+    assert behind[dg.AssetKey("serving_snapshot")].endswith("query_metrics is not current: the last build of partition 2024-03-02 failed")
+
+    instance.report_runless_asset_event(dg.AssetMaterialization("query_metrics", partition="2024-03-02"))  # rebuilt
+    _, behind = report_observations(instance, graph, watched_windows(graph.materializable_asset_keys), time.time(), 0, {})
+    assert dg.AssetKey("query_metrics") not in behind
+
+
 def test_observations_request_no_rebuild() -> None:
     """The automation conditions rebuild an asset once its parents changed since it last did; an
     observation of each watched asset (the asset beside its parents) asks for nothing, where a

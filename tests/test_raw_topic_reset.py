@@ -6,21 +6,18 @@ in staging's dedupe key. Raw files written before topic ids still read."""
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
-from dbt_support import dbt_paths, kafka_rows, query, ts, write_raw_file
-from raw_support import group_offsets, raw_rows, use_private_dirs
+from dbt_support import dbt_paths, kafka_rows, materialize_dbt, query, ts, write_dead_letters, write_raw_file
+from raw_support import group_offsets, produce_rows, raw_rows, recreate_topic, use_private_dirs
 
 from pipeline_assets import settings
-from pipeline_assets.kafka import producer, topic_ids
+from pipeline_assets.kafka import topic_ids
 from pipeline_assets.kafka.resource import KafkaResource
 from pipeline_assets.raw.dump.asset import raw_queries
-from pipeline_assets.source import generator
 
 ID_IN_NAME = re.compile(r"-t([A-Za-z0-9_-]{22})-p[0-9]+-o[0-9]+-[0-9]+\.parquet$")
 
@@ -35,11 +32,6 @@ def materialize(**config: object) -> dg.ExecuteInProcessResult:
     )
 
 
-def produce(bootstrap: str, topic: str, rows: int, seed: int, tmp_path: Path) -> None:
-    source = generator.write(generator.generate(rows, seed=seed), tmp_path / f"rows-{seed}.parquet")
-    assert producer.produce(source, topic, bootstrap=bootstrap, progress=False).errors == 0
-
-
 def raw_files() -> dict[str, bytes]:
     return {str(p.relative_to(settings.raw_dir())): p.read_bytes() for p in settings.raw_dir().rglob("*.parquet")}
 
@@ -50,39 +42,21 @@ def failure(result: dg.ExecuteInProcessResult) -> str:
     return data.user_failure_data.description if data.user_failure_data else data.error.to_string()
 
 
-def recreate(bootstrap: str, topic: str) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.delete_topics([topic])[topic].result(timeout=30)
-    deadline = time.monotonic() + 60
-    while True:  # the broker may still be deleting it
-        try:
-            admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(timeout=30)
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
 @pytest.mark.kafka
 def test_topic_reset_recreated_topic_stops_the_dump_until_a_new_generation(
     kafka_broker: str, kafka_topic: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     use_private_dirs(monkeypatch, tmp_path / "data", kafka_topic)
-    produce(kafka_broker, kafka_topic, 300, 71, tmp_path)
+    produce_rows(kafka_broker, kafka_topic, 300, 71, tmp_path)
     first_id = topic_ids.topic_id({"bootstrap.servers": kafka_broker}, kafka_topic)
     first = materialize()
     assert first.success, failure(first)
     before = raw_files()
     assert before and {ID_IN_NAME.search(name).group(1) for name in before} == {first_id}
 
-    recreate(kafka_broker, kafka_topic)
-    deadline, second_id = time.monotonic() + 30, None
-    while second_id is None and time.monotonic() < deadline:  # the new topic's metadata spreads
-        second_id = topic_ids.topic_id({"bootstrap.servers": kafka_broker}, kafka_topic)
-        time.sleep(0.2)
+    second_id = recreate_topic(kafka_broker, kafka_topic)
     assert second_id not in (None, first_id)
-    produce(kafka_broker, kafka_topic, 120, 72, tmp_path)
+    produce_rows(kafka_broker, kafka_topic, 120, 72, tmp_path)
 
     refused = materialize()
     assert not refused.success
@@ -113,7 +87,7 @@ def test_topic_reset_committed_offset_above_the_high_watermark_stops_the_dump(
     kafka_broker: str, kafka_topic: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     group = use_private_dirs(monkeypatch, tmp_path / "data", kafka_topic)
-    produce(kafka_broker, kafka_topic, 60, 73, tmp_path)
+    produce_rows(kafka_broker, kafka_topic, 60, 73, tmp_path)
     # What a wiped broker leaves when the group's offsets survive elsewhere: ahead of the log.
     consumer = Consumer({"bootstrap.servers": kafka_broker, "group.id": group, "enable.auto.commit": False})
     consumer.commit(offsets=[TopicPartition(kafka_topic, 1, 5_000)], asynchronous=False)
@@ -153,3 +127,50 @@ def test_topic_reset_generations_and_files_without_a_topic_id_are_staged_apart(
     assert result.success
     staged = query(paths.warehouse, "select query_id from stg_queries order by query_id")
     assert [q for (q,) in staged] == [*range(0, 10), *range(100, 110), *range(200, 210)]
+
+
+def test_topic_reset_both_generations_offsets_have_one_outcome_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offsets 0-10 in two generations (a new_generation after a reset): each generation's offsets
+    have one outcome, a dead letter of one is no second outcome of the other's row, and the raw
+    check sees two contiguous ranges. Within one generation, a re-sent query is still a duplicate
+    and a row that is also a dead letter still fails."""
+    from pipeline_assets.warehouse import checks
+    from pipeline_assets.warehouse.dbt_assets import dbt_daily_models
+    from pipeline_assets.warehouse.offset_outcomes import offset_outcomes, offsets_have_one_outcome
+
+    paths = dbt_paths(monkeypatch, tmp_path)
+    monkeypatch.setenv("REDSET_TOPIC", "redset.queries")
+    a, b = "redset.queries-tAAAAAAAAAAAAAAAAAAAAAA-p0", "redset.queries-tBBBBBBBBBBBBBBBBBBBBBB-p0"
+    base = {"instance_id": 1, "cluster_size": 4.0, "user_id": 1, "database_id": 1, "query_type": "select",
+            "compile_duration_ms": 1, "queue_duration_ms": 0, "execution_duration_ms": 10, "was_aborted": False,
+            "was_cached": False, "mbytes_scanned": 1.0, "mbytes_spilled": 0.0, "deployment": "provisioned",
+            "arrival_timestamp": ts("2024-03-01 10:00:00")}  # fmt: skip
+    write_raw_file(paths.raw_dir, kafka_rows([dict(base, query_id=i) for i in range(10)], 0, "a1",
+                                             ts("2024-03-02 00:00:00")), f"{a}-o0-9.parquet")  # fmt: skip
+    write_dead_letters(paths.dead_dir, "redset.queries", [10], f"{a}-o10-10.parquet")
+    # Generation B: offsets 0-10 again; offset 10 re-sends query 105 (a duplicate), offset 3 is written twice.
+    second = kafka_rows([dict(base, query_id=100 + i) for i in range(10)] + [dict(base, query_id=105)], 0, "b1",
+                        ts("2024-03-03 00:00:00"))  # fmt: skip
+    write_raw_file(paths.raw_dir, second, f"{b}-o0-10.parquet")
+    write_raw_file(paths.raw_dir, [dict(second[3], batch_id="b2")], f"{b}-o3-3.parquet")
+    result = materialize_dbt([dbt_daily_models], partition="2024-03-01", checks=[offsets_have_one_outcome],
+                             selection=["stg_query_deliveries", "stg_queries", "clean_queries", "quarantine_queries"])
+    [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == "offsets_have_one_outcome"]
+    assert evaluation.passed, evaluation.description
+    metadata = {k: v.value for k, v in evaluation.metadata.items()}
+    assert (metadata["clean"], metadata["duplicate_delivery"], metadata["dead_letter"]) == (20, 1, 1)
+    assert (metadata["no_outcome"], metadata["more_than_one_outcome"], metadata["redelivered_copies"]) == (0, 0, 1)
+    assert query(paths.warehouse, "select kafka_topic_id, count(*) from clean_queries group by 1 order by 1") == [
+        ("AAAAAAAAAAAAAAAAAAAAAA", 10), ("BBBBBBBBBBBBBBBBBBBBBB", 10)]  # fmt: skip
+    contiguous = checks.raw_offsets_contiguous()
+    assert contiguous.passed, contiguous.description
+    assert [(c["topic_id"][0], c["last_offset"], c["redelivered"]) for c in contiguous.metadata["partitions"].data] == [
+        ("A", 10, 0), ("B", 10, 1)]  # fmt: skip
+
+    write_dead_letters(paths.dead_dir, "redset.queries", [4], f"{b}-o4-4.parquet")  # also B's clean row 4
+    found = offset_outcomes(paths.raw_dir, paths.dead_dir, paths.warehouse)
+    assert found.failures == {"clean + dead_letter": (1, [f"{b[:-3]}:0:4"])}
+    contiguous = checks.raw_offsets_contiguous()
+    assert not contiguous.passed
+    assert contiguous.description == ("partition 0 of topic id BBBBBBBBBBBBBBBBBBBBBB: 0 offsets missing between 0 "
+                                      "and 10, 1 both row and dead letter")  # fmt: skip

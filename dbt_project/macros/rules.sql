@@ -66,7 +66,8 @@
 {% macro delivery_order() -%}
   {#- "Earliest delivery first": the row written to the raw zone first, then the Kafka message
       produced first; the remaining columns only make the order total (deterministic). -#}
-  ingested_at, kafka_timestamp nulls last, kafka_topic, kafka_partition, kafka_offset, source_file, source_row
+  ingested_at, kafka_timestamp nulls last, kafka_topic, kafka_topic_id, kafka_partition, kafka_offset, source_file,
+  source_row
 {%- endmacro %}
 
 

@@ -26,7 +26,8 @@ def cmd_live(args: argparse.Namespace) -> int:
         return 1
     stop = threading.Event()
     with dg.DagsterInstance.get() as instance, stop_on_signals(stop, log.info):
-        loop = LiveLoop(instance, stop, where="redset live", log=log, max_cycles=args.max_cycles)
+        loop = LiveLoop(instance, stop, where="redset live", log=log, max_cycles=args.max_cycles,
+                        new_generation=args.new_generation)  # fmt: skip
         try:
             for events in loop.cycles():
                 report_runless(instance, events)
@@ -41,4 +42,7 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
         "live", parents=[common], help="live mode: consume, build and publish in cycles until Ctrl-C or SIGTERM"
     )
     live.add_argument("--max-cycles", type=int, default=None, help="stop after this many cycles (default: never)")
+    live.add_argument("--new-generation", action="store_true",
+                      help="after a topic reset (the topic re-created, the broker wiped): start a new generation of "
+                      "the raw zone instead of stopping, as raw_queries' new_generation does")  # fmt: skip
     live.set_defaults(func=cmd_live)

@@ -34,10 +34,14 @@ _logger = logging.getLogger(__name__)
 class LiveConsumer:
     """The live loop's Kafka side: `take()` once per cycle."""
 
-    def __init__(self, kafka: KafkaResource | None = None, log: Callable[[str], Any] = _logger.debug) -> None:
+    def __init__(self, kafka: KafkaResource | None = None, log: Callable[[str], Any] = _logger.debug,
+                 new_generation: bool = False) -> None:  # fmt: skip
         self.group = settings.consumer_group()
         self.kafka = kafka or KafkaResource()
         self.log = log
+        # After a topic reset: accept the re-created topic (raw/dump/generation.py) in the first take
+        # that ends well, and only then, so a later reset in the same session stops again.
+        self.new_generation = new_generation
 
     def options(self, batch_id: str) -> DumpOptions:
         max_messages = settings.live_max_messages()
@@ -54,6 +58,7 @@ class LiveConsumer:
             idle_timeout_s=IDLE_TIMEOUT_S,
             # Checked every cycle: a re-created topic stops the cycle (raw/dump/generation.py).
             topic_id=topic_ids.topic_id(self.kafka.client_config(), settings.topic()),
+            new_generation=self.new_generation,
         )
 
     def take(self, batch_id: str) -> tuple[DumpOptions, DumpStats]:
@@ -62,6 +67,7 @@ class LiveConsumer:
         consumer = self.kafka.consumer(self.group, **CONSUMER_TUNING)
         try:
             stats = dump(consumer, options, log=self.log)
+            self.new_generation = False
         except offsets.TopicMissing as exc:
             self.log(f"{exc}; waiting for it")
             stats = DumpStats()

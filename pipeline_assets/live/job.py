@@ -59,16 +59,24 @@ def _switch_watch(instance: dg.DagsterInstance):
     return keep_going
 
 
+class LiveModeConfig(dg.Config):
+    """Run config of live_mode_job (the sensor's runs take the defaults)."""
+
+    # After a topic reset: start a new generation instead of stopping (raw/dump/generation.py), as
+    # raw_queries' new_generation does. For one run, set by hand.
+    new_generation: bool = False
+
+
 @dg.op(
     description="Live mode: consume Kafka into the raw zone, rebuild the touched days' dbt models and the "
     "all-time marts with a warm dbt, publish the serving snapshot, report the materializations; in cycles, "
     "until the run is terminated or keep_live_mode_running is switched off.",
 )
-def run_live_mode(context: dg.OpExecutionContext, kafka: KafkaResource):
+def run_live_mode(context: dg.OpExecutionContext, kafka: KafkaResource, config: LiveModeConfig):
     stop = threading.Event()
     where = f"{LIVE_JOB} run {context.run_id}"
     loop = LiveLoop(context.instance, stop, where=where, log=context.log, kafka=kafka,
-                    keep_going=_switch_watch(context.instance))  # fmt: skip
+                    keep_going=_switch_watch(context.instance), new_generation=config.new_generation)  # fmt: skip
     cycles = loop.cycles()
     try:
         while True:

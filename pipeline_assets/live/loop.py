@@ -74,10 +74,12 @@ class LiveLoop:
         kafka: KafkaResource | None = None,
         keep_going: Callable[[], str | None] = lambda: None,
         max_cycles: int | None = None,
+        new_generation: bool = False,
     ) -> None:
         self.instance, self.stop, self.where, self.log = instance, stop, where, log
         self.kafka, self.keep_going, self.max_cycles = kafka, keep_going, max_cycles
         self.summary = LoopSummary(session=uuid.uuid4().hex[:8])
+        self.new_generation = new_generation  # LiveConsumer's, for its first take
 
     def cycles(self) -> Iterator[list[dg.AssetMaterialization]]:
         kafka = self.kafka or KafkaResource()
@@ -87,7 +89,7 @@ class LiveLoop:
             dbt.manifest  # noqa: B018  (the one parse, before the first cycle)
             self.log.info(f"live mode {self.summary.session} ({self.where}): dbt parsed in {time.monotonic() - started:.1f}s")
             # The dump's own lines go to Python's log: in a run, each would be a stored event per cycle.
-            yield from self._cycles(dbt, LiveConsumer(kafka), metrics)
+            yield from self._cycles(dbt, LiveConsumer(kafka, new_generation=self.new_generation), metrics)
         s = self.summary
         self.log.info(f"live mode {s.session} stopped ({s.stopped_because}) after {s.cycles} cycles")
 

@@ -9,6 +9,8 @@ Each invocation gets warehouse/dbt_assets.py's environment (dbt_env: warehouse, 
 (e.g. window_env's REDSET_MIN_DATE / REDSET_MAX_DATE, read by the models when they run, so they
 never invalidate the parse). dbt-duckdb keeps the DuckDB database open in-process after a run;
 it is closed after every invocation, so batch writers and readers can open the file between them.
+Each invocation has the batch builds' deadline, REDSET_DBT_MAX_RUNTIME_SECONDS (dbt_deadline.py):
+past it, its queries are cancelled and it fails with DbtDeadlineError.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
+from dbt.adapters.factory import get_adapter_by_type
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 from dbt.contracts.graph.manifest import Manifest
 
 from pipeline_assets import settings
 from pipeline_assets.warehouse import duckdb_limits, parse_state
 from pipeline_assets.warehouse.dbt_assets import close_duckdb_database, dbt_env, dbt_project, dbt_target
+from pipeline_assets.warehouse.dbt_deadline import cancel_after, max_runtime_seconds, stopped_message
 
 # Every invocation: its own target and log folders (artifacts of the batch runs stay apart), no
 # console output but errors, info-level file logs (debug would log every statement), no tracking.
@@ -31,6 +35,10 @@ QUIET = ["--quiet", "--log-level-file", "info", "--no-send-anonymous-usage-stats
 
 class DbtInvocationError(RuntimeError):
     """A dbt invocation failed: names the command and what dbt reported."""
+
+
+class DbtDeadlineError(DbtInvocationError):
+    """A dbt invocation ran past REDSET_DBT_MAX_RUNTIME_SECONDS and was stopped."""
 
 
 class WarmDbt:
@@ -79,19 +87,30 @@ class WarmDbt:
 
     def invoke(self, args: list[str], env: Mapping[str, str] | None = None) -> dbtRunnerResult:
         """`dbt <args>` with the parsed manifest, in dbt_env(None) updated with `env`. Returns
-        dbt's result (check `.success`); an interrupt (Ctrl-C, run termination) is re-raised.
-        The DuckDB database is closed afterwards, whatever happened."""
+        dbt's result (check `.success`); an interrupt (Ctrl-C, run termination) is re-raised, and
+        DbtDeadlineError raised past the deadline. The DuckDB database is closed afterwards."""
         self.manifest  # noqa: B018  (parses once, outside the lock below)
         assert self._runner is not None
         # The same DuckDB bounds as a batch build (duckdb_limits), checked before each invocation.
         limits = duckdb_limits.dbt_env(duckdb_limits.check_temp_space())
         with self._lock, settings.environment({**dbt_env(None), **limits, **(env or {})}):
             try:
-                result = self._runner.invoke([*args, *self._args()])
+                with cancel_after(max_runtime_seconds(), self._cancel_queries) as expired:
+                    result = self._runner.invoke([*args, *self._args()])
             finally:
                 close_duckdb_database()
+        if expired():
+            raise DbtDeadlineError(stopped_message(f"dbt {' '.join(args)}"))
         _reraise_interrupt(result)
         return result
+
+    def _cancel_queries(self) -> None:
+        """Cancel the running invocation's queries (its adapter exists only while it runs)."""
+        try:
+            adapter = get_adapter_by_type(self._manifest.metadata.adapter_type)  # not .manifest: invoke holds the lock
+        except KeyError:
+            return
+        adapter.cancel_open_connections()
 
 
 def _reraise_interrupt(result: dbtRunnerResult) -> None:

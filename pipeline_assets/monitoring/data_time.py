@@ -1,7 +1,8 @@
 """Which assets hold everything Kafka has, and the observations that carry that data time.
 
 An asset is current when it was built, no build of it failed, is in flight or is stuck since its
-last one, each parent is current (or was never built nor tried), and its last build came after
+last one (a daily asset: nor the last build of any partition, since a later partition's build
+would hide an older one that failed), each parent is current (or was never built nor tried), and its last build came after
 each parent's (the automation conditions' rule: a parent changed since means a build is owed). A
 parent with its own cadence (`served.CADENCES`) owes nothing while its last build is within it.
 The caller has seen no Kafka lag and gives the other known debts (`owed`, e.g. a waiting landing
@@ -37,6 +38,19 @@ def pending_build(instance: dg.DagsterInstance, key: dg.AssetKey, built: dg.Even
     return f"a build is in flight or stuck (run {planned.run_id}: {status.value})"
 
 
+def failed_partitions(instance: dg.DagsterInstance, key: dg.AssetKey, partitions_def) -> str | None:
+    """Which partitions' latest builds failed (Dagster's per-partition status), else None."""
+    if partitions_def is None:
+        return None
+    keys = partitions_def.get_partition_keys(dynamic_partitions_store=instance)
+    status = instance.get_status_by_partition(key, keys, partitions_def) or {}
+    failed = sorted(k for k, s in status.items() if s == dg.AssetPartitionStatus.FAILED)
+    if not failed:
+        return None
+    more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
+    return f"the last build of partition {', '.join(failed[:3])}{more} failed"
+
+
 def owed_reasons(
     instance: dg.DagsterInstance, graph, cadences: Mapping[dg.AssetKey, timedelta], now: float,
     owed: Mapping[dg.AssetKey, str],
@@ -47,7 +61,7 @@ def owed_reasons(
     reasons: dict[dg.AssetKey, str | None] = {}
     for key in keys:
         last = records[key].asset_entry.last_materialization_record if key in records else None
-        why = owed.get(key) or pending_build(instance, key, last)
+        why = owed.get(key) or pending_build(instance, key, last) or failed_partitions(instance, key, graph.get(key).partitions_def)
         for parent in graph.get(key).parent_keys:
             if why is not None:
                 break

@@ -1,6 +1,7 @@
 """Asset checks of the raw zone (the dbt models carry their own tests).
 
-- raw_offsets_contiguous: per partition, the Kafka offsets in the raw zone plus the dead letters,
+- raw_offsets_contiguous: per topic generation (the topic id in the file names: a re-created topic
+  reuses offsets) and partition, the Kafka offsets in the raw zone plus the dead letters,
   deduplicated, form one range with no gap, and no offset is both a row and a dead letter.
   Re-deliveries after a crash (the same offset written twice) are expected and only counted.
 - raw_rows_match_offsets: the latest raw_queries run wrote exactly one row or one dead letter
@@ -24,7 +25,9 @@ RAW_ASSET = dg.AssetKey("raw_queries")
 DUCKDB_CONFIG = {"memory_limit": "256MB", "threads": 2, "preserve_insertion_order": False}
 # The views' columns typed, for a folder with no file yet (read_parquet fails on an empty list).
 _EMPTY_COLUMNS = "NULL::VARCHAR AS kafka_topic, NULL::INTEGER AS kafka_partition, NULL::BIGINT AS kafka_offset, " \
-                 "NULL::VARCHAR AS batch_id"  # fmt: skip
+                 "NULL::VARCHAR AS batch_id, NULL::VARCHAR AS kafka_topic_id"  # fmt: skip
+# The topic id in a raw file's or dead letter's name ('' before topic ids), as dbt's raw_file_topic_id.
+TOPIC_ID = r"regexp_extract(filename, '-t([A-Za-z0-9_-]{22})-p[0-9]+-o[0-9]+-[0-9]+[.]parquet$', 1) AS kafka_topic_id"
 
 
 def _files(root: Path, pattern: str) -> list[str]:
@@ -48,10 +51,11 @@ def duckdb_temp_dir() -> Path:
 
 def add_kafka_views(con: duckdb.DuckDBPyConnection, raw_dir: Path, dead_dir: Path, raw_filename: bool = False,
                     replays: bool = False) -> None:  # fmt: skip
-    """Temporary views `raw` and `dead` of the Kafka columns (and batch_id) on `con`; `raw_filename`
-    adds the path of each raw row's file to `raw` as `filename`, `replays` adds replay_of and
-    ingested_at to both (replay_of NULL in files written before replays)."""
-    columns = "kafka_topic, kafka_partition, kafka_offset, batch_id" + (", replay_of, ingested_at" if replays else "")
+    """Temporary views `raw` and `dead` of the Kafka columns (with kafka_topic_id, from the file's name)
+    and batch_id on `con`; `raw_filename` adds the path of each raw row's file to `raw` as `filename`,
+    `replays` adds replay_of and ingested_at to both (replay_of NULL in files written before replays)."""
+    columns = f"kafka_topic, kafka_partition, kafka_offset, batch_id, {TOPIC_ID}" + (
+        ", replay_of, ingested_at" if replays else "")
     for view, files in (
         ("raw", _files(raw_dir, f"{schema.RAW_PARTITION_COLUMN}=*/*.parquet")),
         ("dead", _files(dead_dir, "*.parquet")),
@@ -62,11 +66,11 @@ def add_kafka_views(con: duckdb.DuckDBPyConnection, raw_dir: Path, dead_dir: Pat
         if files and replays:
             # By name, with a typed empty side: a column no file has yet reads as NULL.
             source = f"SELECT {columns}{', filename' if named else ''} FROM (SELECT * FROM read_parquet({listed}, " \
-                     f"hive_partitioning = false, union_by_name = true, filename = {str(named).lower()}) " \
+                     "hive_partitioning = false, union_by_name = true, filename = true) " \
                      "UNION ALL BY NAME SELECT NULL::VARCHAR AS replay_of WHERE false)"  # fmt: skip
         elif files:
             source = f"SELECT {columns}{', filename' if named else ''} FROM read_parquet({listed}, " \
-                     f"hive_partitioning = false, filename = {str(named).lower()})"  # fmt: skip
+                     "hive_partitioning = false, filename = true)"  # fmt: skip
         else:
             extra = ", NULL::VARCHAR AS replay_of, NULL::TIMESTAMP AS ingested_at" if replays else ""
             source = f"SELECT {_EMPTY_COLUMNS}{extra}{', NULL::VARCHAR AS filename' if named else ''} WHERE false"
@@ -74,30 +78,30 @@ def add_kafka_views(con: duckdb.DuckDBPyConnection, raw_dir: Path, dead_dir: Pat
 
 
 def offset_coverage(raw_dir: Path, dead_dir: Path, topic: str) -> list[dict]:
-    """Per partition: first and last offset, distinct offsets, missing ones, re-deliveries, and
-    offsets that are both a row and a dead letter."""
+    """Per generation (topic id) and partition: first and last offset, distinct offsets, missing
+    ones, re-deliveries, and offsets that are both a row and a dead letter."""
     sql = """
         WITH everything AS (
-            SELECT kafka_partition, kafka_offset FROM raw WHERE kafka_topic = $topic
+            SELECT kafka_topic_id, kafka_partition, kafka_offset FROM raw WHERE kafka_topic = $topic
             UNION ALL
-            SELECT kafka_partition, kafka_offset FROM dead WHERE kafka_topic = $topic
+            SELECT kafka_topic_id, kafka_partition, kafka_offset FROM dead WHERE kafka_topic = $topic
         ),
         both_ AS (
-            SELECT kafka_partition, count(*) AS n
-            FROM (SELECT DISTINCT kafka_partition, kafka_offset FROM dead WHERE kafka_topic = $topic) d
-            SEMI JOIN (SELECT kafka_partition, kafka_offset FROM raw WHERE kafka_topic = $topic) r
-                USING (kafka_partition, kafka_offset)
+            SELECT kafka_topic_id, kafka_partition, count(*) AS n
+            FROM (SELECT DISTINCT kafka_topic_id, kafka_partition, kafka_offset FROM dead WHERE kafka_topic = $topic) d
+            SEMI JOIN (SELECT kafka_topic_id, kafka_partition, kafka_offset FROM raw WHERE kafka_topic = $topic) r
+                USING (kafka_topic_id, kafka_partition, kafka_offset)
             GROUP BY ALL
         )
-        SELECT e.kafka_partition AS partition,
+        SELECT e.kafka_topic_id AS topic_id, e.kafka_partition AS partition,
                min(kafka_offset) AS first_offset,
                max(kafka_offset) AS last_offset,
                count(DISTINCT kafka_offset) AS distinct_offsets,
                max(kafka_offset) - min(kafka_offset) + 1 - count(DISTINCT kafka_offset) AS missing_offsets,
                count(*) - count(DISTINCT kafka_offset) AS redelivered,
                coalesce(any_value(b.n), 0) AS row_and_dead_letter
-        FROM everything e LEFT JOIN both_ b USING (kafka_partition)
-        GROUP BY e.kafka_partition ORDER BY partition
+        FROM everything e LEFT JOIN both_ b USING (kafka_topic_id, kafka_partition)
+        GROUP BY e.kafka_topic_id, e.kafka_partition ORDER BY topic_id, partition
     """
     with _connect(raw_dir, dead_dir) as con:
         cursor = con.execute(sql, {"topic": topic})
@@ -114,7 +118,7 @@ def batch_counts(raw_dir: Path, dead_dir: Path, batch_id: str) -> dict[str, int]
             SELECT 'dead' AS source, * FROM dead WHERE batch_id = $batch
         )
         SELECT count(*) FILTER (WHERE source = 'raw'), count(*) FILTER (WHERE source = 'dead'),
-               count(DISTINCT (kafka_topic, kafka_partition, kafka_offset))
+               count(DISTINCT (kafka_topic_id, kafka_topic, kafka_partition, kafka_offset))
         FROM mine
     """
     with _connect(raw_dir, dead_dir) as con:
@@ -122,17 +126,22 @@ def batch_counts(raw_dir: Path, dead_dir: Path, batch_id: str) -> dict[str, int]
     return {"rows": rows, "dead_letters": dead, "distinct_offsets": distinct}
 
 
+def _generation(coverage: dict) -> str:
+    return f" of topic id {coverage['topic_id']}" if coverage["topic_id"] else ""
+
+
 @dg.asset_check(
     asset=RAW_ASSET,
     name="raw_offsets_contiguous",
-    description="Per partition, raw rows + dead letters (deduplicated) cover one offset range with no gap "
+    description="Per topic generation (topic id) and partition, raw rows + dead letters (deduplicated) cover "
+    "one offset range with no gap "
     "but the offsets Kafka's retention deleted before they were read (lost upstream, alerted once); "
     "no offset is both a row and a dead letter.",
 )
 def raw_offsets_contiguous() -> dg.AssetCheckResult:
     coverage = offset_coverage(settings.raw_dir(), settings.dead_letter_dir(), settings.topic())
-    lost = lost_offsets.read(settings.raw_dir(), settings.topic())
     for c in coverage:  # retention deleted them before the dump read them: lost upstream, not missing
+        lost = lost_offsets.read(settings.raw_dir(), settings.topic(), c["topic_id"])
         c["lost_upstream"] = lost_offsets.lost_within(lost, c["partition"], c["first_offset"], c["last_offset"])
         c["missing_offsets"] -= c["lost_upstream"]
     bad = [c for c in coverage if c["missing_offsets"] or c["row_and_dead_letter"]]
@@ -143,13 +152,14 @@ def raw_offsets_contiguous() -> dg.AssetCheckResult:
             "every partition is contiguous"
             if not bad
             else "; ".join(
-                f"partition {c['partition']}: {c['missing_offsets']} offsets missing between "
+                f"partition {c['partition']}{_generation(c)}: {c['missing_offsets']} offsets missing between "
                 f"{c['first_offset']} and {c['last_offset']}, {c['row_and_dead_letter']} both row and dead letter"
                 for c in bad
             )
         ),
         metadata={
-            "partitions": dg.MetadataValue.json([{k: int(v) for k, v in c.items()} for c in coverage]),
+            "partitions": dg.MetadataValue.json([{k: v if k == "topic_id" else int(v) for k, v in c.items()}
+                                                 for c in coverage]),
             "redelivered_offsets": dg.MetadataValue.int(sum(int(c["redelivered"]) for c in coverage)),
             "lost_upstream_offsets": dg.MetadataValue.int(sum(int(c["lost_upstream"]) for c in coverage)),
         },

@@ -29,7 +29,7 @@ from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 from pipeline_assets import settings
 from pipeline_assets.spark.master import require_master
 from pipeline_assets.warehouse import build_windows, duckdb_limits, parse_state
-from pipeline_assets.warehouse.dbt_deadline import process_deadline
+from pipeline_assets.warehouse.dbt_deadline import max_runtime_seconds, process_deadline, stopped_message
 from pipeline_assets.warehouse.lock import warehouse_writer
 from pipeline_assets.warehouse.partitions import DATE_FORMAT, daily_partitions
 from pipeline_assets.warehouse.translator import translator
@@ -153,7 +153,7 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBui
                 target_path = parse_state.new_target_path(f"{context.op.name}-{context.run_id[:7]}")
                 parse_state.seed(target_path, profile)
                 invocation = dbt.cli(args, context=context, target_path=target_path)
-                with process_deadline(invocation.process, settings.bound("dbt_max_runtime_seconds")) as expired:
+                with process_deadline(invocation.process, max_runtime_seconds()) as expired:
                     try:
                         events = invocation.stream()
                         if i < len(windows):
@@ -165,9 +165,7 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBui
                         yield from held.merge(events)
                     except DagsterDbtCliRuntimeError as error:
                         if expired():
-                            limit = f"REDSET_DBT_MAX_RUNTIME_SECONDS ({settings.bound('dbt_max_runtime_seconds'):.0f}s)"
-                            stopped = f"dbt {' '.join(args)} {label} ran past {limit} and was stopped"
-                            raise dg.Failure(description=stopped) from error
+                            raise dg.Failure(description=stopped_message(f"dbt {' '.join(args)} {label}")) from error
                         note = None if spark else duckdb_limits.explain_temp_cap(error, max_temp)
                         where = f"window {i}/{len(windows)} {label}: " if len(windows) > 1 else ""
                         if note is None and not where:

@@ -1,7 +1,7 @@
 """Every consumed Kafka offset has exactly one outcome: the asset check `offsets_have_one_outcome`.
 
-Over all dates, each (topic, partition, offset) in the raw zone or the dead letters must be exactly
-one of
+Over all dates, each (topic id, topic, partition, offset) in the raw zone or the dead letters must be
+exactly one of
 - clean:               its row is in clean_queries;
 - quarantined:         its row is in quarantine_queries;
 - duplicate_delivery:  its row is staged, is in neither, and clean_queries keeps another delivery
@@ -50,17 +50,25 @@ NAMED_BITS = {**OUTCOME_BITS, NOT_YET_BUILT: NOT_YET_BUILT_BIT, OVERDUE: OVERDUE
 EXAMPLES = 5
 REPLAYED_LISTED = 100  # replayed letters listed with where they went
 
+# An offset is unique within one topic generation: the topic id (from the file's name, '' before
+# topic ids) is part of its key, and of a failure's label ('<topic>-t<id>:<partition>:<offset>').
+# Replays name positions as replay_of and `dead-letters replay --offset` do: '<topic>:<partition>:<offset>'.
+KEY = "kafka_topic_id, kafka_topic, kafka_partition, kafka_offset"
+POSITION = "kafka_topic || ':' || kafka_partition || ':' || kafka_offset"
+LABEL = POSITION.replace("kafka_topic ||", "kafka_topic || coalesce('-t' || nullif(kafka_topic_id, ''), '') ||", 1)
+
 # Replays: raw rows and dead letters whose replay_of names a dead letter's first position (`root`).
 # A letter is replayed once a raw row replays its root, or a later attempt of its root failed again.
-REPLAY_CTES = """
+REPLAY_CTES = f"""
 replay_rows AS (
-    SELECT DISTINCT kafka_topic, kafka_partition, kafka_offset, replay_of FROM raw
+    SELECT DISTINCT {KEY}, replay_of FROM raw
     WHERE kafka_offset IS NOT NULL AND replay_of IS NOT NULL
 ),
 attempts AS (
-    SELECT kafka_topic, kafka_partition, kafka_offset, replay_of IS NOT NULL AS is_replay, first_written,
-           coalesce(replay_of, kafka_topic || ':' || kafka_partition || ':' || kafka_offset) AS root
-    FROM (SELECT kafka_topic, kafka_partition, kafka_offset, any_value(replay_of) AS replay_of,
+    SELECT {KEY}, replay_of IS NOT NULL AS is_replay, first_written,
+           -- replay_of is a POSITION, without the topic id
+           coalesce(replay_of, {POSITION}) AS root
+    FROM (SELECT {KEY}, any_value(replay_of) AS replay_of,
                  min(ingested_at) AS first_written
           FROM dead WHERE kafka_offset IS NOT NULL GROUP BY ALL)
 ),
@@ -70,43 +78,43 @@ ranked_attempts AS (
     FROM attempts
 ),
 replayed_letters AS (
-    SELECT kafka_topic, kafka_partition, kafka_offset FROM ranked_attempts
+    SELECT {KEY} FROM ranked_attempts
     WHERE from_last > 1 OR root IN (SELECT replay_of FROM replay_rows)
 )"""
 
 # One row per (number of outcomes, their bits, consumed or not) with its offsets and a few examples.
-# Offsets are (topic, partition, offset); files are compared by their last two path parts
+# Offsets are KEY; files are compared by their last two path parts
 # (arrival_date=.../name), which name a raw file whichever path it was read through. The inputs are
 # NOT MATERIALIZED: a CTE read twice is otherwise held in memory whole, which fails at the memory
 # limit with millions of offsets; read twice, they stream and spill.
 SQL = f"""
 WITH raw_rows AS NOT MATERIALIZED (
-    SELECT kafka_topic, kafka_partition, kafka_offset, filename FROM raw WHERE kafka_offset IS NOT NULL
+    SELECT {KEY}, filename FROM raw WHERE kafka_offset IS NOT NULL
 ),
 dead_letters AS NOT MATERIALIZED (
-    SELECT DISTINCT kafka_topic, kafka_partition, kafka_offset FROM dead WHERE kafka_offset IS NOT NULL
+    SELECT DISTINCT {KEY} FROM dead WHERE kafka_offset IS NOT NULL
 ),
 staged AS NOT MATERIALIZED (
-    SELECT kafka_topic, kafka_partition, kafka_offset, deployment, instance_id, query_id
+    SELECT {KEY}, deployment, instance_id, query_id
     FROM main.stg_queries WHERE kafka_offset IS NOT NULL
 ),
 {REPLAY_CTES.strip()},
 -- A raw replay whose root another staged replay stands for: staging kept that one instead.
 replay_duplicate AS (
-    SELECT kafka_topic, kafka_partition, kafka_offset FROM replay_rows
-    ANTI JOIN staged USING (kafka_topic, kafka_partition, kafka_offset)
+    SELECT {KEY} FROM replay_rows
+    ANTI JOIN staged USING ({KEY})
     SEMI JOIN (SELECT DISTINCT replay_of FROM main.stg_queries WHERE replay_of IS NOT NULL) USING (replay_of)
 ),
 clean AS NOT MATERIALIZED (
-    SELECT kafka_topic, kafka_partition, kafka_offset FROM main.clean_queries WHERE kafka_offset IS NOT NULL
+    SELECT {KEY} FROM main.clean_queries WHERE kafka_offset IS NOT NULL
 ),
 quarantined AS NOT MATERIALIZED (
-    SELECT kafka_topic, kafka_partition, kafka_offset FROM main.quarantine_queries WHERE kafka_offset IS NOT NULL
+    SELECT {KEY} FROM main.quarantine_queries WHERE kafka_offset IS NOT NULL
 ),
 duplicate AS (
-    SELECT kafka_topic, kafka_partition, kafka_offset FROM staged
-    ANTI JOIN clean USING (kafka_topic, kafka_partition, kafka_offset)
-    ANTI JOIN quarantined USING (kafka_topic, kafka_partition, kafka_offset)
+    SELECT {KEY} FROM staged
+    ANTI JOIN clean USING ({KEY})
+    ANTI JOIN quarantined USING ({KEY})
     SEMI JOIN main.clean_queries USING (deployment, instance_id, query_id)
     UNION ALL SELECT * FROM replay_duplicate
 ),
@@ -116,28 +124,28 @@ built_files AS (
     FROM (SELECT DISTINCT raw_file FROM main.stg_queries WHERE kafka_offset IS NOT NULL)
 ),
 pending AS (
-    SELECT kafka_topic, kafka_partition, kafka_offset, bool_or(file IN (SELECT file FROM overdue_files)) AS overdue
+    SELECT {KEY}, bool_or(file IN (SELECT file FROM overdue_files)) AS overdue
     FROM (
         SELECT *, regexp_extract(filename, '[^/]+/[^/]+$') AS file
-        FROM raw_rows ANTI JOIN staged USING (kafka_topic, kafka_partition, kafka_offset)
-        ANTI JOIN replay_duplicate USING (kafka_topic, kafka_partition, kafka_offset)
+        FROM raw_rows ANTI JOIN staged USING ({KEY})
+        ANTI JOIN replay_duplicate USING ({KEY})
     )
     GROUP BY ALL
     HAVING NOT bool_or(file IN (SELECT file FROM built_files))
 ),
 -- Bit 0 marks a consumed offset (a raw row; a dead letter is consumed too), the others an outcome.
 marks AS (
-    SELECT kafka_topic, kafka_partition, kafka_offset, 0 AS bit FROM raw_rows
+    SELECT {KEY}, 0 AS bit FROM raw_rows
     UNION ALL SELECT *, {OUTCOME_BITS["dead_letter"]} FROM (SELECT * FROM dead_letters EXCEPT ALL SELECT * FROM replayed_letters)
     UNION ALL SELECT *, {OUTCOME_BITS["dead_letter_replayed"]} FROM replayed_letters
     UNION ALL SELECT *, {OUTCOME_BITS["clean"]} FROM clean
     UNION ALL SELECT *, {OUTCOME_BITS["quarantined"]} FROM quarantined
     UNION ALL SELECT *, {OUTCOME_BITS["duplicate_delivery"]} FROM duplicate
-    UNION ALL SELECT kafka_topic, kafka_partition, kafka_offset,
+    UNION ALL SELECT {KEY},
                      CASE WHEN overdue THEN {OVERDUE_BIT} ELSE {NOT_YET_BUILT_BIT} END FROM pending
 ),
 per_offset AS (
-    SELECT kafka_topic, kafka_partition, kafka_offset,
+    SELECT {KEY},
            count(*) FILTER (WHERE bit > 0) AS n, bit_or(bit) AS bits,
            bool_or(bit IN (0, {OUTCOME_BITS["dead_letter"]}, {OUTCOME_BITS["dead_letter_replayed"]})) AS consumed
     FROM marks
@@ -145,7 +153,7 @@ per_offset AS (
 )
 SELECT n, bits, consumed, count(*) AS offsets,
        -- Example offsets of the failures only: no string is built for the rest.
-       min(CASE WHEN n <> 1 OR NOT consumed OR bits = {OVERDUE_BIT} THEN kafka_topic || ':' || kafka_partition || ':' || kafka_offset END,
+       min(CASE WHEN n <> 1 OR NOT consumed OR bits = {OVERDUE_BIT} THEN {LABEL} END,
            {EXAMPLES}) AS examples
 FROM per_offset
 GROUP BY ALL
@@ -156,29 +164,29 @@ GROUP BY ALL
 REPLAYED_SQL = f"""
 WITH {REPLAY_CTES.strip()},
 kept AS (
-    SELECT replay_of AS root, arg_min(kafka_topic || ':' || kafka_partition || ':' || kafka_offset,
+    SELECT replay_of AS root, arg_min({POSITION},
                                       (kafka_partition, kafka_offset)) AS went
     FROM main.stg_queries WHERE replay_of IS NOT NULL GROUP BY ALL
 ),
 landed AS (
-    SELECT replay_of AS root, arg_min(kafka_topic || ':' || kafka_partition || ':' || kafka_offset,
+    SELECT replay_of AS root, arg_min({POSITION},
                                       (kafka_partition, kafka_offset)) AS went
     FROM replay_rows GROUP BY ALL
 ),
 latest AS (
-    SELECT root, kafka_topic || ':' || kafka_partition || ':' || kafka_offset AS went FROM ranked_attempts WHERE from_last = 1
+    SELECT root, {POSITION} AS went FROM ranked_attempts WHERE from_last = 1
 )
-SELECT a.kafka_topic || ':' || a.kafka_partition || ':' || a.kafka_offset, coalesce(kept.went, landed.went, latest.went)
+SELECT {POSITION.replace('kafka_', 'a.kafka_')}, coalesce(kept.went, landed.went, latest.went)
 FROM ranked_attempts a
-SEMI JOIN replayed_letters USING (kafka_topic, kafka_partition, kafka_offset)
+SEMI JOIN replayed_letters USING ({KEY})
 LEFT JOIN kept USING (root) LEFT JOIN landed USING (root) LEFT JOIN latest USING (root)
 ORDER BY ALL LIMIT {REPLAYED_LISTED}
 """
 
 # Staged landing-file rows (no offset), and raw rows that repeat an offset (re-deliveries).
-EXTRA_SQL = """
+EXTRA_SQL = f"""
 SELECT (SELECT count(*) FROM main.stg_queries WHERE kafka_offset IS NULL),
-       (SELECT count(*) - count(DISTINCT (kafka_topic, kafka_partition, kafka_offset))
+       (SELECT count(*) - count(DISTINCT ({KEY}))
         FROM raw WHERE kafka_offset IS NOT NULL)
 """
 

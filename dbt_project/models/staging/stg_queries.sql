@@ -17,8 +17,8 @@ with deliveries as (
 deduped as (
 
     -- Kafka rows share (topic, topic id, partition, offset), landing rows share (source_file,
-    -- source_row); the other pair is NULL and groups together. The topic id (in the raw file's
-    -- name; '' in files written before topic ids) keeps a re-created topic's reused offsets apart.
+    -- source_row); the other pair is NULL and groups together. kafka_topic_id keeps a re-created
+    -- topic's reused offsets apart.
     -- A re-delivery lands in the same arrival_date folder (the date comes from the message), so a
     -- window never splits a delivery's copies. Replays of one dead letter (`redset dead-letters
     -- replay`, run twice) are copies too, whatever their own offsets: they share replay_of.
@@ -27,7 +27,7 @@ deduped as (
     qualify row_number() over (
         partition by arrival_date, replay_of,
             case when replay_of is null then kafka_topic end,
-            case when replay_of is null then {{ raw_file_topic_id('raw_file') }} end,
+            case when replay_of is null then kafka_topic_id end,
             case when replay_of is null then kafka_partition end,
             case when replay_of is null then kafka_offset end,
             source_file, source_row

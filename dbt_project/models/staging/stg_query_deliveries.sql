@@ -55,6 +55,8 @@ renamed as (
         cast(kafka_topic as {{ dbt.type_string() }}) as kafka_topic,
         cast(kafka_partition as integer) as kafka_partition,
         cast(kafka_offset as bigint) as kafka_offset,
+        -- Offsets repeat across topic generations (a re-created topic): this keeps them apart.
+        case when kafka_offset is not null then {{ raw_file_topic_id('filename') }} end as kafka_topic_id,
         cast(kafka_timestamp as timestamp) as kafka_timestamp,
         cast(kafka_key as {{ dbt.type_string() }}) as kafka_key,
         cast(source_file as {{ dbt.type_string() }}) as source_file,

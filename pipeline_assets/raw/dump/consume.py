@@ -101,7 +101,7 @@ class _Dump:
         once (lost_offsets.py), before any commit moves past them."""
         message = f"partition {partition}: offsets {first}..{end - 1} ({end - first:,}) were deleted by retention before they were read"
         self.log(message)
-        if lost_offsets.record(self.o.raw_dir, self.o.topic, partition, first, end):
+        if lost_offsets.record(self.o.raw_dir, self.o.topic, partition, first, end, self.o.topic_id):
             send_alert("lost_upstream", message, topic=self.o.topic, partition=partition, first=first, end=end)
 
     def _mine(self, plan: list[offsets.PartitionOffsets]) -> list[offsets.PartitionOffsets]:

@@ -7,7 +7,8 @@ raw zone records the topic id it was filled from (`<raw>/_generations/<topic>.js
 names its files with it, and a dump that finds another topic id, or a committed offset above the
 high watermark, stops before it moves anything: one line, one alert (TopicReset).
 
-A new generation is started on purpose with `new_generation` (run config of raw_queries): the
+A new generation is started on purpose with `new_generation` (run config of raw_queries or
+live_mode_job, `redset live --new-generation`): the
 group's committed offsets go back to the start of the new topic's log, then the new id is recorded.
 A zone without a record (new, or written before topic ids) adopts the topic it finds.
 """
@@ -88,7 +89,7 @@ def checked_plan(
         message = (
             f"topic reset: {what}; the topic was re-created or the broker's data wiped, so offsets would be "
             "reused. Nothing was consumed. To start a new generation on purpose, run raw_queries with "
-            "new_generation: true"
+            "new_generation: true (live mode: `redset live --new-generation`, or live_mode_job with new_generation: true)"
         )
         send_alert("topic_reset", message, None, topic=topic, topic_id=topic_id, recorded_topic_id=known)
         raise TopicReset(message)

@@ -103,6 +103,7 @@ select
     kafka_topic,
     kafka_partition,
     kafka_offset,
+    kafka_topic_id,
     source_file,
     arrival_date
 from earliest
