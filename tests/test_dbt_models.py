@@ -536,11 +536,12 @@ def test_every_model_and_column_is_described(built):
 def test_implausible_values_reach_neither_the_kpis_nor_the_leaderboard(built, tmp_path):
     """1e30 MB scanned or spilled is quarantined: the KPI cards (from the serving snapshot) and the
     leaderboard hold the clean rows' sums only."""
+    from pipeline_assets.serving import publishes
     from pipeline_assets.serving.snapshot import KPIS, publish
 
     paths, _, _ = built
     publish(paths.warehouse, tmp_path)
-    kpis = query(paths.warehouse, f"select sum(queries), sum(mbytes_scanned), sum(mbytes_spilled) from '{tmp_path / KPIS}.parquet'")
+    kpis = query(paths.warehouse, f"select sum(queries), sum(mbytes_scanned), sum(mbytes_spilled) from '{publishes.current_dir(tmp_path) / KPIS}.parquet'")
     clean = CLEAN_ROWS + LANDING_ROWS  # each query once (108's re-send is not kept)
     assert kpis == [(30, sum(r["mbytes_scanned"] for r in clean), sum(r["mbytes_spilled"] for r in clean))]
     assert kpis[0][1:] == (840.0, 22.0)  # 600 in hour 10 of P1 + 24 rows of 10 MB; spilled 5 + 10 + 7

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from pipeline_assets.insights import forecast_asset
-from pipeline_assets.serving import snapshot
+from pipeline_assets.serving import publishes, snapshot
 from pipeline_assets.spark import tables as spark_tables
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -133,8 +133,9 @@ def test_the_snapshot_publishes_from_the_spark_warehouse(spark_engine: Path, tmp
     assert "compile_metrics" in pub.missing and "query_metrics" not in pub.missing
     manifest = snapshot.read_manifest(tmp_path)
     assert manifest["warehouse"] == str(spark_engine)
+    published = publishes.current_dir(tmp_path)
     kpis = duckdb.execute(
-        "SELECT deployment, arrival_date, queries, joins FROM read_parquet(?) ORDER BY ALL", [str(tmp_path / "kpis.parquet")]
+        "SELECT deployment, arrival_date, queries, joins FROM read_parquet(?) ORDER BY ALL", [str(published / "kpis.parquet")]
     ).fetchall()
     expected: dict[tuple[str, date], list[int]] = {}
     for i in range(1, 13):
@@ -143,7 +144,7 @@ def test_the_snapshot_publishes_from_the_spark_warehouse(spark_engine: Path, tmp
         expected[key][0] += 10 * i
         expected[key][1] += i
     assert kpis == sorted((d, day, q, j) for (d, day), (q, j) in expected.items())
-    empty = duckdb.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(tmp_path / "table_ingest_gaps.parquet")]).fetchall()
+    empty = duckdb.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(published / "table_ingest_gaps.parquet")]).fetchall()
     assert [c[0] for c in empty] == ["table_id", "note"]
 
 
