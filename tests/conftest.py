@@ -20,6 +20,7 @@ import signal
 import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import postgres_support
 import pytest
@@ -147,6 +148,43 @@ def module_seconds(items: list[pytest.Item]) -> dict[str, float]:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The costliest modules first, each module's own order kept (one process; `make test`'s xdist
-    loadscope hands modules out by their number of tests instead)."""
+    loadscope hands modules out by their number of tests instead, the heaviest first: below)."""
     cost = module_seconds(items)
     items.sort(key=lambda item: -cost[item.nodeid.split("::")[0]])
+
+
+HEAVY_S = 85  # under xdist, modules declared at least this costly are handed out first
+
+
+def declared_seconds(module: Path) -> float:
+    """A module's `slow(seconds=N)` as written in its source (xdist's controller collects no items)."""
+    text = module.read_text() if module.is_file() else ""
+    return max((float(s) for s in re.findall(r"slow\(seconds=(\d+)", text)), default=0)
+
+
+def heaviest_first(scopes: list[str], seconds: dict[str, float]) -> list[str]:
+    """`scopes` in their order, but those of at least HEAVY_S seconds first, heaviest leading."""
+    heavy = sorted((s for s in scopes if seconds[s] >= HEAVY_S), key=lambda s: -seconds[s])
+    return heavy + [s for s in scopes if s not in heavy]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's loadscope order (most tests first), but the heaviest modules first of all: they have
+    few tests, so xdist handed them out last, and one then ran alone while the other worker idled."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class HeaviestFirst(LoadScopeScheduling):
+        _ordered = False
+
+        def _assign_work_unit(self, node) -> None:
+            if not self._ordered:
+                self._ordered = True
+                seconds = {scope: declared_seconds(config.rootpath / scope) for scope in self.workqueue}
+                for scope in reversed(heaviest_first(list(self.workqueue), seconds)):
+                    self.workqueue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)
+
+    return HeaviestFirst(config, log)
