@@ -17,10 +17,8 @@ FULL_PARSE = "Unable to do partial parsing"
 
 def parse(target_path: Path) -> str:
     """`dbt parse` seeded and kept as the builds do; returns its dbt.log."""
-    profile = parse_state.profile_key(dbt_target())
-    parse_state.seed(target_path, profile)
-    dbt_resource.cli(["parse", "--quiet", "--target", dbt_target()], target_path=target_path).wait()
-    parse_state.keep(target_path, profile)
+    with parse_state.around(target_path, dbt_target()):
+        dbt_resource.cli(["parse", "--quiet", "--target", dbt_target()], target_path=target_path).wait()
     return (target_path / "dbt.log").read_text()
 
 

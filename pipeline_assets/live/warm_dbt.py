@@ -74,10 +74,8 @@ class WarmDbt:
         target.mkdir(parents=True, exist_ok=True)
         with settings.environment(dbt_env(None)):
             # Start from the partial-parse state of this profile (parse_state): seconds saved.
-            profile = parse_state.profile_key(dbt_target())
-            parse_state.seed(target, profile)
-            result = dbtRunner().invoke(["parse", *self._args()])
-            parse_state.keep(target, profile)
+            with parse_state.around(target, dbt_target()):
+                result = dbtRunner().invoke(["parse", *self._args()])
         self.parses += 1
         close_duckdb_database()
         _reraise_interrupt(result)

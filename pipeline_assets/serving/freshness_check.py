@@ -36,14 +36,12 @@ def refresh(serving_dir: Path | None = None, log: Any = None) -> dict[str, Any] 
     target = Path(tempfile.mkdtemp(prefix="freshness-", dir=settings.DBT_PROJECT_DIR / "target"))
     try:
         with warehouse_writer("dbt source freshness", log=log), settings.environment(dbt_env(None)):
-            profile = parse_state.profile_key(dbt_target())
-            parse_state.seed(target, profile)
-            invocation = dbt_resource.cli(
-                ["source", "freshness", "--select", SOURCE, "--target", dbt_target()],
-                target_path=target, raise_on_error=False,
-            )  # fmt: skip
-            invocation.wait()
-            parse_state.keep(target, profile)
+            with parse_state.around(target, dbt_target()):
+                invocation = dbt_resource.cli(
+                    ["source", "freshness", "--select", SOURCE, "--target", dbt_target()],
+                    target_path=target, raise_on_error=False,
+                )  # fmt: skip
+                invocation.wait()
         produced = target / "sources.json"
         sources = json.loads(produced.read_text()) if produced.exists() else None
         state = summarize(sources, None if sources else invocation.get_error() and str(invocation.get_error()))

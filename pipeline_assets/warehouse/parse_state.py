@@ -16,7 +16,8 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline_assets import settings
@@ -73,6 +74,18 @@ def keep(target_path: Path, key: str) -> None:
         shutil.copyfile(produced, staged)
         os.replace(staged, kept)  # atomic: a dbt starting now reads the old file or the new one
     prune()
+
+
+@contextmanager
+def around(target_path: Path, target: str) -> Iterator[None]:
+    """One dbt invocation in the block, in the environment it runs in: this profile's kept state
+    seeded into its target folder before, and its own state kept after."""
+    key = profile_key(target)
+    seed(target_path, key)
+    try:
+        yield
+    finally:
+        keep(target_path, key)
 
 
 def prune() -> None:
