@@ -74,6 +74,22 @@ def test_a_taken_port_is_named(tmp_path: Path) -> None:
             broker.start(port=taken, controller_port=free_ports(1)[0], home=tmp_path, quiet=True)
 
 
+
+def test_the_demo_names_a_taken_broker_port_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline_assets.demo.processes import DemoError
+    from pipeline_assets.demo.session import Demo
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        taken = sock.getsockname()[1]
+        monkeypatch.setenv("REDSET_KAFKA_PORT", str(taken))
+        monkeypatch.setenv("REDSET_KAFKA_HOME", str(tmp_path))
+        demo = Demo(source=None, rows=1, speed=None)
+        with pytest.raises(DemoError, match=f"port {taken} .* is taken .* REDSET_KAFKA_PORT"):
+            demo.start_broker()
+    assert not demo.started_broker
+
 @pytest.mark.kafka
 def test_start_status_stop_restart_keeps_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

@@ -53,7 +53,10 @@ class Demo:
         from pipeline_assets.kafka import broker
 
         was_running = broker.status() is not None
-        running = broker.start()
+        try:
+            running = broker.start()
+        except broker.BrokerError as exc:  # a taken port or a broker that will not start: one line, no traceback
+            raise DemoError(str(exc)) from exc
         self.started_broker = not was_running
         self.env.setdefault("KAFKA_BOOTSTRAP_SERVERS", running.bootstrap)
 
