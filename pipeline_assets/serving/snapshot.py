@@ -30,7 +30,7 @@ from pipeline_assets.durable import fsync_path, remove_dead_temp_files, write_js
 from pipeline_assets.serving import evidence, postgres, publishes, quarantine, source_freshness
 from pipeline_assets.warehouse.lock import warehouse_writer
 from pipeline_assets.warehouse.resource import WarehouseResource, warehouse_resource
-from pipeline_assets.warehouse.served import SERVED_MODELS
+from pipeline_assets.warehouse.served import SERVED_MODELS, served_assets
 
 KPIS = "kpis"
 MANIFEST = "_published.json"
@@ -215,7 +215,7 @@ PUBLISH_AFTER_DBT = (
     key="serving_snapshot",
     group_name="serving",
     pool="duckdb",
-    deps=[dg.AssetKey(model) for model in SERVED_MODELS],
+    deps=[dg.AssetKey(name) for name in served_assets()],
     kinds={"duckdb", "parquet"},
     automation_condition=PUBLISH_AFTER_DBT,
     description=(

@@ -29,6 +29,14 @@ SERVED_MODELS: tuple[str, ...] = (
     "cache_opportunity_leaderboard",
 )
 
+# Served tables written by an asset of another name (the forecast asset writes three tables).
+WRITTEN_BY: dict[str, str] = {"forecast_backtest": "workload_forecasts"}
+
+
+def served_assets() -> list[str]:
+    """The assets that write the served tables, each once, in SERVED_MODELS' order."""
+    return list(dict.fromkeys(WRITTEN_BY.get(name, name) for name in SERVED_MODELS))
+
 
 def window() -> timedelta:
     return timedelta(minutes=settings.freshness_minutes())
