@@ -3,7 +3,7 @@ from (numpy only). Every model takes the history y (hours before the origin), a 
 band level, and returns a Forecast: its mean and a band from the empirical quantiles of its past
 residuals, never below 0 (counts and hours).
 
-Baselines (../shared/redset.md's rows): the same hour last week; the mean, and the median, of the
+Baselines (docs/redset-data.md's rows): the same hour last week; the mean, and the median, of the
 same hour over the last 4 weeks; the blend of last week and that mean. While a series is younger
 than 4 weeks they use the whole weeks it has (the baseline: a day while it is younger than a week).
 """

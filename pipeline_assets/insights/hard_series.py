@@ -1,6 +1,6 @@
 """Seeded hourly test series as hard to forecast as real Redset instances (numpy only, no I/O).
 
-Real instances (../shared/redset.md) are bursty and shift level, so one bad week pulls means and
+Real instances (docs/redset-data.md) are bursty and shift level, so one bad week pulls means and
 seasonal averages away while robust statistics hold. Each series here is, per hour t,
 
     count_t ~ Poisson(level * profile[t % 168] * wander_t * shift_t * outlier_t * burst_t * noise_t)

@@ -1,6 +1,6 @@
 """Robust seasonal statistics: `robust_seasonal`, the served model, and `robust_select` (numpy only).
 
-Real hourly series burst and shift level (../shared/redset.md), so one bad week pulls a mean away
+Real hourly series burst and shift level (docs/redset-data.md), so one bad week pulls a mean away
 while medians and trimmed means hold. `robust_seasonal` forecasts next week as the mean of two
 robust estimates: the median of the same hour over the last 10 weeks, and a trimmed mean of the
 same hour over those weeks each divided by its own median level, times the level of the last two

@@ -1,6 +1,6 @@
 """When generated queries arrive: a load curve per instance, hour by hour, and times drawn from it.
 
-Real instances differ (/work/shared/redset.md, "Temporal shapes"): most show no weekend dip,
+Real instances differ (docs/redset-data.md, "Temporal shapes"): most show no weekend dip,
 because much of the load is machine-driven; some are nearly flat, others bursty. So each
 instance gets a rhythm:
 - steady: dashboards and services on timers; flat, with a little jitter and slow drift;

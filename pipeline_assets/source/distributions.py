@@ -2,7 +2,7 @@
 
 The buckets are assigned by rank over latent scores, so their shares match the target exactly
 while slow types (ctas, copy) still land in slow buckets. Provisioned rows follow the paper's
-shares; serverless rows scan and run longer (/work/shared/redset.md: about 9x the MB and 4x the
+shares; serverless rows scan and run longer (docs/redset-data.md: about 9x the MB and 4x the
 execution time per query on average), so they get heavier shares of the same buckets.
 """
 

@@ -1,4 +1,4 @@
-"""Seeded synthetic Redset rows with the shapes the paper and /work/shared/redset.md describe.
+"""Seeded synthetic Redset rows with the shapes the paper and docs/redset-data.md describe.
 
 The generator works in layers, all vectorised with numpy (Python loops run only per instance or
 per query template, never per row):

@@ -1,4 +1,4 @@
-"""Per-instance temporal shapes of a query log, measured as /work/shared/redset.md measures them.
+"""Per-instance temporal shapes of a query log, measured as docs/redset-data.md measures them.
 
 Each instance's hourly query counts on a dense grid from its first to its last hour with data
 (empty hours count as 0); then per instance:
