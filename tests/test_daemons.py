@@ -39,3 +39,4 @@ def test_a_daemon_started_after_dagster_ran_without_job_control_stops_on_sigterm
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
+

@@ -167,19 +167,16 @@ def start(
     broker = Broker(proc.pid, port, controller_port, home)
     _state_file(home).write_text(json.dumps({"pid": proc.pid, "port": port, "controller_port": controller_port}))
 
-    while not _answers(broker.bootstrap):
-        if proc.poll() is not None:
-            _state_file(home).unlink(missing_ok=True)
-            raise BrokerError(
-                f"Kafka exited with status {proc.returncode} while starting. Last lines of {broker.log_file}:\n"
-                f"{daemons.tail(broker.log_file)}\n{daemons.tail(home / 'logs' / 'jvm.log', 10)}"
-            )
-        if time.monotonic() - started > timeout:
-            stop(home, quiet=True)
-            raise BrokerError(
-                f"Kafka did not answer on {broker.bootstrap} within {timeout:.0f}s; see {broker.log_file}"
-            )
-        time.sleep(0.5)
+    outcome = daemons.wait_ready(proc, lambda: _answers(broker.bootstrap), timeout, interval=0.5)
+    if outcome == "exited":
+        _state_file(home).unlink(missing_ok=True)
+        raise BrokerError(
+            f"Kafka exited with status {proc.returncode} while starting. Last lines of {broker.log_file}:\n"
+            f"{daemons.tail(broker.log_file)}\n{daemons.tail(home / 'logs' / 'jvm.log', 10)}"
+        )
+    if outcome == "timeout":
+        stop(home, quiet=True)
+        raise BrokerError(f"Kafka did not answer on {broker.bootstrap} within {timeout:.0f}s; see {broker.log_file}")
     say(f"Kafka {KAFKA_VERSION} is up on {broker.bootstrap} (pid {proc.pid}, {time.monotonic() - started:.1f}s); "
         f"log: {broker.log_file}")  # fmt: skip
     return broker

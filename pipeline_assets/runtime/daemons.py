@@ -1,4 +1,4 @@
-"""Long-running JVMs the project starts and stops (the Kafka broker, the Spark master and workers):
+"""Long-running JVMs the project starts, waits for and stops (the Kafka broker, S3Proxy, the Spark cluster):
 each in its own session so it outlives the command that started it, recorded by pid, stopped
 with SIGTERM and, after a timeout, SIGKILL."""
 
@@ -8,8 +8,11 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Literal
+
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from pipeline_assets.durable import pid_alive
 
@@ -42,6 +45,22 @@ def spawn(cmd: Sequence[str], cwd: Path, log: Path, env: Mapping[str, str] | Non
         )  # fmt: skip
     _children[proc.pid] = proc
     return proc
+
+
+def wait_ready(
+    proc: subprocess.Popen, ready: Callable[[], bool], timeout: float, interval: float
+) -> Literal["ready", "exited", "timeout"]:
+    """Poll `ready()` until it holds, the process exits, or `timeout` seconds pass."""
+
+    def check() -> str:
+        if ready():
+            return "ready"
+        return "exited" if proc.poll() is not None else "waiting"
+
+    return Retrying(
+        stop=stop_after_delay(timeout), wait=wait_fixed(interval),
+        retry=retry_if_result(lambda outcome: outcome == "waiting"), retry_error_callback=lambda _: "timeout",
+    )(check)  # fmt: skip
 
 
 def is_alive(pid: int) -> bool:

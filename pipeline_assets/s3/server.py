@@ -215,19 +215,18 @@ def start(
     proc = daemons.spawn(cmd, cwd=home, log=home / "logs" / "server.log")
     server = Server(proc.pid, port, home)
     (home / "server.json").write_text(json.dumps({"pid": proc.pid, "port": port}))
-    while not answers(server.endpoint):
-        if proc.poll() is not None:
-            (home / "server.json").unlink(missing_ok=True)
-            raise ServerError(
-                f"S3Proxy exited with status {proc.returncode} while starting. Last lines of {server.log_file}:\n"
-                f"{daemons.tail(server.log_file)}"
-            )
-        if time.monotonic() - started > START_TIMEOUT_S:
-            stop(home, quiet=True)
-            raise ServerError(
-                f"S3Proxy did not answer on {server.endpoint} within {START_TIMEOUT_S:.0f}s; see {server.log_file}"
-            )
-        time.sleep(0.3)
+    outcome = daemons.wait_ready(proc, lambda: answers(server.endpoint), START_TIMEOUT_S, interval=0.3)
+    if outcome == "exited":
+        (home / "server.json").unlink(missing_ok=True)
+        raise ServerError(
+            f"S3Proxy exited with status {proc.returncode} while starting. Last lines of {server.log_file}:\n"
+            f"{daemons.tail(server.log_file)}"
+        )
+    if outcome == "timeout":
+        stop(home, quiet=True)
+        raise ServerError(
+            f"S3Proxy did not answer on {server.endpoint} within {START_TIMEOUT_S:.0f}s; see {server.log_file}"
+        )
     _private_file(home / "aws.env", "".join(f"export {k}={v}\n" for k, v in server.environment().items()))
     seconds = time.monotonic() - started
     say(f"S3Proxy {VERSION} is up on {server.endpoint} (pid {proc.pid}, {seconds:.1f}s); log: {server.log_file}")
