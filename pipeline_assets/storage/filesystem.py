@@ -50,6 +50,14 @@ def filesystem(url: str, fast_fail: bool = False) -> tuple[Any, str]:
     return fs, f"{bucket}/{prefix}".rstrip("/")
 
 
+def published(url: str | os.PathLike[str], pattern: str) -> tuple[Any, list[str]]:
+    """(the file system, the sorted paths on it) of the files under `url` that match `pattern`,
+    without hidden or `_` names (temporary files, markers): what a reader of a zone may read."""
+    fs, root = filesystem(str(url))
+    found = fs.glob(f"{str(root).rstrip('/')}/{pattern}")
+    return fs, sorted(p for p in found if not p.rsplit("/", 1)[-1].startswith((".", "_")))
+
+
 def check(url: str) -> None:
     """Raise StorageError, one line naming `url` and the endpoint (never a secret), unless the storage
     answers: a folder can be made, a bucket exists and the credentials may read it."""
