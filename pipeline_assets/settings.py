@@ -51,13 +51,6 @@ def zone_url(zone: str) -> str:
     return location.zone_url(zone, data_dir())
 
 
-def zone_writer_dir(zone: str) -> Path:
-    """The local folder a zone's writers start from: the zone itself on disk, or for a zone on
-    s3:// the folder they stage files in before uploading them whole (raw/staging.py)."""
-    url = zone_url(zone)
-    return data_dir() / "staging" / zone if location.is_remote(url) else Path(url)
-
-
 def raw_dir() -> Path:
     """Append-only raw zone: Parquet, Hive-partitioned by arrival_date."""
     return location.local_dir("raw", data_dir())

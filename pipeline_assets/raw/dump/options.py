@@ -6,7 +6,7 @@ from pathlib import Path
 from pipeline_assets import settings
 from pipeline_assets.raw import zone
 from pipeline_assets.raw.metadata import WriteSummary
-from pipeline_assets.storage import filesystem
+from pipeline_assets.storage import filesystem, location
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,6 @@ def zone_folders() -> dict[str, Path | str]:
     for zone_name, field_name in (("raw", "raw"), ("dead_letters", "dead_letter")):
         url = settings.zone_url(zone_name)
         filesystem.check(url)
-        folders[f"{field_name}_dir"] = settings.zone_writer_dir(zone_name)
+        folders[f"{field_name}_dir"] = location.writer_dir(zone_name, settings.data_dir())
         folders[f"{field_name}_url"] = url
     return folders
