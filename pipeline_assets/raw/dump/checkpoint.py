@@ -3,8 +3,9 @@
 The dump's worker thread hands each chunk's tables to `Checkpoint.write`: rows stream into the
 raw zone (zone.py, temporary files), dead letters stream to theirs (dead_letter_stream.py), and
 the next offset of each partition is noted. `Checkpoint.save` publishes the raw files and the
-dead letters (fsync, rename, fsync the folder; for zones on S3 also uploaded whole, staging.py), writes a record of the files' arrival dates
-(raw/owed_dates.py: a run that dies after this commit still owes their build), and only then
+dead letters (fsync, rename, fsync the folder; for zones on S3 also uploaded whole, staging.py),
+writes a record of the files' arrival dates (raw/owed_dates.py: a run that dies after this commit
+still owes their build), and only then
 commits the offsets: an asynchronous commit, confirmed by reading the group's committed position
 back, reissued until it is, within COMMIT_TIMEOUT_S; a synchronous commit has no deadline of its
 own. A crash in between re-delivers those messages to the next run, and readers dedupe on
