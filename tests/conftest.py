@@ -91,6 +91,18 @@ def s3_env(s3_server: s3_server_module.Server, monkeypatch: pytest.MonkeyPatch) 
     return s3_server
 
 
+@pytest.fixture(params=["local", "s3"])
+def zone_storage(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """An end-to-end test's zones on local disk (the default) and again on the session's S3 server:
+    REDSET_STORAGE_URL=s3://redset/<a prefix of this test>. Returns that URL, or None on disk."""
+    if request.param == "local":
+        return None
+    request.getfixturevalue("s3_env")
+    url = f"s3://redset/tests/{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("REDSET_STORAGE_URL", url)
+    return url
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[postgres_support.PostgresServer]:
     """A real PostgreSQL server for the session; missing binaries fail the test saying what to install."""

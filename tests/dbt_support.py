@@ -65,6 +65,16 @@ def dbt_paths(monkeypatch: pytest.MonkeyPatch, root: Path) -> DbtPaths:
     return paths
 
 
+def zones_on_storage(monkeypatch: pytest.MonkeyPatch, paths: DbtPaths, storage: str | None) -> tuple[Path | str, Path | str]:
+    """(raw zone, dead letters) of a test that also runs with its zones on S3 (conftest's
+    zone_storage): there, under REDSET_STORAGE_URL rather than dbt_paths' folders."""
+    if not storage:
+        return paths.raw_dir, paths.dead_dir
+    for variable in ("REDSET_RAW_DIR", "REDSET_DEAD_LETTER_DIR"):
+        monkeypatch.delenv(variable)
+    return settings.zone_url("raw"), settings.zone_url("dead_letters")
+
+
 _built_once: dict[str, Path] = {}
 
 

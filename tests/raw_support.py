@@ -26,11 +26,11 @@ def use_private_dirs(monkeypatch: pytest.MonkeyPatch, data_dir: Path, topic: str
 
 
 def raw_rows(columns: list[str] | None = None) -> pa.Table:
-    return zone_read.read_raw_zone(settings.raw_dir(), columns)
+    return zone_read.read_raw_zone(settings.zone_url("raw"), columns)
 
 
 def dead_rows(columns: list[str] | None = None) -> pa.Table:
-    return dead_letters.read_dead_letters(settings.dead_letter_dir(), columns)
+    return dead_letters.read_dead_letters(settings.zone_url("dead_letters"), columns)
 
 
 def group_offsets(bootstrap: str, topic: str, group: str) -> list[offsets.PartitionOffsets]:

@@ -31,11 +31,12 @@ from dbt_support import (
     query,
     reasons_in_pandas,
     write_dead_letters,
+    zones_on_storage,
 )
 
 from pipeline_assets import schema
 from pipeline_assets.kafka import producer
-from pipeline_assets.raw import zone_read
+from pipeline_assets.raw import staging, zone_read
 from pipeline_assets.source import generator
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow(seconds=40)]
@@ -136,7 +137,8 @@ def boards_in_pandas(clean: pd.DataFrame) -> list[tuple]:
 # --- the test -----------------------------------------------------------------------------------
 
 
-def test_generated_rows_through_kafka_and_dbt(kafka_broker: str, kafka_topic: str, tmp_path: Path, monkeypatch):
+def test_generated_rows_through_kafka_and_dbt(kafka_broker: str, kafka_topic: str, tmp_path: Path, monkeypatch,
+                                             zone_storage: str | None):
     from pipeline_assets.kafka.resource import KafkaResource
     from pipeline_assets.orchestration.sensors import build_marts_on_new_raw_batches
     from pipeline_assets.raw.dump.asset import raw_queries
@@ -144,6 +146,7 @@ def test_generated_rows_through_kafka_and_dbt(kafka_broker: str, kafka_topic: st
     from pipeline_assets.warehouse.offset_outcomes import offset_outcomes, offsets_have_one_outcome
 
     paths = dbt_paths(monkeypatch, tmp_path)
+    raw_zone, dead_zone = zones_on_storage(monkeypatch, paths, zone_storage)  # [s3]: both on the bucket
     monkeypatch.setenv("REDSET_TOPIC", kafka_topic)
     monkeypatch.setenv("REDSET_CONSUMER_GROUP", f"test-dbt-{uuid.uuid4().hex[:8]}")
 
@@ -182,7 +185,9 @@ def test_generated_rows_through_kafka_and_dbt(kafka_broker: str, kafka_topic: st
     }  # fmt: skip
     assert (outcomes["no_outcome"], outcomes["more_than_one_outcome"], outcomes["not_yet_built"]) == (0, 0, 0)
 
-    raw = zone_read.read_raw_zone(paths.raw_dir).to_pandas()
+    raw = zone_read.read_raw_zone(raw_zone).to_pandas()
+    if zone_storage:  # [s3]: everything was uploaded, nothing is left on local disk
+        assert not [*paths.raw_dir.rglob("*.parquet"), *(tmp_path / "staging").rglob("*.parquet")]
     assert len(raw) == ROWS + extra.num_rows
 
     # Tie-out with the raw zone: every raw row is staged (no re-delivery here), and every staged
@@ -217,6 +222,9 @@ def test_generated_rows_through_kafka_and_dbt(kafka_broker: str, kafka_topic: st
         paths.warehouse, "select kafka_topic_id, kafka_partition, kafka_offset from clean_queries order by all limit 1")
     assert len(topic_id) == 22  # from the raw file's name
     group = f"{kafka_topic}-t{topic_id}"
-    write_dead_letters(paths.dead_dir, kafka_topic, [offset], f"{group}-p{partition}-o{offset}-{offset}.parquet", partition=partition)
-    broken = offset_outcomes(paths.raw_dir, paths.dead_dir, paths.warehouse)
+    name = f"{group}-p{partition}-o{offset}-{offset}.parquet"
+    folder = tmp_path / "extra" if zone_storage else paths.dead_dir
+    write_dead_letters(folder, kafka_topic, [offset], name, partition=partition)
+    staging.ship(folder, zone_storage and str(dead_zone))  # [s3]: uploaded to the bucket's dead letters
+    broken = offset_outcomes(raw_zone, dead_zone, paths.warehouse)
     assert broken.failures == {"clean + dead_letter": (1, [f"{group}:{partition}:{offset}"])}

@@ -29,7 +29,7 @@ def metadata(result: dg.ExecuteInProcessResult) -> dict:
 
 @pytest.mark.kafka
 def test_a_run_takes_at_most_max_messages_and_the_next_run_the_rest(
-    kafka_broker: str, kafka_topic: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kafka_broker: str, kafka_topic: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zone_storage: str | None
 ) -> None:
     group = use_private_dirs(monkeypatch, tmp_path / "data", kafka_topic)
     source = generator.write(generator.generate(1_000, seed=61), tmp_path / "rows.parquet")
@@ -47,6 +47,9 @@ def test_a_run_takes_at_most_max_messages_and_the_next_run_the_rest(
     meta = metadata(second)
     assert (meta["messages_consumed"], meta["lag_after"]) == (600, 0)
     assert assert_offsets_exactly_once(raw_rows(), high_watermarks(kafka_broker, kafka_topic)) == 0
+    if zone_storage:  # on S3, every file was uploaded and none is left in the local staging folder
+        assert meta["raw_dir"] == f"{zone_storage}/raw"
+        assert not list((tmp_path / "data" / "staging").rglob("*.parquet"))
 
 
 @pytest.mark.kafka

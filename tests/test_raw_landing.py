@@ -26,6 +26,7 @@ from pipeline_assets.raw.landing.asset import landing_queries
 from pipeline_assets.raw.landing.folder import run_config
 from pipeline_assets.raw.landing.ingest import ingest_file
 from pipeline_assets.source import generator
+from pipeline_assets.storage import filesystem
 
 
 @pytest.fixture
@@ -172,13 +173,38 @@ def test_landing_files_are_ingested_once_and_bad_ones_rejected(landing: Path) ->
     assert isinstance(final, dg.SkipReason)
 
 
-def test_without_a_path_every_waiting_file_is_ingested(landing: Path) -> None:
-    generator.write(generator.generate(100, seed=1), landing / "a.parquet")
-    generator.write(generator.generate(200, seed=2), landing / "b.parquet")
+def test_without_a_path_every_waiting_file_is_ingested(landing: Path, zone_storage: str | None) -> None:
+    files = {"a.parquet": generator.generate(100, seed=1), "b.parquet": generator.generate(200, seed=2)}
+    for name, rows in files.items():
+        generator.write(rows, landing / name)
+    (landing / "bad.parquet").write_bytes(b"not parquet")
+    if zone_storage:  # [s3]: the files are objects under the landing prefix, nothing on local disk
+        fs, base = filesystem.filesystem(settings.zone_url("landing"))
+        for path in sorted(landing.iterdir()):
+            fs.put_file(str(path), f"{base}/{path.name}")
+            path.unlink()
     result = dg.materialize([landing_queries], instance=dg.DagsterInstance.ephemeral())
     assert result.success
     assert raw_rows().num_rows == 300
-    assert sorted(p.name for p in (landing / "processed").iterdir()) == ["a.parquet", "b.parquet"]
+    # Exactly once: the same file dropped again replaces its raw files; a second run finds nothing.
+    if zone_storage:
+        fs.pipe(f"{base}/a.parquet", fs.cat(f"{base}/processed/a.parquet"))
+        landed = sorted(fs.ls(f"{base}/{landing_folder.PROCESSED}"))
+    else:
+        shutil.copy(landing / "processed" / "a.parquet", landing / "a.parquet")
+    assert dg.materialize([landing_queries], instance=dg.DagsterInstance.ephemeral()).success
+    assert raw_rows().num_rows == 300 and rows_of("a.parquet@").num_rows == 100
+    if zone_storage:
+        assert sorted(fs.ls(f"{base}/{landing_folder.PROCESSED}")) == landed
+        assert [p.rsplit("/", 1)[-1] for p in fs.ls(base, detail=False)] == ["processed", "rejected"]
+        rejected = sorted(p.rsplit("/", 1)[-1] for p in fs.ls(f"{base}/{landing_folder.REJECTED}"))
+        assert [p.rsplit("/", 1)[-1] for p in landed] == ["a.parquet", "b.parquet"]
+        assert not list(settings.data_dir().rglob("*.parquet"))  # every local copy and staged file gone
+    else:
+        assert sorted(p.name for p in (landing / "processed").iterdir()) == ["a.parquet", "b.parquet"]
+        assert not [p for p in landing.iterdir() if p.is_file()]
+        rejected = sorted(p.name for p in (landing / "rejected").iterdir())
+    assert rejected == ["bad.parquet", "bad.parquet.error.txt"]
 
 
 # --- nothing wedged: machine errors are retried, killed runs requested again -------------------

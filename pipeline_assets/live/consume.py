@@ -45,7 +45,9 @@ class LiveConsumer:
 
     def options(self, batch_id: str) -> DumpOptions:
         max_messages = settings.live_max_messages()
-        raw_dir, dead_letter_dir = zone_folders()  # StorageError: one line, before anything is consumed
+        zone_folders()  # StorageError: one line, before anything is consumed
+        # Live mode keeps its zones on local disk so far: a zone on s3:// is a StorageError naming it.
+        raw_dir, dead_letter_dir = settings.raw_dir(), settings.dead_letter_dir()
         return DumpOptions(
             topic=settings.topic(),
             group_id=self.group,

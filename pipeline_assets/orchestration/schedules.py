@@ -17,27 +17,26 @@ from pathlib import Path
 import dagster as dg
 
 from pipeline_assets import schema, settings
+from pipeline_assets.storage import filesystem
 from pipeline_assets.orchestration.jobs import build_marts_job
 from pipeline_assets.orchestration.owed_builds import stale_partitions
 from pipeline_assets.orchestration.sensors import daily_run_requests
 from pipeline_assets.warehouse.partitions import partition_for
 
 
-def raw_arrival_dates(raw_dir: Path) -> list[date]:
-    """Arrival dates with at least one published Parquet file in the raw zone, sorted."""
-    days = []
+def raw_arrival_dates(raw_dir: Path | str) -> list[date]:
+    """Arrival dates with at least one published Parquet file in the raw zone (a folder or s3://), sorted."""
     prefix = f"{schema.RAW_PARTITION_COLUMN}="
-    for folder in raw_dir.glob(f"{prefix}*"):
-        published = any(not f.name.startswith((".", "_")) for f in folder.glob("*.parquet"))
-        if published:
-            try:
-                days.append(date.fromisoformat(folder.name[len(prefix) :]))
-            except ValueError:
-                continue  # not a folder of ours
+    days = set()
+    for file in filesystem.published(raw_dir, f"{prefix}*/*.parquet")[1]:
+        try:
+            days.add(date.fromisoformat(file.rsplit("/", 2)[-2][len(prefix) :]))
+        except ValueError:
+            continue  # not a folder of ours
     return sorted(days)
 
 
-def latest_complete_day(raw_dir: Path) -> date | None:
+def latest_complete_day(raw_dir: Path | str) -> date | None:
     """The day before the newest arrival date in the span, if the raw zone has rows from that day
     or earlier in the span."""
     start, end = settings.span_start(), settings.span_end()
@@ -62,9 +61,9 @@ def latest_complete_day(raw_dir: Path) -> date | None:
 def daily_marts_schedule(
     context: dg.ScheduleEvaluationContext,
 ) -> dg.RunRequest | list[dg.RunRequest] | dg.SkipReason:
-    day = latest_complete_day(settings.raw_dir())
+    day = latest_complete_day(settings.zone_url("raw"))
     if day is None:
-        return dg.SkipReason(f"no complete arrival day in {settings.raw_dir()} yet")
+        return dg.SkipReason(f"no complete arrival day in {settings.zone_url('raw')} yet")
     partition = partition_for(day)
     stale = stale_partitions(context.instance)
     if stale:

@@ -13,6 +13,7 @@ readers dedupe on it, as for raw rows.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 
 from pipeline_assets import schema
 from pipeline_assets.raw.zone import write_table_atomically
+from pipeline_assets.storage import filesystem
 
 # Kafka brokers refuse messages over ~1 MB by default, so every dead letter keeps all of its bytes
 # unless the broker was opened up; then a bounded prefix keeps one chunk's dead letters in memory.
@@ -105,9 +107,9 @@ def kinds(table: pa.Table) -> dict[str, int]:
     return dict(Counter(r.split(":", 1)[0] for r in table.column("reason").to_pylist()))
 
 
-def read_dead_letters(directory: Path, columns: list[str] | None = None) -> pa.Table:
-    """Every published dead letter (tests and checks)."""
-    files = sorted(f for f in Path(directory).glob("*.parquet") if not f.name.startswith((".", "_")))
+def read_dead_letters(directory: str | os.PathLike[str], columns: list[str] | None = None) -> pa.Table:
+    """Every published dead letter, in a folder or under an s3:// URL (tests and checks)."""
+    fs, files = filesystem.published(directory, "*.parquet")
     if not files:
         return DEAD_LETTER_SCHEMA.empty_table().select(columns or DEAD_LETTER_SCHEMA.names)
-    return pa.concat_tables(pq.read_table(f, columns=columns, schema=DEAD_LETTER_SCHEMA) for f in files)
+    return pa.concat_tables(pq.read_table(f, columns=columns, schema=DEAD_LETTER_SCHEMA, filesystem=fs) for f in files)

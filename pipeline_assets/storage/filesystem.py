@@ -50,6 +50,24 @@ def filesystem(url: str, fast_fail: bool = False) -> tuple[Any, str]:
     return fs, f"{bucket}/{prefix}".rstrip("/")
 
 
+def published(url: str | os.PathLike[str], pattern: str) -> tuple[Any, list[str]]:
+    """(the file system, the sorted paths on it) of the files under `url` that match `pattern`,
+    without hidden or `_` names (temporary files, markers): what a reader of a zone may read. On S3
+    the paths are s3:// URLs, which DuckDB reads once the file system is registered (register)."""
+    fs, root = filesystem(str(url))
+    found = fs.glob(f"{str(root).rstrip('/')}/{pattern}")
+    scheme = "s3://" if is_remote(str(url)) else ""
+    return fs, sorted(scheme + p for p in found if not p.rsplit("/", 1)[-1].startswith((".", "_")))
+
+
+def register(con: Any, fs: Any) -> None:
+    """Let a DuckDB connection read s3:// through `fs` (s3fs), as dbt-duckdb's `filesystems:` does;
+    nothing for a local file system or one already registered."""
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    if "s3" in protocols and not set(protocols) & set(con.list_filesystems()):
+        con.register_filesystem(fs)
+
+
 def check(url: str) -> None:
     """Raise StorageError, one line naming `url` and the endpoint (never a secret), unless the storage
     answers: a folder can be made, a bucket exists and the credentials may read it."""

@@ -15,34 +15,34 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, timedelta
-from pathlib import Path
+import os
 
 import dagster as dg
 import pyarrow.parquet as pq
 
+from pipeline_assets.storage import filesystem
+
 PARTITION_PREFIX = "arrival_date="
 
 
-def rows_per_day(raw_dir: Path, first: date = date.min, last: date = date.max) -> dict[date, int]:
-    """Rows in the raw zone per arrival_date folder from first to last (footers only; unreadable
-    files count 0)."""
+def rows_per_day(raw_dir: str | os.PathLike[str], first: date = date.min, last: date = date.max) -> dict[date, int]:
+    """Rows in the raw zone (a folder or an s3:// URL) per arrival_date from first to last (footers
+    only; unreadable files count 0)."""
     counts: dict[date, int] = {}
-    if not raw_dir.exists():
-        return counts
-    for folder in raw_dir.glob(f"{PARTITION_PREFIX}*"):
+    fs, files = filesystem.published(raw_dir, f"{PARTITION_PREFIX}*/*.parquet")
+    for file in files:
         try:
-            day = date.fromisoformat(folder.name.removeprefix(PARTITION_PREFIX))
+            day = date.fromisoformat(file.rsplit("/", 2)[-2].removeprefix(PARTITION_PREFIX))
         except ValueError:
             continue
         if not first <= day <= last:
             continue
-        total = 0
-        for file in folder.glob("*.parquet"):
-            try:
-                total += pq.ParquetFile(file).metadata.num_rows
-            except Exception:  # a torn or foreign file: the dump quarantines it, sizing just skips it
-                continue
-        counts[day] = total
+        try:
+            with fs.open(file, "rb") as f:
+                rows = pq.ParquetFile(f).metadata.num_rows
+        except Exception:  # a torn or foreign file: the dump quarantines it, sizing just skips it
+            rows = 0
+        counts[day] = counts.get(day, 0) + rows
     return counts
 
 
@@ -67,7 +67,7 @@ def plan(first: date, last: date, rows: Mapping[date, int], max_rows: int) -> li
     return windows
 
 
-def time_windows(window: dg.TimeWindow, raw_dir: Path, max_rows: int) -> list[dg.TimeWindow]:
+def time_windows(window: dg.TimeWindow, raw_dir: str | os.PathLike[str], max_rows: int) -> list[dg.TimeWindow]:
     """A partition range's TimeWindow split into the planned windows (end exclusive, as Dagster's)."""
     first, last = window.start.date(), (window.end - timedelta(days=1)).date()
     if max_rows <= 0 or first == last:  # nothing to split: no footer is read (a sensor's one-day run)

@@ -17,8 +17,10 @@ import dagster as dg
 import duckdb
 
 from pipeline_assets import lost_offsets, schema, settings
+from pipeline_assets.storage import filesystem, location
 
 RAW_ASSET = dg.AssetKey("raw_queries")
+Zone = Path | str  # a folder, or an s3:// URL
 
 
 # DuckDB spills to disk instead of growing: a check over 10M offsets stays in a few hundred MB.
@@ -30,11 +32,7 @@ _EMPTY_COLUMNS = "NULL::VARCHAR AS kafka_topic, NULL::INTEGER AS kafka_partition
 TOPIC_ID = r"regexp_extract(filename, '-t([A-Za-z0-9_-]{22})-p[0-9]+-o[0-9]+-[0-9]+[.]parquet$', 1) AS kafka_topic_id"
 
 
-def _files(root: Path, pattern: str) -> list[str]:
-    return sorted(str(p) for p in root.glob(pattern) if not p.name.startswith((".", "_")))
-
-
-def _connect(raw_dir: Path, dead_dir: Path) -> duckdb.DuckDBPyConnection:
+def _connect(raw_dir: Zone, dead_dir: Zone) -> duckdb.DuckDBPyConnection:
     """A connection with two views of the Kafka columns: `raw` (raw zone) and `dead` (dead letters)."""
     con = duckdb.connect(config={**DUCKDB_CONFIG, "temp_directory": str(duckdb_temp_dir())})
     con.execute("SET enable_progress_bar = false")
@@ -49,17 +47,18 @@ def duckdb_temp_dir() -> Path:
     return temp
 
 
-def add_kafka_views(con: duckdb.DuckDBPyConnection, raw_dir: Path, dead_dir: Path, raw_filename: bool = False,
+def add_kafka_views(con: duckdb.DuckDBPyConnection, raw_dir: Zone, dead_dir: Zone, raw_filename: bool = False,
                     replays: bool = False) -> None:  # fmt: skip
     """Temporary views `raw` and `dead` of the Kafka columns (with kafka_topic_id, from the file's name)
     and batch_id on `con`; `raw_filename` adds the path of each raw row's file to `raw` as `filename`,
     `replays` adds replay_of and ingested_at to both (replay_of NULL in files written before replays)."""
     columns = f"kafka_topic, kafka_partition, kafka_offset, batch_id, {TOPIC_ID}" + (
         ", replay_of, ingested_at" if replays else "")
-    for view, files in (
-        ("raw", _files(raw_dir, f"{schema.RAW_PARTITION_COLUMN}=*/*.parquet")),
-        ("dead", _files(dead_dir, "*.parquet")),
+    for view, (fs, files) in (
+        ("raw", filesystem.published(raw_dir, f"{schema.RAW_PARTITION_COLUMN}=*/*.parquet")),
+        ("dead", filesystem.published(dead_dir, "*.parquet")),
     ):
+        filesystem.register(con, fs)  # a zone on S3
         named = raw_filename and view == "raw"
         # A view cannot take parameters: the file list goes in as a quoted SQL literal.
         listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
@@ -77,7 +76,7 @@ def add_kafka_views(con: duckdb.DuckDBPyConnection, raw_dir: Path, dead_dir: Pat
         con.execute(f"CREATE TEMP VIEW {view} AS {source}")
 
 
-def offset_coverage(raw_dir: Path, dead_dir: Path, topic: str) -> list[dict]:
+def offset_coverage(raw_dir: Zone, dead_dir: Zone, topic: str) -> list[dict]:
     """Per generation (topic id) and partition: first and last offset, distinct offsets, missing
     ones, re-deliveries, and offsets that are both a row and a dead letter."""
     sql = """
@@ -109,7 +108,7 @@ def offset_coverage(raw_dir: Path, dead_dir: Path, topic: str) -> list[dict]:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def batch_counts(raw_dir: Path, dead_dir: Path, batch_id: str) -> dict[str, int]:
+def batch_counts(raw_dir: Zone, dead_dir: Zone, batch_id: str) -> dict[str, int]:
     """Raw rows and dead letters written by one batch (run), and its distinct offsets."""
     sql = """
         WITH mine AS (
@@ -139,9 +138,9 @@ def _generation(coverage: dict) -> str:
     "no offset is both a row and a dead letter.",
 )
 def raw_offsets_contiguous() -> dg.AssetCheckResult:
-    coverage = offset_coverage(settings.raw_dir(), settings.dead_letter_dir(), settings.topic())
+    coverage = offset_coverage(settings.zone_url("raw"), settings.zone_url("dead_letters"), settings.topic())
     for c in coverage:  # retention deleted them before the dump read them: lost upstream, not missing
-        lost = lost_offsets.read(settings.raw_dir(), settings.topic(), c["topic_id"])
+        lost = lost_offsets.read(location.writer_dir("raw", settings.data_dir()), settings.topic(), c["topic_id"])
         c["lost_upstream"] = lost_offsets.lost_within(lost, c["partition"], c["first_offset"], c["last_offset"])
         c["missing_offsets"] -= c["lost_upstream"]
     bad = [c for c in coverage if c["missing_offsets"] or c["row_and_dead_letter"]]
@@ -178,7 +177,7 @@ def raw_rows_match_offsets(context: dg.AssetCheckExecutionContext) -> dg.AssetCh
     metadata = event.asset_materialization.metadata
     consumed = int(metadata["messages_consumed"].value)
     batch_id = str(metadata["batch_id"].value)
-    counts = batch_counts(settings.raw_dir(), settings.dead_letter_dir(), batch_id)
+    counts = batch_counts(settings.zone_url("raw"), settings.zone_url("dead_letters"), batch_id)
     found = counts["rows"] + counts["dead_letters"]
     return dg.AssetCheckResult(
         passed=found == consumed and counts["distinct_offsets"] == consumed,

@@ -101,9 +101,9 @@ def dbt_env(window: dg.TimeWindow | None) -> dict[str, str]:
         "REDSET_SPAN_END": settings.span_end().isoformat(),
         **window_env(window),
         "REDSET_WAREHOUSE": str(settings.warehouse_path()),
-        "REDSET_RAW_DIR": str(settings.raw_dir()),
+        "REDSET_RAW_DIR": settings.zone_url("raw"),  # s3://...: profiles.yml registers s3fs with DuckDB
         "REDSET_SPARK_MASTER": settings.spark_master(),
-        "REDSET_SPARK_WAREHOUSE": str(settings.spark_warehouse()),
+        "REDSET_SPARK_WAREHOUSE": settings.zone_url("spark_warehouse"),  # a Spark build checks it is local
         "REDSET_SPARK_METASTORE": str(settings.spark_metastore()),
         "REDSET_SPARK_SCHEMA": settings.spark_schema(),
         "REDSET_SPARK_EXECUTOR_MEMORY": settings.spark_executor_memory(),
@@ -126,6 +126,7 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBui
     spark = settings.engine() == "spark"
     if spark:
         require_master(settings.spark_master())  # at once, not after a SparkSession's minutes of retries
+        settings.raw_dir()  # Spark reads the raw zone on local disk only so far: s3:// is a StorageError naming it
         settings.spark_warehouse().parent.mkdir(parents=True, exist_ok=True)
         max_temp, limits = 0, {}
     else:
@@ -135,7 +136,7 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBui
     args = build_args(config.full_refresh)
     windows = [None]
     if partitioned:
-        windows = build_windows.time_windows(context.partition_time_window, settings.raw_dir(), settings.dbt_window_rows())
+        windows = build_windows.time_windows(context.partition_time_window, settings.zone_url("raw"), settings.dbt_window_rows())
     first = dbt_env(windows[0])
     days = f" {first['REDSET_MIN_DATE']}..{dbt_env(windows[-1])['REDSET_MAX_DATE']}" if first["REDSET_MIN_DATE"] else ""
     holder = f"dbt {' '.join(args)}{days} (run {context.run_id[:8]})"

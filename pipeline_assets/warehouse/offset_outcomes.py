@@ -34,6 +34,7 @@ import dagster as dg
 import pyarrow as pa
 
 from pipeline_assets import schema, settings
+from pipeline_assets.storage import filesystem
 from pipeline_assets.warehouse.checks import DUCKDB_CONFIG, add_kafka_views, duckdb_temp_dir
 from pipeline_assets.warehouse.dbt_assets import POOL
 from pipeline_assets.warehouse.lock import warehouse_writer
@@ -217,18 +218,15 @@ class OffsetOutcomes:
         )
 
 
-def overdue_files(raw_dir: Path, limit_seconds: float) -> pa.Table:
-    """Raw files (as arrival_date=.../name) written more than `limit_seconds` ago."""
+def overdue_files(raw_dir: Path | str, limit_seconds: float) -> pa.Table:
+    """Raw files (as arrival_date=.../name) written more than `limit_seconds` ago (a folder or s3://)."""
     cutoff = time.time() - limit_seconds
-    files = [
-        f"{p.parent.name}/{p.name}"
-        for p in raw_dir.glob(f"{schema.RAW_PARTITION_COLUMN}=*/*.parquet")
-        if not p.name.startswith((".", "_")) and p.stat().st_mtime < cutoff
-    ]
+    fs, found = filesystem.published(raw_dir, f"{schema.RAW_PARTITION_COLUMN}=*/*.parquet")
+    files = ["/".join(p.rsplit("/", 2)[-2:]) for p in found if fs.modified(p).timestamp() < cutoff]
     return pa.table({"file": pa.array(files, pa.string())})
 
 
-def offset_outcomes(raw_dir: Path, dead_dir: Path, warehouse: Path | WarehouseResource) -> OffsetOutcomes:
+def offset_outcomes(raw_dir: Path | str, dead_dir: Path | str, warehouse: Path | WarehouseResource) -> OffsetOutcomes:
     """Tie every Kafka offset in the raw zone and the dead letters to its outcome in the warehouse
     (a path, or the code location's read-only `warehouse` resource)."""
     result = OffsetOutcomes()
@@ -277,7 +275,7 @@ def _add_failure(result: OffsetOutcomes, label: str, offsets: int, examples: lis
     "for REDSET_NOT_BUILT_LIMIT_SECONDS after their file was written).",
 )
 def offsets_have_one_outcome(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    outcomes = offset_outcomes(settings.raw_dir(), settings.dead_letter_dir(), warehouse)
+    outcomes = offset_outcomes(settings.zone_url("raw"), settings.zone_url("dead_letters"), warehouse)
     failures = outcomes.failures
     return dg.AssetCheckResult(
         passed=outcomes.passed,

@@ -54,14 +54,13 @@ class RawDumpConfig(dg.Config):
 )
 def raw_queries(context: dg.AssetExecutionContext, config: RawDumpConfig, kafka: KafkaResource) -> dg.MaterializeResult:
     try:
-        raw_dir, dead_letter_dir = zone_folders()
+        folders = zone_folders()
     except StorageError as exc:
         raise dg.Failure(description=str(exc)) from exc
     options = DumpOptions(
         topic=settings.topic(),
         group_id=settings.consumer_group(),
-        raw_dir=raw_dir,
-        dead_letter_dir=dead_letter_dir,
+        **folders,  # type: ignore[arg-type]
         batch_id=context.run.run_id,
         max_messages=config.max_messages if config.max_messages is not None else settings.raw_max_messages(),
         chunk_size=config.chunk_size,
@@ -127,7 +126,7 @@ def dump_metadata(options: DumpOptions, stats: DumpStats) -> dict[str, Any]:
         "topic": dg.MetadataValue.text(options.topic),
         "topic_id": dg.MetadataValue.text(options.topic_id or ""),
         "consumer_group": dg.MetadataValue.text(options.group_id),
-        "raw_dir": dg.MetadataValue.path(str(options.raw_dir)),
+        "raw_dir": dg.MetadataValue.path(options.raw_url or str(options.raw_dir)),
     }
 
 

@@ -3,8 +3,9 @@
 The dump's worker thread hands each chunk's tables to `Checkpoint.write`: rows stream into the
 raw zone (zone.py, temporary files), dead letters stream to theirs (dead_letter_stream.py), and
 the next offset of each partition is noted. `Checkpoint.save` publishes the raw files and the
-dead letters (fsync, rename, fsync the folder), writes a record of the files' arrival dates
-(raw/owed_dates.py: a run that dies after this commit still owes their build), and only then
+dead letters (fsync, rename, fsync the folder; for zones on S3 also uploaded whole, staging.py),
+writes a record of the files' arrival dates (raw/owed_dates.py: a run that dies after this commit
+still owes their build), and only then
 commits the offsets: an asynchronous commit, confirmed by reading the group's committed position
 back, reissued until it is, within COMMIT_TIMEOUT_S; a synchronous commit has no deadline of its
 own. A crash in between re-delivers those messages to the next run, and readers dedupe on
@@ -19,7 +20,7 @@ import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
-from pipeline_assets.raw import dead_letters, owed_dates, zone, zone_rows
+from pipeline_assets.raw import dead_letters, owed_dates, staging, zone, zone_rows
 from pipeline_assets.raw.dump.chunk import ChunkTables
 from pipeline_assets.raw.dump.dead_letter_stream import DeadLetterStream
 from pipeline_assets.raw.dump.options import DumpOptions, DumpStats
@@ -41,8 +42,10 @@ class Checkpoint:
         self.o = options
         self.stats = stats
         self.log = log
-        self.writer = zone.RawZoneWriter(options.raw_dir, _kafka_name, max_file_bytes=options.max_file_bytes)
-        self.dead = DeadLetterStream(options.dead_letter_dir, lambda partition: kafka_group(options, partition))
+        self.raw_root = staging.writer_root(options.raw_dir, options.raw_url)
+        self.dead_root = staging.writer_root(options.dead_letter_dir, options.dead_letter_url)
+        self.writer = zone.RawZoneWriter(self.raw_root, _kafka_name, max_file_bytes=options.max_file_bytes)
+        self.dead = DeadLetterStream(self.dead_root, lambda partition: kafka_group(options, partition))
         self.uncommitted: dict[int, int] = {}  # partition -> next offset, consumed but not committed
         self.since = 0  # messages since the last checkpoint
 
@@ -68,6 +71,8 @@ class Checkpoint:
         written = self.writer.publish()
         self.stats.summary.add_files(written)
         self.stats.summary.bytes += self.dead.publish()
+        staging.ship(self.raw_root, self.o.raw_url)  # zones on S3: every file uploaded whole first
+        staging.ship(self.dead_root, self.o.dead_letter_url)
         owed_dates.record({f.arrival_date for f in written}, self.o.batch_id, self.o.owed_dir)
         positions = [TopicPartition(self.o.topic, p, o) for p, o in sorted(self.uncommitted.items())]
         commit(self.consumer, positions, self.log)

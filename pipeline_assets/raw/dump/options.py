@@ -6,7 +6,7 @@ from pathlib import Path
 from pipeline_assets import settings
 from pipeline_assets.raw import zone
 from pipeline_assets.raw.metadata import WriteSummary
-from pipeline_assets.storage import filesystem
+from pipeline_assets.storage import filesystem, location
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,9 @@ class DumpOptions:
     topic_id: str | None = None  # Kafka's id of the topic (kafka/topic_ids.py); in the file names
     new_generation: bool = False  # accept a re-created topic (generation.py) instead of stopping
     owed_dir: Path | None = None  # the owed-dates records (raw/owed_dates.py); None: the default folder
+    # For zones on s3://, their URLs: files are staged under raw_dir/dead_letter_dir and uploaded (raw/staging.py).
+    raw_url: str | None = None
+    dead_letter_url: str | None = None
 
 
 @dataclass
@@ -40,10 +43,14 @@ class DumpStats:
     commits: int = 0
 
 
-def zone_folders() -> tuple[Path, Path]:
-    """The raw zone's and the dead letters' folders, once their storage answers: a dump's first step,
-    before anything is consumed from Kafka. A wrong endpoint, a missing bucket or bad credentials raise
-    StorageError, one line naming the URL."""
-    for zone_name in ("raw", "dead_letters"):
-        filesystem.check(settings.zone_url(zone_name))
-    return settings.raw_dir(), settings.dead_letter_dir()
+def zone_folders() -> dict[str, Path | str]:
+    """DumpOptions' raw_dir, dead_letter_dir, raw_url and dead_letter_url, once the zones' storage
+    answers: a dump's first step, before anything is consumed from Kafka. A wrong endpoint, a missing
+    bucket or bad credentials raise StorageError, one line naming the URL."""
+    folders: dict[str, Path | str] = {}
+    for zone_name, field_name in (("raw", "raw"), ("dead_letters", "dead_letter")):
+        url = settings.zone_url(zone_name)
+        filesystem.check(url)
+        folders[f"{field_name}_dir"] = location.writer_dir(zone_name, settings.data_dir())
+        folders[f"{field_name}_url"] = url
+    return folders

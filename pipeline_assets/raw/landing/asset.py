@@ -6,6 +6,7 @@ path in the run config; a run without a path ingests every file waiting. The wor
     landing/folder.py   the folder: waiting files, which paths belong to it, moves
     landing/read.py     one file read and typed (the same conform() as the Kafka producer's reader)
     landing/ingest.py   one file into the raw zone and the dead letters, then processed/ or rejected/
+    landing/remote.py   a landing prefix on S3: objects fetched, ingested as local copies, moved last
 
 What makes a whole file bad (it is rejected, nothing is written): it cannot be read (truncated
 or not really parquet/csv/JSON), it lacks a required column, a column holds values of the
@@ -18,16 +19,21 @@ folder, the step is retried (RETRY_POLICY), and when the retries run out the run
 from alert_on_run_failure) and the sensor requests it again a bounded number of times.
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 
 from pipeline_assets import settings
-from pipeline_assets.raw import zone
+from pipeline_assets.raw import staging, zone
+from pipeline_assets.raw.landing import remote
 from pipeline_assets.raw.landing.folder import PROCESSED, REJECTED, OutsideLanding, landing_file, waiting_files
 from pipeline_assets.raw.landing.ingest import FileChanged, Ingested, ingest_file
 from pipeline_assets.raw.landing.read import FileRejected
 from pipeline_assets.raw.metadata import WriteSummary
+from pipeline_assets.storage import filesystem, location
+from pipeline_assets.storage.location import is_remote
 
 # Waits of 2, 6 and 14 s (Backoff.EXPONENTIAL: (2^n - 1) * delay) for a transient error to pass.
 RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL)
@@ -65,27 +71,27 @@ def files_to_ingest(config: LandingConfig, landing_dir: Path) -> list[Path]:
     "with source_file set; processed files move to landing/processed/, bad ones to landing/rejected/.",
 )
 def landing_queries(context: dg.AssetExecutionContext, config: LandingConfig) -> dg.MaterializeResult:
-    landing_dir = settings.landing_dir()
-    zone.remove_stale_temp_files(settings.raw_dir())
+    place = _Place.resolve()
+    zone.remove_stale_temp_files(place.raw_dir)
     summary = WriteSummary()
     ingested: list[Ingested] = []
     rejected: dict[str, str] = {}
-    for path in files_to_ingest(config, landing_dir):
+    for path in place.files(config, context.log.info):
         if not path.exists():
-            done = landing_dir / PROCESSED / path.name
+            done = place.landing_dir / PROCESSED / path.name
             if done.exists():
                 context.log.info(f"{path.name} was already ingested ({done}); nothing to do")
                 continue
             raise dg.Failure(
                 description=f"{path}: no such file in the landing folder or in {PROCESSED}/", allow_retries=False
             )
-        expected = (config.size, config.mtime_ns) if config.path and config.size >= 0 else None
+        expected = (config.size, config.mtime_ns) if config.path and config.size >= 0 and not place.url else None
         try:
             result = ingest_file(
                 path,
-                raw_dir=settings.raw_dir(),
-                dead_letter_dir=settings.dead_letter_dir(),
-                landing_dir=landing_dir,
+                raw_dir=place.raw_dir,
+                dead_letter_dir=place.dead_dir,
+                landing_dir=place.landing_dir,
                 batch_id=context.run.run_id,
                 max_file_bytes=config.max_file_mb << 20,
                 expected_state=expected,
@@ -96,6 +102,8 @@ def landing_queries(context: dg.AssetExecutionContext, config: LandingConfig) ->
             context.log.error(f"rejected {path.name}: {exc}")
             rejected[path.name] = str(exc)
             continue
+        finally:
+            place.finish(path)
         context.log.info(
             f"{path.name}: {result.summary.rows:,} rows, {sum(result.summary.dead_letters.values()):,} dead letters "
             f"-> {result.moved_to}"
@@ -112,11 +120,67 @@ def landing_queries(context: dg.AssetExecutionContext, config: LandingConfig) ->
     }
     if rejected and not ingested:
         raise dg.Failure(
-            description="rejected: " + "; ".join(rejected.values()) + f" (see {landing_dir / REJECTED})",
+            description="rejected: " + "; ".join(rejected.values()) + f" (see {place.shown}/{REJECTED})",
             metadata=metadata,
             allow_retries=False,  # bad content: a retry would read the same bytes
         )
     return dg.MaterializeResult(metadata=metadata)
+
+
+@dataclass(frozen=True)
+class _Place:
+    """Where a run reads and writes: the zones' folders, or for zones on S3 local staging folders
+    and the landing prefix's URL (remote.py)."""
+
+    landing_dir: Path
+    raw_dir: Path
+    dead_dir: Path
+    url: str | None = None  # the landing prefix on S3
+    zones: tuple[tuple[Path, str | None], ...] = ()  # (staging folder, zone URL) for each zone on S3
+
+    @staticmethod
+    def resolve() -> "_Place":
+        url = settings.zone_url("landing")
+        if not is_remote(url):
+            return _Place(settings.landing_dir(), *_writer_roots())
+        filesystem.check(url)
+        local = staging.process_folder(location.writer_dir("landing", settings.data_dir()))
+        roots = _writer_roots()
+        zones = tuple(zip(roots, (settings.zone_url("raw"), settings.zone_url("dead_letters")), strict=True))
+        return _Place(local, *roots, url=url, zones=zones)
+
+    @property
+    def shown(self) -> str:
+        return self.url or str(self.landing_dir)
+
+    def files(self, config: LandingConfig, log: Callable[[str], object]) -> list[Path]:
+        """The files this run may touch; on S3, local copies of the objects."""
+        if not self.url:
+            return files_to_ingest(config, self.landing_dir)
+        names = [config.path] if config.path else remote.waiting_objects(self.url)
+        copies = []
+        for name in names:
+            if config.path and remote.processed_already(self.url, name):
+                log(f"{name} was already ingested ({self.url}/{PROCESSED}/{name}); nothing to do")
+                continue
+            try:
+                copies.append(remote.fetch(self.url, name, self.landing_dir))
+            except remote.NoSuchObject as exc:
+                raise dg.Failure(description=str(exc), allow_retries=False) from None
+        return copies
+
+    def finish(self, path: Path) -> None:
+        if self.url:
+            remote.finish(self.url, path.name, self.landing_dir, list(self.zones))
+
+
+def _writer_roots() -> tuple[Path, Path]:
+    """The raw zone's and the dead letters' writer folders (staging ones for zones on S3)."""
+    data = settings.data_dir()
+    return (
+        staging.writer_root(location.writer_dir("raw", data), settings.zone_url("raw")),
+        staging.writer_root(location.writer_dir("dead_letters", data), settings.zone_url("dead_letters")),
+    )
 
 
 ingest_landing_file_job = dg.define_asset_job(
