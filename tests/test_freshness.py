@@ -52,6 +52,28 @@ def test_freshness_check_on_the_served_marts_and_the_snapshot() -> None:
     assert defs.resolve_sensor_def("freshness_checks_sensor") is not None
 
 
+def test_freshness_checks_sensor_requests_no_second_run_while_one_waits() -> None:
+    """Dagster's freshness sensor sees a check as running only once a worker planned it: while the
+    run it requested waits (queued, or a worker starting), each tick would request the same checks again."""
+    sensor = defs.resolve_sensor_def("freshness_checks_sensor")
+    every = {key for checks in FRESHNESS_CHECKS for key in checks.check_keys}
+    with dg.instance_for_test() as instance:
+
+        def tick():
+            return sensor(dg.build_sensor_context(instance=instance, definitions=defs))
+
+        first = tick()
+        assert isinstance(first, dg.RunRequest) and set(first.asset_check_keys) == every
+        run = dg.DagsterRun(job_name="__ASSET_JOB", run_id="waiting-freshness-run", status=dg.DagsterRunStatus.NOT_STARTED,
+                            tags={"dagster/sensor_name": "freshness_checks_sensor"})  # fmt: skip
+        instance.add_run(run)
+        waiting = tick()
+        assert isinstance(waiting, dg.SkipReason) and "waiting-freshness-run is still NOT_STARTED" in waiting.skip_message
+        instance.report_run_failed(run)
+        again = tick()
+        assert isinstance(again, dg.RunRequest) and set(again.asset_check_keys) == every
+
+
 def test_stale_only_with_lag_and_nothing_published_for_a_window() -> None:
     t0 = 1_000_000.0
     # No lag: never stale, however old the snapshot.

@@ -16,17 +16,21 @@ forecast does not need every batch, and its backtest costs seconds per instance.
 # No `from __future__ import annotations`: Dagster inspects the asset's `context` annotation.
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import duckdb
-import pandas as pd
 
 from pipeline_assets import settings
-from pipeline_assets.insights import forecast as fc
 from pipeline_assets.spark import tables as spark_tables
 from pipeline_assets.warehouse.dbt_assets import POOL
 from pipeline_assets.warehouse.lock import warehouse_writer
 from pipeline_assets.warehouse.resource import WarehouseResource
+
+# pandas and the models load inside the asset: every code server and run worker imports this
+# module, and pandas alone costs seconds of a run's start on two busy cores.
+if TYPE_CHECKING:
+    import pandas as pd
 
 HOURLY_SQL = """
     WITH q AS (SELECT * FROM main.clean_queries),
@@ -41,9 +45,13 @@ METRICS = ("queries", "exec_hours")
 KEYS = ["deployment", "instance_id"]
 
 
-def forecast_tables(hourly: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def forecast_tables(hourly: "pd.DataFrame") -> tuple["pd.DataFrame", "pd.DataFrame", "pd.DataFrame"]:
     """(workload_forecasts, forecast_backtest, forecast_history) from (deployment, instance_id, hour,
     queries, exec_hours)."""
+    import pandas as pd
+
+    from pipeline_assets.insights import forecast as fc
+
     forecasts, backtests, histories = [], [], []
     series_id = hourly["deployment"] + "/" + hourly["instance_id"].astype(str)
     for metric in METRICS:
@@ -77,7 +85,7 @@ TABLE_SQL = {
 }
 
 
-def write_tables(path, forecasts: pd.DataFrame, backtests: pd.DataFrame, history: pd.DataFrame) -> None:
+def write_tables(path, forecasts: "pd.DataFrame", backtests: "pd.DataFrame", history: "pd.DataFrame") -> None:
     """Replace the three tables in one transaction, the warehouse open for writing only meanwhile."""
     with warehouse_writer("workload_forecasts: writing its tables", Path(path)), duckdb.connect(str(path)) as con:
         con.execute("BEGIN")
@@ -86,7 +94,7 @@ def write_tables(path, forecasts: pd.DataFrame, backtests: pd.DataFrame, history
         con.execute("COMMIT")
 
 
-def write_spark_tables(forecasts: pd.DataFrame, backtests: pd.DataFrame, history: pd.DataFrame) -> None:
+def write_spark_tables(forecasts: "pd.DataFrame", backtests: "pd.DataFrame", history: "pd.DataFrame") -> None:
     """REDSET_ENGINE=spark: the three tables as Parquet folders beside dbt's (<warehouse>/<schema>.db/),
     where the serving snapshot reads them. Written without Spark, so not in its metastore, and one
     after another, not in one transaction."""
@@ -106,6 +114,8 @@ def write_spark_tables(forecasts: pd.DataFrame, backtests: pd.DataFrame, history
     "per past hour in `forecast_history`.",
 )
 def workload_forecasts(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from pipeline_assets.insights import forecast as fc
+
     started = time.monotonic()
     # The writer lock is held to read and to write, not while fitting (seconds per instance).
     with warehouse_writer("workload_forecasts: reading clean_queries", warehouse.path, context.log):

@@ -24,7 +24,6 @@ import dagster as dg
 
 from pipeline_assets import settings
 from pipeline_assets.kafka.resource import KafkaResource
-from pipeline_assets.live.loop import LiveLoop
 from pipeline_assets.live.stopping import stop_on_signals
 from pipeline_assets.live.switch import LIVE_JOB, running_loop
 from pipeline_assets.raw.dump.asset import raw_dump_in_flight
@@ -73,6 +72,10 @@ class LiveModeConfig(dg.Config):
     "until the run is terminated or keep_live_mode_running is switched off.",
 )
 def run_live_mode(context: dg.OpExecutionContext, kafka: KafkaResource, config: LiveModeConfig):
+    # Imported here: the loop brings dbt's runner (seconds of imports), which every run worker and
+    # code server would otherwise load although only this op uses it.
+    from pipeline_assets.live.loop import LiveLoop
+
     stop = threading.Event()
     where = f"{LIVE_JOB} run {context.run_id}"
     loop = LiveLoop(context.instance, stop, where=where, log=context.log, kafka=kafka,

@@ -36,10 +36,12 @@ from pipeline_assets.kafka.offsets import TopicMissing
 from pipeline_assets.kafka.resource import KafkaResource
 from pipeline_assets.monitoring.data_time import report_observations
 from pipeline_assets.raw.landing.folder import waiting_files
+from pipeline_assets.runtime.runs import IN_FLIGHT
 from pipeline_assets.serving.snapshot import read_manifest
 from pipeline_assets.warehouse.served import SERVED_MODELS, watched_window, window
 
 WATCHED_EXTRA = ("serving_snapshot",)
+FRESHNESS_SENSOR = "freshness_checks_sensor"
 
 
 def watched_windows(keys) -> dict[dg.AssetKey, timedelta]:
@@ -61,11 +63,31 @@ def freshness_checks(keys) -> tuple[list[dg.AssetChecksDefinition], dg.SensorDef
             check for limit, group in sorted(by_window.items())
             for check in dg.build_last_update_freshness_checks(assets=group, lower_bound_delta=limit)
         ]  # fmt: skip
-        sensor = dg.build_sensor_for_freshness_checks(
+        dagsters = dg.build_sensor_for_freshness_checks(
             freshness_checks=checks, minimum_interval_seconds=settings.sensor_interval_seconds(),
-            name="freshness_checks_sensor", default_status=dg.DefaultSensorStatus.RUNNING,
+            name=FRESHNESS_SENSOR, default_status=dg.DefaultSensorStatus.RUNNING,
         )  # fmt: skip
-    return checks, sensor
+    return checks, _one_run_at_a_time(dagsters, checks)
+
+
+def _one_run_at_a_time(dagsters: dg.SensorDefinition, checks) -> dg.SensorDefinition:
+    """Dagster's sensor, skipped while a run it requested is queued or running: Dagster sees a check
+    as running only once the run's worker has planned it, so on busy cores (a worker takes tens of
+    seconds to start) every tick requested the same checks again, each run another worker."""
+
+    @dg.sensor(
+        name=FRESHNESS_SENSOR, minimum_interval_seconds=settings.sensor_interval_seconds(),
+        asset_selection=dg.AssetSelection.checks(*checks), default_status=dg.DefaultSensorStatus.RUNNING,
+        description=dagsters.description,
+    )  # fmt: skip
+    def freshness_checks_sensor(context: dg.SensorEvaluationContext):
+        tags = {"dagster/sensor_name": FRESHNESS_SENSOR}
+        waiting = context.instance.get_runs(filters=dg.RunsFilter(tags=tags, statuses=IN_FLIGHT), limit=1)
+        if waiting:
+            return dg.SkipReason(f"freshness check run {waiting[0].run_id} is still {waiting[0].status.value}")
+        return dagsters(context)
+
+    return freshness_checks_sensor
 
 
 @dataclass(frozen=True)
