@@ -23,6 +23,7 @@ from typing import Any
 import dagster as dg
 import yaml
 from dagster_dbt import DbtCliInvocation, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt.core.dbt_event_iterator import DbtEventIterator
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 
@@ -162,7 +163,7 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBui
                             context.log.info(f"window {i}/{len(windows)} {label}: {models} models, {tests} tests built")
                             continue
                         if not spark:
-                            events = events.fetch_row_counts().fetch_column_metadata(with_column_lineage=False)
+                            events = with_table_metadata(events, invocation)
                         yield from held.merge(events)
                     except DagsterDbtCliRuntimeError as error:
                         if expired():
@@ -179,6 +180,22 @@ def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBui
                             shutil.rmtree(invocation.target_path, ignore_errors=True)
     # Each invocation's folder under dbt_project/target (~4 MB) is kept only when it failed (dbt.log).
     shutil.rmtree(invocation.target_path, ignore_errors=True)
+
+
+def with_table_metadata(events: Iterator[Any], invocation: DbtCliInvocation) -> Iterator[Any]:
+    """The events with row counts and column schemas, fetched once dbt has ended. dagster-dbt waits
+    for a DuckDB build's end anyway (one writer per file), but in a worker thread that two of its
+    threads poll without sleeping (dagster._core.utils.imap): a core burnt, and the thread reading
+    dbt's events starved of the GIL, for the whole build. Read here first, nothing polls."""
+    done, error = [], None
+    try:
+        done.extend(events)
+    except DagsterDbtCliRuntimeError as exc:  # raised after its events, as dagster-dbt does
+        error = exc
+    fetched = DbtEventIterator(iter(done), invocation).fetch_row_counts()
+    yield from fetched.fetch_column_metadata(with_column_lineage=False)
+    if error is not None:
+        raise error
 
 
 def parse_project() -> None:
