@@ -49,9 +49,7 @@ def ship(folder: Path, url: str | None) -> list[str]:
         return []
     fs, base = filesystem.filesystem(url)
     keys = []
-    for path in sorted(folder.rglob("*.parquet")):
-        if path.name.startswith((".", "_")):
-            continue
+    for path in sorted(p for p in folder.rglob("*.parquet") if filesystem.is_published(p.name)):
         key = f"{base}/{path.relative_to(folder).as_posix()}"
         fs.put_file(str(path), key)
         path.unlink()

@@ -50,6 +50,11 @@ def filesystem(url: str, fast_fail: bool = False) -> tuple[Any, str]:
     return fs, f"{bucket}/{prefix}".rstrip("/")
 
 
+def is_published(name: str) -> bool:
+    """Hidden and `_` names are temporary files or markers, which no reader of a zone reads."""
+    return not name.rsplit("/", 1)[-1].startswith((".", "_"))
+
+
 def published(url: str | os.PathLike[str], pattern: str) -> tuple[Any, list[str]]:
     """(the file system, the sorted paths on it) of the files under `url` that match `pattern`,
     without hidden or `_` names (temporary files, markers): what a reader of a zone may read. On S3
@@ -57,7 +62,7 @@ def published(url: str | os.PathLike[str], pattern: str) -> tuple[Any, list[str]
     fs, root = filesystem(str(url))
     found = fs.glob(f"{str(root).rstrip('/')}/{pattern}")
     scheme = "s3://" if is_remote(str(url)) else ""
-    return fs, sorted(scheme + p for p in found if not p.rsplit("/", 1)[-1].startswith((".", "_")))
+    return fs, sorted(scheme + p for p in found if is_published(p))
 
 
 def register(con: Any, fs: Any) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_assets.durable import fsync_dir
+from pipeline_assets.storage.filesystem import is_published
 
 PROCESSED, REJECTED = "processed", "rejected"
 PART_SUFFIX, DONE_SUFFIX = ".part", ".done"
@@ -42,7 +43,7 @@ def waiting_files(landing_dir: Path, settle_seconds: float = 0.0) -> list[Path]:
         p
         for p in landing_dir.iterdir()
         if p.is_file()
-        and not p.name.startswith((".", "_"))
+        and is_published(p.name)
         and not p.name.endswith((PART_SUFFIX, DONE_SUFFIX))
         and now - p.stat().st_mtime >= settle_seconds
     ]

@@ -32,8 +32,8 @@ def waiting_objects(url: str) -> list[str]:
         return []
     files = [
         info for info in listed
-        if info["type"] == "file" and not (name := info["name"].rsplit("/", 1)[-1]).startswith((".", "_"))
-        and not name.endswith((PART_SUFFIX, DONE_SUFFIX))
+        if info["type"] == "file" and filesystem.is_published(info["name"])
+        and not info["name"].endswith((PART_SUFFIX, DONE_SUFFIX))
     ]  # fmt: skip
     files.sort(key=lambda info: (info.get("LastModified") or 0, info["name"]))
     return [info["name"].rsplit("/", 1)[-1] for info in files]
