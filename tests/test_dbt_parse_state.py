@@ -4,6 +4,7 @@ profile's state is kept apart (warehouse/parse_state.py). A full parse costs sec
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,22 @@ def test_the_profile_key_follows_the_connection_not_the_window(monkeypatch, tmp_
     monkeypatch.setenv("REDSET_WAREHOUSE", str(tmp_path / "b.duckdb"))
     assert parse_state.profile_key("dev") != first
     assert parse_state.profile_key("spark") != parse_state.profile_key("dev")
-    assert "REDSET_WAREHOUSE" in parse_state.PROFILE_VARS and "REDSET_MIN_DATE" not in parse_state.PROFILE_VARS
+
+
+def test_the_profile_key_follows_what_the_target_renders_not_every_variable(monkeypatch, tmp_path):
+    monkeypatch.setenv("REDSET_WAREHOUSE", str(tmp_path / "a.duckdb"))
+    monkeypatch.setenv("REDSET_RAW_DIR", str(tmp_path / "raw"))
+    first = parse_state.profile_key("dev")
+    # The warehouse is named, so the data folder is not read; a local raw zone is not read either.
+    monkeypatch.setenv("REDSET_DATA_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("REDSET_RAW_DIR", str(tmp_path / "other-raw"))
+    monkeypatch.setenv("REDSET_SPARK_MASTER", "spark://127.0.0.1:1")  # the spark target's only
+    assert parse_state.profile_key("dev") == first
+    monkeypatch.setenv("REDSET_RAW_DIR", "s3://redset/raw")  # registers s3fs: another connection
+    assert parse_state.profile_key("dev") != first
+    monkeypatch.setenv("REDSET_RAW_DIR", str(tmp_path / "raw"))
+    monkeypatch.delenv("REDSET_WAREHOUSE")  # now the data folder names the warehouse
+    assert parse_state.profile_key("dev") != parse_state.profile_key("dev", {**os.environ, "REDSET_DATA_DIR": "/x"})
 
 
 @pytest.mark.slow(seconds=40)
