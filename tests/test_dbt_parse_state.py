@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from dbt_support import dbt_paths
+
 from pipeline_assets import settings
 from pipeline_assets.warehouse import parse_state
 from pipeline_assets.warehouse.dbt_assets import dbt_env, dbt_resource, dbt_target
@@ -74,3 +76,16 @@ def test_kept_states_are_pruned_to_the_most_recent(monkeypatch, tmp_path):
     kept = sorted(p.stem for p in parse_state.store().glob("*.msgpack"))
     assert len(kept) == parse_state.KEPT and "key00" not in kept and f"key{parse_state.KEPT + 2:02d}" in kept
     assert (tmp_path / "target" / parse_state.PARTIAL_PARSE_FILE).read_bytes() == b"state"
+
+
+def test_each_test_gets_an_empty_warehouse_under_the_same_profile(monkeypatch, tmp_path):
+    # dbt_paths gives every test of a pytest process the same warehouse path, emptied, so the first
+    # build of each test keeps dbt's partial parse (a new path is a new profile: a full parse).
+    first = dbt_paths(monkeypatch, tmp_path / "a")
+    first.warehouse.write_bytes(b"left by the test before")
+    first.warehouse.with_name(first.warehouse.name + ".wal").write_bytes(b"")
+    key = parse_state.profile_key("dev", os.environ | dbt_env(None))
+    second = dbt_paths(monkeypatch, tmp_path / "b")
+    assert second.warehouse == first.warehouse and list(second.warehouse.parent.iterdir()) == []
+    assert second.raw_dir != first.raw_dir
+    assert parse_state.profile_key("dev", os.environ | dbt_env(None)) == key
