@@ -7,10 +7,8 @@ another test or another engineer's run.
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -22,6 +20,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pytest
+from worker_warehouse import WAREHOUSE_NAME, worker_warehouse
 
 from pipeline_assets import schema, settings
 from pipeline_assets.orchestration.sensors import RANGE_END_TAG, RANGE_START_TAG
@@ -48,24 +47,6 @@ class DbtPaths:
     raw_dir: Path
     warehouse: Path
     dead_dir: Path
-
-
-# DuckDB names the catalog after the file, and the manifest's relation names (used for row counts) say "warehouse".
-WAREHOUSE_NAME = "warehouse.duckdb"
-
-
-def worker_warehouse() -> Path:
-    """This pytest process's warehouse file, the same path for every test it runs, and empty: the
-    file and its siblings (WAL, locks, spill) of the test before are removed. dbt hashes the
-    warehouse's path into its profile, and under a new profile it parses the whole project again
-    (seconds of CPU) in a test's first build; one path per process keeps its partial parse from test
-    to test. A fixture whose warehouse outlives one test moves it into its own folder (`park`)."""
-    folder = Path(tempfile.gettempdir()) / f"redset-test-warehouse-{os.getpid()}"
-    if not folder.exists():
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    return folder / WAREHOUSE_NAME
 
 
 def dbt_paths(monkeypatch: pytest.MonkeyPatch, root: Path) -> DbtPaths:
@@ -96,9 +77,9 @@ def park(monkeypatch: pytest.MonkeyPatch, paths: DbtPaths) -> DbtPaths:
     """`paths` with the warehouse moved from the process's file into the folder of its raw zone, for a
     fixture that outlives one test: the next test's dbt_paths empties the process's file."""
     parked = DbtPaths(raw_dir=paths.raw_dir, warehouse=paths.raw_dir.parent / WAREHOUSE_NAME, dead_dir=paths.dead_dir)
-    for suffix in ("", ".wal"):  # a WAL only if a writer did not close it
-        if paths.warehouse.with_name(WAREHOUSE_NAME + suffix).exists():
-            os.replace(paths.warehouse.with_name(WAREHOUSE_NAME + suffix), parked.warehouse.with_name(WAREHOUSE_NAME + suffix))
+    for name in (WAREHOUSE_NAME, f"{WAREHOUSE_NAME}.wal"):  # a WAL only if a writer did not close it
+        if (paths.warehouse.parent / name).exists():
+            os.replace(paths.warehouse.parent / name, parked.warehouse.parent / name)
     monkeypatch.setenv("REDSET_WAREHOUSE", str(parked.warehouse))
     return parked
 
