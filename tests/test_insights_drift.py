@@ -257,7 +257,7 @@ def test_both_pages_draw_the_sections(serving, monkeypatch: pytest.MonkeyPatch):
         insights_drift.render_aggregate(data, Filters())
         insights_drift.render_expert(data, Filters(), Instance("provisioned", 1))
 
-    monkeypatch.setenv("DRIFT_SERVING", str(serving.serving_dir))
+    monkeypatch.setenv("DRIFT_SERVING", str(serving.serving))
     at = AppTest.from_function(page, default_timeout=60).run()
     assert not at.exception, at.exception
     keys = {e.proto.id.rsplit("-", 1)[-1] for e in at.get("plotly_chart")}
