@@ -1,13 +1,13 @@
 """Helpers of the dbt tests: write raw-zone files, run the dbt assets through Dagster, read results.
 
-Each test points REDSET_RAW_DIR and REDSET_WAREHOUSE at its own temporary folder (see
-`dbt_paths`), so dbt never shares a DuckDB file with another test or another engineer's run.
+Each test points REDSET_RAW_DIR at its own temporary folder and REDSET_WAREHOUSE at its pytest
+process's warehouse file, emptied for it (see `dbt_paths`), so dbt never shares a DuckDB file with
+another test or another engineer's run.
 """
 
 from __future__ import annotations
 
 import os
-
 import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +20,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pytest
+from worker_warehouse import WAREHOUSE_NAME, worker_warehouse
 
 from pipeline_assets import schema, settings
 from pipeline_assets.orchestration.sensors import RANGE_END_TAG, RANGE_START_TAG
@@ -49,12 +50,9 @@ class DbtPaths:
 
 
 def dbt_paths(monkeypatch: pytest.MonkeyPatch, root: Path) -> DbtPaths:
-    """A private raw zone and warehouse under `root`, set in the environment for this test.
-
-    The warehouse file keeps the name warehouse.duckdb: DuckDB names the catalog after the file,
-    and the manifest's relation names (used for row counts) say "warehouse".
-    """
-    paths = DbtPaths(raw_dir=root / "raw", warehouse=root / "warehouse.duckdb", dead_dir=root / "dead_letters")
+    """A private raw zone under `root` and an empty warehouse (`worker_warehouse`), set in the
+    environment for this test."""
+    paths = DbtPaths(raw_dir=root / "raw", warehouse=worker_warehouse(), dead_dir=root / "dead_letters")
     paths.raw_dir.mkdir(parents=True, exist_ok=True)
     paths.dead_dir.mkdir(parents=True, exist_ok=True)
     monkeypatch.setenv("REDSET_DATA_DIR", str(root))
@@ -75,6 +73,17 @@ def zones_on_storage(monkeypatch: pytest.MonkeyPatch, paths: DbtPaths, storage: 
     return settings.zone_url("raw"), settings.zone_url("dead_letters")
 
 
+def park(monkeypatch: pytest.MonkeyPatch, paths: DbtPaths) -> DbtPaths:
+    """`paths` with the warehouse moved from the process's file into the folder of its raw zone, for a
+    fixture that outlives one test: the next test's dbt_paths empties the process's file."""
+    parked = DbtPaths(raw_dir=paths.raw_dir, warehouse=paths.raw_dir.parent / WAREHOUSE_NAME, dead_dir=paths.dead_dir)
+    for name in (WAREHOUSE_NAME, f"{WAREHOUSE_NAME}.wal"):  # a WAL only if a writer did not close it
+        if (paths.warehouse.parent / name).exists():
+            os.replace(paths.warehouse.parent / name, parked.warehouse.parent / name)
+    monkeypatch.setenv("REDSET_WAREHOUSE", str(parked.warehouse))
+    return parked
+
+
 _built_once: dict[str, Path] = {}
 
 
@@ -85,7 +94,9 @@ def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Calla
     if name not in _built_once:
         root = tmp_path_factory.mktemp(name)
         with pytest.MonkeyPatch.context() as mp:
-            build(dbt_paths(mp, root))
+            paths = dbt_paths(mp, root)
+            build(paths)
+            park(mp, paths)
         _built_once[name] = root
     return _built_once[name]
 
@@ -94,8 +105,10 @@ def copy_built(source: Path, monkeypatch: pytest.MonkeyPatch, root: Path) -> Dbt
     """A private copy of a `built_once` folder at `root`, set in the environment like dbt_paths.
     Its tables are the build's; its staging views still read the shared raw zone until dbt
     builds here (every build re-creates them)."""
-    shutil.copytree(source, root, ignore=shutil.ignore_patterns("*.tmp", "alerts.log"))
-    return dbt_paths(monkeypatch, root)
+    shutil.copytree(source, root, ignore=shutil.ignore_patterns("*.tmp", "alerts.log", f"{WAREHOUSE_NAME}*"))
+    paths = dbt_paths(monkeypatch, root)
+    shutil.copyfile(source / WAREHOUSE_NAME, paths.warehouse)
+    return paths
 
 
 # Rows of 2024-03-01..04 for the incremental tests: the first three days are built as one range

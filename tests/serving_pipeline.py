@@ -123,10 +123,39 @@ def run_dbt(built: Built, command: str = "build") -> subprocess.CompletedProcess
     return result
 
 
-def materialize_snapshot(built: Built) -> dg.MaterializeResult:
-    """The serving_snapshot asset through Dagster, as a sensor-launched run would execute it."""
-    with environment(built.env()):
+def materialize_snapshot(built: Built, serving: str | None = None) -> dg.MaterializeResult:
+    """The serving_snapshot asset through Dagster, as a sensor-launched run would execute it (into
+    `serving`, a folder or s3:// URL, instead of the build's serving folder when given)."""
+    with environment({**built.env(), **({"REDSET_SERVING_DIR": serving} if serving else {})}):
         # The forecasts first: the snapshot serves their tables too.
         result = dg.materialize([workload_forecasts, serving_snapshot], resources={"warehouse": warehouse_resource()})
     assert result.success
     return result
+
+
+_on_s3: dict[str, str] = {}
+
+
+def served(built: Built, storage_url: str | None) -> publishes.Zone:
+    """The build's serving zone on disk (storage_url None, the zone_storage fixture's [local]), or ([s3]) the
+    same warehouse published by the serving_snapshot asset under storage_url on the session's S3 server:
+    once per process, like the build (its objects outlive the test that published them)."""
+    if storage_url is None:
+        return publishes.zone(built.serving_dir)
+    if "url" not in _on_s3:
+        materialize_snapshot(built, f"{storage_url}/serving")
+        _on_s3["url"] = f"{storage_url}/serving"
+    return publishes.zone(_on_s3["url"])
+
+
+def serving_at(tmp_path: Path, storage_url: str | None, name: str = "serving") -> str | Path:
+    """A fresh serving zone for one test: a folder under tmp_path, or a prefix under storage_url ([s3])."""
+    return tmp_path / name if storage_url is None else f"{storage_url}/{name}"
+
+
+def listed(zone: publishes.Zone, *names: str) -> list[str]:
+    """The sorted names under a zone's folder (or its root), on either storage."""
+    try:
+        return sorted(p.rsplit("/", 1)[-1] for p in zone.fs.ls(zone.path(*names), detail=False, refresh=True))
+    except FileNotFoundError:
+        return []

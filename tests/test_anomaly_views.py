@@ -32,7 +32,7 @@ def serving(tmp_path) -> ServingData:
         dict(deployment="provisioned", instance_id=1, hour=h, arrival_date=h.date(), exec_p95_ms=p95, queries=6)
         for h, p95 in ((H1, 500.0), (H2, 900.0))
     ])
-    return ServingData(serving_dir=tmp_path)
+    return ServingData(tmp_path)
 
 
 def test_fleet_counts_per_instance_and_tag_within_the_filters(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -23,9 +24,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     return serving_pipeline.build(tmp_path_factory)
 
 
-@pytest.fixture(scope="module")
-def data(built: Built) -> ServingData:
-    return ServingData(built.serving_dir)
+@pytest.fixture
+def data(built: Built, zone_storage: str | None) -> Iterator[ServingData]:
+    """The built snapshot through the dashboards' reader, on disk and ([s3]) on the session's S3 server."""
+    data = ServingData(serving_pipeline.served(built, zone_storage))
+    yield data
+    data.close()
 
 
 @pytest.fixture(scope="module")

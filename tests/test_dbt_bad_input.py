@@ -9,7 +9,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from dbt_support import dbt_paths, query, ts, write_raw_file
+from dbt_support import dbt_paths, park, query, ts, write_raw_file
 
 from pipeline_assets import schema
 from pipeline_assets.orchestration.schedules import daily_marts_schedule, latest_complete_day
@@ -64,7 +64,7 @@ def built(tmp_path_factory: pytest.TempPathFactory):
             resources={"dbt": dbt_resource},
         )  # fmt: skip
         assert result.success
-        yield paths
+        yield park(mp, paths)
 
 
 def test_unknown_deployment_future_arrival_and_table_id_fan_out_are_quarantined(built):

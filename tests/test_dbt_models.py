@@ -36,6 +36,7 @@ from dbt_support import (
     DbtPaths,
     dbt_paths,
     materialize_dbt,
+    park,
     query,
     reasons_in_pandas,
     table,
@@ -216,7 +217,7 @@ def built(tmp_path_factory: pytest.TempPathFactory):
             partition_range=("2024-02-29", "2024-03-02"),
             checks=[offsets_have_one_outcome],
         )
-        yield paths, result, raw_rows
+        yield park(mp, paths), result, raw_rows
 
 
 def rows_of(paths: DbtPaths, sql: str) -> list[tuple]:

@@ -4,9 +4,12 @@ profile's state is kept apart (warehouse/parse_state.py). A full parse costs sec
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+from dbt_support import dbt_paths
 
 from pipeline_assets import settings
 from pipeline_assets.warehouse import parse_state
@@ -33,7 +36,22 @@ def test_the_profile_key_follows_the_connection_not_the_window(monkeypatch, tmp_
     monkeypatch.setenv("REDSET_WAREHOUSE", str(tmp_path / "b.duckdb"))
     assert parse_state.profile_key("dev") != first
     assert parse_state.profile_key("spark") != parse_state.profile_key("dev")
-    assert "REDSET_WAREHOUSE" in parse_state.PROFILE_VARS and "REDSET_MIN_DATE" not in parse_state.PROFILE_VARS
+
+
+def test_the_profile_key_follows_what_the_target_renders_not_every_variable(monkeypatch, tmp_path):
+    monkeypatch.setenv("REDSET_WAREHOUSE", str(tmp_path / "a.duckdb"))
+    monkeypatch.setenv("REDSET_RAW_DIR", str(tmp_path / "raw"))
+    first = parse_state.profile_key("dev")
+    # The warehouse is named, so the data folder is not read; a local raw zone is not read either.
+    monkeypatch.setenv("REDSET_DATA_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("REDSET_RAW_DIR", str(tmp_path / "other-raw"))
+    monkeypatch.setenv("REDSET_SPARK_MASTER", "spark://127.0.0.1:1")  # the spark target's only
+    assert parse_state.profile_key("dev") == first
+    monkeypatch.setenv("REDSET_RAW_DIR", "s3://redset/raw")  # registers s3fs: another connection
+    assert parse_state.profile_key("dev") != first
+    monkeypatch.setenv("REDSET_RAW_DIR", str(tmp_path / "raw"))
+    monkeypatch.delenv("REDSET_WAREHOUSE")  # now the data folder names the warehouse
+    assert parse_state.profile_key("dev") != parse_state.profile_key("dev", {**os.environ, "REDSET_DATA_DIR": "/x"})
 
 
 @pytest.mark.slow(seconds=40)
@@ -58,3 +76,16 @@ def test_kept_states_are_pruned_to_the_most_recent(monkeypatch, tmp_path):
     kept = sorted(p.stem for p in parse_state.store().glob("*.msgpack"))
     assert len(kept) == parse_state.KEPT and "key00" not in kept and f"key{parse_state.KEPT + 2:02d}" in kept
     assert (tmp_path / "target" / parse_state.PARTIAL_PARSE_FILE).read_bytes() == b"state"
+
+
+def test_each_test_gets_an_empty_warehouse_under_the_same_profile(monkeypatch, tmp_path):
+    # dbt_paths gives every test of a pytest process the same warehouse path, emptied, so the first
+    # build of each test keeps dbt's partial parse (a new path is a new profile: a full parse).
+    first = dbt_paths(monkeypatch, tmp_path / "a")
+    first.warehouse.write_bytes(b"left by the test before")
+    first.warehouse.with_name(first.warehouse.name + ".wal").write_bytes(b"")
+    key = parse_state.profile_key("dev", os.environ | dbt_env(None))
+    second = dbt_paths(monkeypatch, tmp_path / "b")
+    assert second.warehouse == first.warehouse and list(second.warehouse.parent.iterdir()) == []
+    assert second.raw_dir != first.raw_dir
+    assert parse_state.profile_key("dev", os.environ | dbt_env(None)) == key

@@ -10,7 +10,7 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 import pytest
-from dbt_support import dbt_paths, query, ts, write_raw_file
+from dbt_support import dbt_paths, park, query, ts, write_raw_file
 
 from pipeline_assets import schema
 from pipeline_assets.warehouse.dbt_assets import project_var
@@ -62,7 +62,7 @@ def built(tmp_path_factory: pytest.TempPathFactory):
             resources={"dbt": dbt_resource},
         )
         assert result.success
-        yield paths, result
+        yield park(mp, paths), result
 
 
 def test_every_numeric_column_but_the_ids_is_bounded():

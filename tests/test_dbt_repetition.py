@@ -25,7 +25,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from dbt_support import dbt_paths, query, ts, write_raw_file
+from dbt_support import dbt_paths, park, query, ts, write_raw_file
 
 pytestmark = pytest.mark.slow(seconds=45)
 
@@ -93,7 +93,7 @@ def built(tmp_path_factory: pytest.TempPathFactory):
         before = query(paths.warehouse, "select repeats from daily_query_repetition")
         materialize([dbt_daily_models], DAILY, "2024-03-01")
         materialize([dbt_all_time_models], ALL_TIME)
-        yield paths.warehouse, before
+        yield park(mp, paths).warehouse, before
 
 
 def test_a_day_built_before_its_predecessor_sees_no_repeats_yet(built):

@@ -129,7 +129,7 @@ def test_a_build_without_room_for_the_cap_fails_before_dbt_starts(tmp_path, monk
     monkeypatch.setenv("REDSET_DUCKDB_MAX_TEMP", "1000TB")
     failure = _failed_build(("2024-03-01", "2024-03-01"))[-1]
     assert failure.cls_name == "TempSpaceError" and "REDSET_DUCKDB_MAX_TEMP" in failure.message
-    assert str(tmp_path / "warehouse.duckdb.tmp") in failure.message
+    assert str(paths.warehouse.with_name("warehouse.duckdb.tmp")) in failure.message
     assert not paths.warehouse.exists()  # dbt never ran
 
 

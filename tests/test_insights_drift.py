@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 import pytest
-from dbt_support import dbt_paths, materialize_dbt, query, ts, write_raw_file
+from dbt_support import dbt_paths, materialize_dbt, park, query, ts, write_raw_file
 
 pytestmark = pytest.mark.slow(seconds=40)
 
@@ -79,7 +79,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory):
         result = materialize_dbt([dbt_daily_models, dbt_all_time_models], partition_range=("2024-02-29", "2024-05-31"))
         assert result.success
         checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-        yield paths.warehouse, checks
+        yield park(mp, paths).warehouse, checks
 
 
 def js_distance(p: dict[str, float], q: dict[str, float]) -> float:
@@ -257,7 +257,7 @@ def test_both_pages_draw_the_sections(serving, monkeypatch: pytest.MonkeyPatch):
         insights_drift.render_aggregate(data, Filters())
         insights_drift.render_expert(data, Filters(), Instance("provisioned", 1))
 
-    monkeypatch.setenv("DRIFT_SERVING", str(serving.serving_dir))
+    monkeypatch.setenv("DRIFT_SERVING", str(serving.serving))
     at = AppTest.from_function(page, default_timeout=60).run()
     assert not at.exception, at.exception
     keys = {e.proto.id.rsplit("-", 1)[-1] for e in at.get("plotly_chart")}

@@ -73,7 +73,7 @@ def test_dbt_tests_become_asset_checks_and_an_unverified_episode(tmp_path: Path,
     assert NOT_NULL_DEPLOYMENT in keys
     assert all(e.passed for e in evaluations if e.severity == dg.AssetCheckSeverity.ERROR)
     assert verify.read_state()["verified"] is True
-    assert alerts(paths.warehouse.parent / "alerts.log") == []
+    assert alerts(paths.raw_dir.parent / "alerts.log") == []
 
     # 2. A NULL deployment: that check fails, unverified, one alert.
     with duckdb.connect(str(paths.warehouse)) as con:
@@ -86,7 +86,7 @@ def test_dbt_tests_become_asset_checks_and_an_unverified_episode(tmp_path: Path,
     state = verify.read_state()
     assert state["verified"] is False and "not_null_clean_queries_deployment" in state["failed"]
     since = state["unverified_since"]
-    assert since and len(alerts(paths.warehouse.parent / "alerts.log")) == 1
+    assert since and len(alerts(paths.raw_dir.parent / "alerts.log")) == 1
     with dg.instance_for_test() as instance:  # what the UI shows once the loop reports them
         for e in evaluations:
             instance.report_runless_asset_event(e)
@@ -97,7 +97,7 @@ def test_dbt_tests_become_asset_checks_and_an_unverified_episode(tmp_path: Path,
     verify.record(["not_null_clean_queries_deployment", "unique_leaderboard_query_id"])
     assert verify.read_state()["unverified_since"] == since
     assert verify.read_state()["failed"] == ["not_null_clean_queries_deployment", "unique_leaderboard_query_id"]
-    assert len(alerts(paths.warehouse.parent / "alerts.log")) == 1
+    assert len(alerts(paths.raw_dir.parent / "alerts.log")) == 1
 
     # 4. Repaired: verified again.
     with duckdb.connect(str(paths.warehouse)) as con:

@@ -207,6 +207,38 @@ def test_without_a_path_every_waiting_file_is_ingested(landing: Path, zone_stora
     assert rejected == ["bad.parquet", "bad.parquet.error.txt"]
 
 
+def test_the_sensor_requests_one_run_per_waiting_file_and_each_lands_once(
+    landing: Path, zone_storage: str | None
+) -> None:
+    """[s3]: the sensor lists the objects at the top of the landing prefix (not .part, `_` or processed/
+    ones), asks for a run per object by name, and the runs it asked for land each once."""
+    files = {"a.parquet": generator.generate(100, seed=1), "b.parquet": generator.generate(200, seed=2)}
+    for name, rows in files.items():
+        settled(generator.write(rows, landing / name))
+    (landing / "c.parquet.part").write_bytes(b"still being written")
+    (landing / "_notes.txt").write_text("not a landing file")
+    if zone_storage:
+        fs, base = filesystem.filesystem(settings.zone_url("landing"))
+        for path in sorted(landing.iterdir()):
+            fs.put_file(str(path), f"{base}/{path.name}")
+            path.unlink()
+        fs.pipe_file(f"{base}/{landing_folder.PROCESSED}/old.parquet", b"ingested before")
+    instance = dg.DagsterInstance.ephemeral()
+    result, cursor = new_file_ticks(instance, None)
+    assert isinstance(result, dg.SensorResult)
+    configs = {r.run_key: r.run_config["ops"]["landing_queries"]["config"] for r in result.run_requests}
+    assert sorted(key.split(":")[0] for key in configs) == ["a.parquet", "b.parquet"]
+    for key, config in configs.items():
+        name, size = key.split(":")[:2]
+        assert Path(config["path"]).name == name  # on S3 the object's name, on disk the file's path
+        assert int(size) == (fs.size(f"{base}/{name}") if zone_storage else (landing / name).stat().st_size)
+    for request in result.run_requests:
+        assert ingest(instance, request).success
+    assert raw_rows().num_rows == 300 and rows_of("b.parquet@").num_rows == 200
+    again, _ = sensor_tick(instance, cursor)
+    assert isinstance(again, dg.SkipReason), "a landed file is not asked for again"
+
+
 # --- nothing wedged: machine errors are retried, killed runs requested again -------------------
 
 

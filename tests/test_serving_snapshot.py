@@ -1,12 +1,12 @@
-"""serving_snapshot: every served mart lands in the serving folder, KPIs tie out with the source.
+"""serving_snapshot: every served mart lands in the serving zone, KPIs tie out with the source.
 
-The folder comes from the real pipeline (tests/serving_pipeline.py): generated rows -> raw zone
--> dbt build -> serving_snapshot materialized through Dagster.
+The zone comes from the real pipeline (tests/serving_pipeline.py): generated rows -> raw zone
+-> dbt build -> serving_snapshot materialized through Dagster; the tests that take `served` or
+`zone_storage` run on disk and again with the zone on the session's S3 server ([s3]).
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +15,7 @@ import duckdb
 import pandas as pd
 import pytest
 import serving_pipeline
-from serving_pipeline import Built
+from serving_pipeline import Built, listed, serving_at
 
 from pipeline_assets.serving import publishes, snapshot
 from pipeline_assets.warehouse.resource import warehouse_resource
@@ -27,8 +27,15 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     return serving_pipeline.build(tmp_path_factory)
 
 
-def read(path: Path) -> pd.DataFrame:
-    return duckdb.execute("SELECT * FROM read_parquet(?)", [str(path)]).df()
+@pytest.fixture
+def served(built: Built, zone_storage: str | None) -> publishes.Zone:
+    return serving_pipeline.served(built, zone_storage)
+
+
+def read(publish: publishes.Publish, table: str) -> pd.DataFrame:
+    """One published table, read through the zone's file system as the dashboards read it."""
+    _, arrow = publish.read_table(f"{table}.parquet")
+    return duckdb.execute("SELECT * FROM arrow").df()
 
 
 def expected_kpis(source: pd.DataFrame) -> pd.DataFrame:
@@ -50,32 +57,32 @@ def expected_kpis(source: pd.DataFrame) -> pd.DataFrame:
     return out.rename(columns={"num_joins": "joins", "num_aggregations": "aggregations", "num_scans": "scans"})
 
 
-def test_every_served_mart_is_exported_whole(built: Built) -> None:
-    manifest = snapshot.read_manifest(built.serving_dir)
+def test_every_served_mart_is_exported_whole(built: Built, served: publishes.Zone) -> None:
+    manifest = snapshot.read_manifest(served)
     assert manifest is not None and manifest["missing"] == []
+    publish = served.current()
+    assert manifest["publish_id"] == publish.publish_id
     con = duckdb.connect(str(built.warehouse), read_only=True)
     try:
         for model in SERVED_MODELS:
             in_warehouse = con.execute(f'SELECT count(*) FROM main."{model}"').fetchone()[0]
-            exported = read(built.snapshot / f"{model}.parquet")
+            exported = read(publish, model)
             assert len(exported) == in_warehouse == manifest["tables"][model]["rows"], model
             assert in_warehouse > 0, f"{model} is empty: the test data should fill every mart"
-        # Row-level tables stay in the warehouse.
-        assert not (built.snapshot / "clean_queries.parquet").exists()
-        assert not (built.snapshot / "quarantine_queries.parquet").exists()
     finally:
         con.close()
-    # Nothing half-written is left behind.
-    assert sorted(p.name for p in built.snapshot.iterdir()) == sorted(
+    # Row-level tables stay in the warehouse, and nothing half-written is left behind.
+    assert listed(served, publishes.PUBLISHES, publish.publish_id) == sorted(
         [f"{m}.parquet" for m in SERVED_MODELS] + ["kpis.parquet", "evidence.parquet", "_published.json"]
     )
-    assert sorted(p.name for p in built.serving_dir.iterdir()) == [publishes.POINTER, publishes.PUBLISHES]
+    assert listed(served) == [publishes.POINTER, publishes.PUBLISHES]
+    assert listed(served, publishes.PUBLISHES) == [publish.publish_id]
 
 
-def test_kpis_match_an_independent_pandas_computation(built: Built) -> None:
+def test_kpis_match_an_independent_pandas_computation(built: Built, served: publishes.Zone) -> None:
     source = built.source.to_pandas()
     expected = expected_kpis(source).sort_values(["deployment", "arrival_date"]).reset_index(drop=True)
-    kpis = read(built.snapshot / "kpis.parquet")
+    kpis = read(served.current(), "kpis")
     kpis["arrival_date"] = pd.to_datetime(kpis["arrival_date"]).dt.date
     kpis = kpis.sort_values(["deployment", "arrival_date"]).reset_index(drop=True)
     assert len(kpis) == len(expected) == 2 * serving_pipeline.DAYS
@@ -87,7 +94,7 @@ def test_kpis_match_an_independent_pandas_computation(built: Built) -> None:
         assert kpis[column].to_numpy() == pytest.approx(expected[column].to_numpy(), rel=1e-9), column
 
 
-def test_query_metrics_export_keeps_the_marts_values(built: Built) -> None:
+def test_query_metrics_export_keeps_the_marts_values(built: Built, served: publishes.Zone) -> None:
     """Spot-check a served mart against pandas: queries per (deployment, instance, hour)."""
     source = built.source.to_pandas()
     expected = (
@@ -96,39 +103,52 @@ def test_query_metrics_export_keeps_the_marts_values(built: Built) -> None:
         .size()
         .sort_index()
     )
-    served = read(built.snapshot / "query_metrics.parquet")
-    got = served.set_index(["deployment", "instance_id", "hour"])["queries"].sort_index()
+    exported = read(served.current(), "query_metrics")
+    got = exported.set_index(["deployment", "instance_id", "hour"])["queries"].sort_index()
     assert got.index.tolist() == expected.index.tolist()
     assert got.tolist() == expected.tolist()
 
 
-def test_republishing_replaces_files_and_a_failed_publish_keeps_the_last_one(built: Built, tmp_path: Path) -> None:
-    serving = tmp_path / "serving"
+def test_republishing_replaces_files_and_a_failed_publish_keeps_the_last_one(
+    built: Built, tmp_path: Path, zone_storage: str | None
+) -> None:
+    serving = serving_at(tmp_path, zone_storage)
     first = snapshot.publish(built.warehouse, serving)
     second = snapshot.publish(built.warehouse, serving)
-    assert second.rows == first.rows
+    assert second.rows == first.rows and second.serving_dir == serving
     assert snapshot.read_manifest(serving)["published_at"] == second.published_at
+    zone = publishes.zone(serving)
+    assert listed(zone, publishes.PUBLISHES) == [first.publish_id, second.publish_id]
 
     with pytest.raises(FileNotFoundError, match="nowhere.duckdb"):
         snapshot.publish(tmp_path / "nowhere.duckdb", serving)
     assert snapshot.read_manifest(serving)["published_at"] == second.published_at
-    assert not [p for p in serving.iterdir() if p.name.startswith(".")], "temporary files left behind"
+    assert listed(zone) == [publishes.POINTER, publishes.PUBLISHES], "temporary files left behind"
+    assert listed(zone, publishes.PUBLISHES) == [first.publish_id, second.publish_id]
 
 
-def test_marts_not_built_yet_are_listed_and_an_empty_warehouse_is_an_error(tmp_path: Path) -> None:
+def test_marts_not_built_yet_are_listed_and_an_empty_warehouse_is_an_error(
+    tmp_path: Path, zone_storage: str | None
+) -> None:
     warehouse = tmp_path / "w.duckdb"
     con = duckdb.connect(str(warehouse))
     con.execute("CREATE TABLE stress_index AS SELECT 'serverless' AS deployment, 1 AS instance_id")
     con.close()
-    pub = snapshot.publish(warehouse, tmp_path / "serving")
+    serving = serving_at(tmp_path, zone_storage)
+    pub = snapshot.publish(warehouse, serving)
     assert pub.rows == {"stress_index": 1}
     assert pub.missing == [m for m in SERVED_MODELS if m != "stress_index"]
-    assert json.loads((publishes.current_dir(tmp_path / "serving") / "_published.json").read_text())["missing"] == pub.missing
+    assert publishes.current(serving).read_json("_published.json")["missing"] == pub.missing
+    assert read(publishes.current(serving), "stress_index").to_dict("records") == [
+        {"deployment": "serverless", "instance_id": 1}
+    ]
 
     empty = tmp_path / "empty.duckdb"
     duckdb.connect(str(empty)).close()
+    serving2 = serving_at(tmp_path, zone_storage, "serving2")
     with pytest.raises(RuntimeError, match="materialize the dbt models first"):
-        snapshot.publish(empty, tmp_path / "serving2")
+        snapshot.publish(empty, serving2)
+    assert listed(publishes.zone(serving2), publishes.PUBLISHES) == [], "a failed publish leaves no files"
 
 
 def test_publish_waits_for_another_processs_write_lock(built: Built, tmp_path: Path) -> None:

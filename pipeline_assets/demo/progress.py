@@ -13,7 +13,7 @@ STATUS_EVERY_S = 20.0
 
 
 def status_line(services: list[Service], started: float) -> str:
-    data = ServingData(settings.serving_dir())
+    data = ServingData(settings.zone_url("serving"))
     shown = "no snapshot yet"
     if not data.is_empty():
         k = data.kpis(Filters())

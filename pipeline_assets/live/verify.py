@@ -29,8 +29,7 @@ from dagster_dbt.asset_utils import get_asset_check_key_for_test
 
 from pipeline_assets import settings
 from pipeline_assets.alerts import send_alert
-from pipeline_assets.serving import verification
-from pipeline_assets.durable import write_json_atomically
+from pipeline_assets.serving import publishes, verification
 from pipeline_assets.serving.verification import STATE_FILE
 from pipeline_assets.warehouse.dbt_assets import dbt_all_time_models, dbt_daily_models, dbt_project
 from pipeline_assets.warehouse.lock import warehouse_writer
@@ -86,19 +85,18 @@ def evaluation(result: Any, key: dg.AssetCheckKey) -> dg.AssetCheckEvaluation:
     )
 
 
-def read_state(serving_dir: Path | None = None) -> dict[str, Any] | None:
+def read_state(serving_dir: publishes.Serving | None = None) -> dict[str, Any] | None:
     """The last verification's state (serving/verification.py), or None when there is none."""
-    return verification.read_state(serving_dir or settings.serving_dir())
+    return verification.read_state(serving_dir or settings.zone_url("serving"))
 
 
-def record(failed: list[str], serving_dir: Path | None = None, log: Any = None) -> dict[str, Any]:
+def record(failed: list[str], serving_dir: publishes.Serving | None = None, log: Any = None) -> dict[str, Any]:
     """Write the verification state after a test run that found `failed` (error-severity) tests;
     alert when this starts an unverified episode. Returns the state written."""
     log = log or _logger
-    serving_dir = serving_dir or settings.serving_dir()
-    serving_dir.mkdir(parents=True, exist_ok=True)
+    zone = publishes.zone(serving_dir or settings.zone_url("serving"))
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    before = read_state(serving_dir) or {"verified": True}
+    before = read_state(zone) or {"verified": True}
     if not failed:
         if not before["verified"]:
             log.info(f"dbt tests pass again: verified (unverified since {before.get('unverified_since')})")
@@ -115,7 +113,7 @@ def record(failed: list[str], serving_dir: Path | None = None, log: Any = None) 
                 log,
                 tests=len(failed),
             )
-    write_json_atomically(state, serving_dir / STATE_FILE)
+    zone.write_json(state, STATE_FILE)
     return state
 
 

@@ -21,7 +21,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import dagster as dg
-import pyarrow.parquet as pq
 
 from pipeline_assets import settings
 from pipeline_assets.alerts import WEBHOOK_WAIT_S, send_alert
@@ -91,8 +90,11 @@ def plan_alerts(rows: list[dict[str, Any]], state: AlertState, now: datetime) ->
 
 def read_anomalies() -> list[dict[str, Any]] | None:
     """The published anomalies, or None before the mart was first published."""
-    path = publishes.current_dir(settings.serving_dir()) / f"{ANOMALIES}.parquet"
-    return pq.read_table(path).to_pylist() if path.exists() else None
+    try:
+        _, table = publishes.current(settings.zone_url("serving")).read_table(f"{ANOMALIES}.parquet")
+    except FileNotFoundError:
+        return None
+    return table.to_pylist()
 
 
 def wall_clock() -> datetime:

@@ -119,7 +119,7 @@ def assess(state: StaleState, lag: int, published: float | None, now: float, win
     return StaleState(lag_since, now), "stale"
 
 
-def published_time(serving_dir: Path) -> float | None:
+def published_time(serving_dir: str | Path) -> float | None:
     """When the current snapshot was published (epoch seconds), or None before the first."""
     manifest = read_manifest(serving_dir)
     return datetime.fromisoformat(str(manifest["published_at"])).timestamp() if manifest else None
@@ -160,7 +160,7 @@ def alert_on_stale_snapshot(context: dg.SensorEvaluationContext, kafka: KafkaRes
     except (TopicMissing, KafkaException) as exc:
         return dg.SkipReason(f"cannot read the lag of group {group} on {topic}: {exc}")  # cursor kept
     now, window_s = time.time(), window().total_seconds()
-    published = published_time(settings.serving_dir())
+    published = published_time(settings.zone_url("serving"))
     state, change = assess(StaleState.from_cursor(context.cursor), lag, published, now, window_s)
     last = datetime.fromtimestamp(published, timezone.utc).isoformat(timespec="seconds") if published else "never"
     if change == "stale":

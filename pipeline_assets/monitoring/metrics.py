@@ -96,7 +96,7 @@ class PipelineCollector(Collector):
         yield family
 
     def _snapshot(self) -> Iterator[Metric]:
-        manifest = read_manifest(settings.serving_dir()) or {}
+        manifest = read_manifest(settings.zone_url("serving")) or {}
         rows = dict.fromkeys(quarantine.reasons(), 0) | manifest.get("quarantine_by_reason", {})
         family = CounterMetricFamily("redset_quarantined_rows", "Rows in quarantine, by reason", labels=["reason"])
         for reason, n in rows.items():

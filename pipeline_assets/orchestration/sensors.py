@@ -22,7 +22,7 @@ from pipeline_assets.orchestration.owed_builds import OwedBuilds, publish_stale
 from pipeline_assets.raw.dump import retries as dump_retries
 from pipeline_assets.raw import owed_dates
 from pipeline_assets.raw.dump.asset import raw_dump_in_flight
-from pipeline_assets.raw.landing.requests import landing_requests
+from pipeline_assets.raw.landing.requests import landing_location, landing_requests
 from pipeline_assets.runtime.runs import run_in_flight
 from pipeline_assets.runtime.workers import fail_dead_runs
 from pipeline_assets.serving.snapshot import serving_snapshot
@@ -269,7 +269,8 @@ def kafka_lag_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource) 
     minimum_interval_seconds=settings.sensor_interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Requests one ingest_landing_file_job run per new file in the landing folder once its size "
+        "Requests one ingest_landing_file_job run per new file in the landing folder (or object in its "
+        "s3:// prefix) once its size "
         "and mtime stay the same across two ticks (run_key: name, size and mtime; the cursor "
         "remembers them for the files still there; `.part` files are never taken). A file still "
         "there after its run failed or was cancelled is requested again as '<key>#retry-n', a few "
@@ -278,7 +279,7 @@ def kafka_lag_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource) 
 )
 def landing_file_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     fail_dead_runs(context.instance, context.log)  # a landing run whose worker died is asked for again
-    folder = settings.landing_dir()
+    folder = landing_location()  # a folder, or an s3:// prefix
     seen = json.loads(context.cursor) if context.cursor else {}
     requests_, cursor = landing_requests(context.instance, folder, seen, context.log)
     if not requests_:

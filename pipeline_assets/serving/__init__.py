@@ -1,2 +1,2 @@
 """What the dashboards read: the serving snapshot, its verification state, and the Streamlit dashboards.
-May import: warehouse/ and the shared modules."""
+May import: warehouse/, raw/ (its staging folders, for a zone on S3), storage/ and the shared modules."""

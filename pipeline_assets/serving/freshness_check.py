@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_assets import settings
+from pipeline_assets.serving.publishes import Serving
 from pipeline_assets.serving.source_freshness import summarize, write_state
 from pipeline_assets.warehouse import parse_state
 from pipeline_assets.warehouse.dbt_assets import dbt_env, dbt_resource, dbt_target
@@ -23,7 +24,7 @@ SOURCE = "source:raw_zone.raw_queries"
 SWITCH = "REDSET_RAW_FRESHNESS_CHECK"
 
 
-def refresh(serving_dir: Path | None = None, log: Any = None) -> dict[str, Any] | None:
+def refresh(serving_dir: Serving | None = None, log: Any = None) -> dict[str, Any] | None:
     """`dbt source freshness` of the raw zone now, its state written for the dashboards and returned
     (None, and nothing written, when switched off)."""
     if os.environ.get(SWITCH, "1") == "0":

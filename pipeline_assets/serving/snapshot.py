@@ -3,17 +3,17 @@
 Dashboards never open the DuckDB file dbt writes: another process's lock makes that fail at
 once. Instead, after each successful dbt build this asset opens the warehouse read-only (on
 REDSET_ENGINE=spark: the tables' Parquet files, through an in-memory DuckDB; spark/tables.py),
-exports every served mart to `<model>.parquet` in a new publish folder under
-`settings.serving_dir()`, adds `kpis.parquet` (the fleet KPI cards, per deployment and day),
-`evidence.parquet` (the query rows behind each insight, evidence.py) and `_published.json`, and
-only then switches the pointer to that folder (publishes.py): a reader sees one whole publish,
+exports every served mart to `<model>.parquet` in a new publish folder of the serving zone (a
+folder, or s3:// whose publishes remote_publish.py uploads), adds `kpis.parquet` (the fleet KPI
+cards, per deployment and day), `evidence.parquet` (the query rows behind each insight,
+evidence.py) and `_published.json`, and only then switches the pointer to that folder
+(publishes.py): a reader sees one whole publish,
 never half a file nor a mix of two. The asset shares the Dagster pool `duckdb` with dbt, and
 publishing holds the warehouse's writer lock (warehouse/lock.py), so it never reads while dbt or
 live mode writes, and two publishers never switch at once.
 """
 
 # No `from __future__ import annotations` here: Dagster inspects the asset's `context` annotation.
-import json
 import os
 import shutil
 import time
@@ -27,7 +27,7 @@ import duckdb
 
 from pipeline_assets import settings
 from pipeline_assets.durable import fsync_path, remove_dead_temp_files, write_json_atomically
-from pipeline_assets.serving import evidence, postgres, publishes, quarantine, source_freshness
+from pipeline_assets.serving import evidence, postgres, publishes, quarantine, remote_publish, source_freshness
 from pipeline_assets.warehouse.lock import warehouse_writer
 from pipeline_assets.warehouse.resource import WarehouseResource, warehouse_resource
 from pipeline_assets.warehouse.served import SERVED_MODELS, served_assets
@@ -60,7 +60,7 @@ class Publication:
     """What one publish wrote."""
 
     published_at: str
-    serving_dir: Path
+    serving_dir: str | Path  # the serving zone: a folder, or its s3:// URL
     publish_id: str = ""  # its folder: serving_dir/publishes/<publish_id> (publishes.py)
     rows: dict[str, int] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
@@ -84,12 +84,9 @@ class Publication:
         return manifest
 
 
-def read_manifest(serving_dir: Path) -> dict[str, object] | None:
+def read_manifest(serving: publishes.Serving) -> dict[str, object] | None:
     """The current publication's manifest, or None when nothing was published yet."""
-    path = publishes.current_dir(serving_dir) / MANIFEST
-    if not path.exists():
-        return None
-    return json.loads(path.read_text())
+    return publishes.current(serving).read_json(MANIFEST)
 
 
 def _existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -135,10 +132,13 @@ def _sql_path(path: Path) -> str:
 
 
 def publish(
-    warehouse: Path | None = None, serving_dir: Path | None = None, *, duckdb_resource: WarehouseResource | None = None
+    warehouse: Path | None = None,
+    serving_dir: publishes.Serving | None = None,
+    *,
+    duckdb_resource: WarehouseResource | None = None,
 ) -> Publication:
     """Export the served marts and the KPIs from `warehouse` (or `duckdb_resource`'s database)
-    into `serving_dir`.
+    into the serving zone `serving_dir` (a folder or an s3:// URL; settings' by default).
 
     Models not built yet are listed in `missing` and keep their previous file, if any; the
     dashboards show what exists. Publishing with no served model at all is an error.
@@ -147,24 +147,43 @@ def publish(
     warehouse = duckdb_resource.path
     if not warehouse.exists():
         raise FileNotFoundError(f"warehouse {warehouse} does not exist yet: materialize the dbt models first")
-    serving_dir = serving_dir or settings.serving_dir()
-    serving_dir.mkdir(parents=True, exist_ok=True)
-    remove_dead_temp_files(serving_dir)  # the pointer's, left by a publisher killed mid-write
+    zone = publishes.zone(serving_dir or settings.zone_url("serving"))
     started = time.monotonic()
-    pub = Publication(published_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"), serving_dir=serving_dir)
+    pub = Publication(published_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"), serving_dir=zone.location)
     with warehouse_writer("serving snapshot publish", warehouse):
-        pub.publish_id, folder = publishes.new_folder(serving_dir)
-        try:
-            _publish_into(folder, pub, duckdb_resource)
-            _carry_over(publishes.current_dir(serving_dir), folder, [*pub.missing, KPIS, evidence.EVIDENCE])
-            # The manifest, then the pointer: once readers are pointed here, every file is in place.
-            write_json_atomically(pub.manifest(warehouse), folder / MANIFEST)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        publishes.switch(serving_dir, pub.publish_id)
+        if zone.remote:
+            _publish_remote(zone, pub, duckdb_resource)
+        else:
+            _publish_local(Path(zone.root), pub, duckdb_resource)
     pub.seconds = time.monotonic() - started
     return pub
+
+
+def _publish_local(serving_dir: Path, pub: Publication, duckdb_resource: WarehouseResource) -> None:
+    serving_dir.mkdir(parents=True, exist_ok=True)
+    remove_dead_temp_files(serving_dir)  # the pointer's, left by a publisher killed mid-write
+    pub.publish_id, folder = publishes.new_folder(serving_dir)
+    try:
+        _publish_into(folder, pub, duckdb_resource)
+        _carry_over(publishes.current_dir(serving_dir), folder, [*pub.missing, KPIS, evidence.EVIDENCE])
+        # The manifest, then the pointer: once readers are pointed here, every file is in place.
+        write_json_atomically(pub.manifest(duckdb_resource.path), folder / MANIFEST)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    publishes.switch(serving_dir, pub.publish_id)
+
+
+def _publish_remote(zone: publishes.Zone, pub: Publication, duckdb_resource: WarehouseResource) -> None:
+    """The files written in a local staging folder as on disk, then uploaded and switched to (remote_publish.py)."""
+    pub.publish_id = publishes.new_id()
+    folder = remote_publish.staging_folder(pub.publish_id)
+    try:
+        _publish_into(folder, pub, duckdb_resource)
+        write_json_atomically(pub.manifest(duckdb_resource.path), folder / MANIFEST)
+        remote_publish.switch(zone, pub.publish_id, folder, carry_over=[*pub.missing, KPIS, evidence.EVIDENCE])
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _publish_into(folder: Path, pub: Publication, duckdb_resource: WarehouseResource) -> None:
@@ -220,8 +239,8 @@ PUBLISH_AFTER_DBT = (
     automation_condition=PUBLISH_AFTER_DBT,
     description=(
         "Read-only Parquet exports of the dbt marts plus fleet KPIs and the evidence index (the query "
-        "rows behind each insight), published by atomic rename into the serving folder. The dashboards "
-        "read only these files."
+        "rows behind each insight), published whole into a new folder of the serving zone (on disk or S3), "
+        "then one pointer switched to it. The dashboards read only these files."
     ),
 )
 def serving_snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:

@@ -15,13 +15,11 @@ informs the readers, it does not stop a publish.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from pipeline_assets import settings
-from pipeline_assets.durable import write_json_atomically
+from pipeline_assets.serving import publishes
 
 STATE_FILE = "_source_freshness.json"
 MINUTES = {"minute": 1, "hour": 60, "day": 1440}
@@ -74,14 +72,9 @@ def status_text(state: dict[str, Any] | None) -> str | None:
     return f"raw zone {state['status'].upper()}: {age} (over {limit} min)"
 
 
-def read_state(serving_dir: Path | None = None) -> dict[str, Any] | None:
-    try:
-        return json.loads(((serving_dir or settings.serving_dir()) / STATE_FILE).read_text())
-    except FileNotFoundError:
-        return None
+def read_state(serving: publishes.Serving | None = None) -> dict[str, Any] | None:
+    return publishes.zone(serving or settings.zone_url("serving")).read_json(STATE_FILE)
 
 
-def write_state(state: dict[str, Any], serving_dir: Path | None = None) -> None:
-    target = (serving_dir or settings.serving_dir()) / STATE_FILE
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomically(state, target)  # a reader sees the old state or the new one
+def write_state(state: dict[str, Any], serving: publishes.Serving | None = None) -> None:
+    publishes.zone(serving or settings.zone_url("serving")).write_json(state, STATE_FILE)  # the old state or the new one

@@ -8,21 +8,18 @@ nothing is shown.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from pathlib import Path
 from typing import Any
+
+from pipeline_assets.serving import publishes
 
 STATE_FILE = "_verification.json"
 NAMED = 5  # failing tests named in the banner
 
 
-def read_state(serving_dir: Path) -> dict[str, Any] | None:
+def read_state(serving: publishes.Serving) -> dict[str, Any] | None:
     """The last verification's state, or None when live mode never ran the tests here."""
-    try:
-        return json.loads((serving_dir / STATE_FILE).read_text())
-    except FileNotFoundError:
-        return None
+    return publishes.zone(serving).read_json(STATE_FILE)
 
 
 def banner(state: dict[str, Any] | None) -> str | None:

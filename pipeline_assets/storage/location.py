@@ -75,12 +75,17 @@ def zone_url(zone: str, data_dir: Path) -> str:
     return f"{base}/{folder}" if is_remote(base) else str(Path(base) / folder)
 
 
+def staging_dir(zone: str, data_dir: Path) -> Path:
+    """The local folder where a zone's files are staged before they are uploaded whole to s3://."""
+    return data_dir / "staging" / zone
+
+
 def writer_dir(zone: str, data_dir: Path) -> Path:
     """The local folder a zone's writers start from: the zone itself on disk, or for a zone on
     s3:// the folder they stage files in before uploading them whole (raw/staging.py), which also
     keeps the dump's own records (topic generations, lost offsets) so far."""
     url = zone_url(zone, data_dir)
-    return data_dir / "staging" / zone if is_remote(url) else Path(url)
+    return staging_dir(zone, data_dir) if is_remote(url) else Path(url)
 
 
 def local_dir(zone: str, data_dir: Path) -> Path:

@@ -4,7 +4,9 @@ dbt parses the whole project again, seconds of CPU per invocation, whenever the 
 connection settings differ from those its saved state was made with ("Unable to do partial parsing
 because profile has changed"): the warehouse path and DuckDB's settings. One project serves
 builds with several profiles (the batch runs, the freshness check, every test's own warehouse),
-so each profile keeps its own state, named by a hash of the variables profiles.yml reads.
+so each profile keeps its own state, named by a hash of the target as profiles.yml renders it
+(a variable the target does not end up using, such as REDSET_DATA_DIR beside REDSET_WAREHOUSE,
+changes nothing).
 dagster-dbt copies the project's state into an invocation's target folder only when none is
 there yet, so seeding that folder first is enough.
 """
@@ -12,19 +14,22 @@ there yet, so seeding that folder first is enough.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import re
 import shutil
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+import jinja2
+import yaml
+
 from pipeline_assets import settings
 
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 KEPT = 16  # profiles whose state is kept; the least recently used go first
-PROFILE_VARS = tuple(sorted(set(re.findall(r"env_var\(\s*'([A-Z0-9_]+)'", (settings.DBT_PROJECT_DIR / "profiles.yml").read_text()))))
+PROFILE = "redset"
 
 
 def target_dir() -> Path:
@@ -37,9 +42,34 @@ def store() -> Path:
 
 def profile_key(target: str, env: Mapping[str, str] | None = None) -> str:
     """Names the profile dbt will render from `env` (default: this process's environment)."""
-    env = os.environ if env is None else env
-    text = "\0".join([target, *(f"{name}={env.get(name, '')}" for name in PROFILE_VARS)])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    rendered = rendered_target(target, os.environ if env is None else env)
+    return hashlib.sha256(json.dumps([target, rendered], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def rendered_target(target: str, env: Mapping[str, str]) -> object:
+    """The target's settings in profiles.yml, each string rendered as dbt renders it: Jinja with
+    `env_var(name, default)`."""
+
+    def env_var(name: str, default: str | None = None) -> str:
+        if name in env:
+            return env[name]
+        if default is None:
+            raise KeyError(f"profiles.yml reads {name}, which is not set and has no default")
+        return default
+
+    jinja = jinja2.Environment(undefined=jinja2.StrictUndefined)
+
+    def render(value: object) -> object:
+        if isinstance(value, str):
+            return jinja.from_string(value).render(env_var=env_var)
+        if isinstance(value, dict):
+            return {key: render(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [render(item) for item in value]
+        return value
+
+    profiles = yaml.safe_load((settings.DBT_PROJECT_DIR / "profiles.yml").read_text())
+    return render(profiles[PROFILE]["outputs"][target])
 
 
 def new_target_path(name: str) -> Path:

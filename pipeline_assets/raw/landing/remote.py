@@ -12,6 +12,7 @@ the next run ingests it again onto the same keys, so each object lands exactly o
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from pipeline_assets.raw import staging
@@ -23,20 +24,29 @@ class NoSuchObject(FileNotFoundError):
     """The object a run was asked for is not waiting in the landing prefix."""
 
 
-def waiting_objects(url: str) -> list[str]:
-    """Names of the objects waiting at the top of the landing prefix, oldest first."""
+def waiting(url: str) -> list[tuple[str, int, int]]:
+    """(name, size, last modified in ns) of each object waiting at the top of the landing prefix, oldest first."""
     fs, base = filesystem.filesystem(url)
     try:
-        listed = fs.ls(base, detail=True)
+        listed = fs.ls(base, detail=True, refresh=True)
     except FileNotFoundError:
         return []
     files = [
-        info for info in listed
+        (info["name"].rsplit("/", 1)[-1], int(info["size"]), _ns(info.get("LastModified")))
+        for info in listed
         if info["type"] == "file" and filesystem.is_published(info["name"])
         and not info["name"].endswith((PART_SUFFIX, DONE_SUFFIX))
     ]  # fmt: skip
-    files.sort(key=lambda info: (info.get("LastModified") or 0, info["name"]))
-    return [info["name"].rsplit("/", 1)[-1] for info in files]
+    return sorted(files, key=lambda f: (f[2], f[0]))
+
+
+def waiting_objects(url: str) -> list[str]:
+    """Names of the objects waiting at the top of the landing prefix, oldest first."""
+    return [name for name, _, _ in waiting(url)]
+
+
+def _ns(modified: datetime | None) -> int:
+    return 0 if modified is None else int(modified.timestamp() * 1_000_000) * 1000
 
 
 def processed_already(url: str, name: str) -> bool:

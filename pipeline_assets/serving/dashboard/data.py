@@ -11,16 +11,14 @@ call them directly.
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline_assets import settings
 from pipeline_assets.schema import QUERY_TYPES
@@ -33,23 +31,28 @@ from pipeline_assets.warehouse.served import SERVED_MODELS
 
 @dataclass
 class ServingData:
-    """Reads one serving folder through one in-memory DuckDB connection (made on first use). A query
-    reads all its tables from the publish the pointer names when it starts (publishes.py), never two.
+    """Reads one serving zone (a folder or s3://) through one in-memory DuckDB connection (made on first
+    use). A query reads all its tables from the publish the pointer names when it starts (publishes.py),
+    never two, through the zone's file system.
 
     The dashboards share one per snapshot between reruns and sessions (ui.serving_data), so
     queries take turns on the connection.
     """
 
-    serving_dir: Path = field(default_factory=settings.serving_dir)
+    serving: publishes.Serving = field(default_factory=lambda: settings.zone_url("serving"))
+    zone: publishes.Zone = field(init=False, repr=False)
     _con: duckdb.DuckDBPyConnection | None = field(default=None, init=False, repr=False)
-    # name -> ((path, inode, mtime_ns, size), table): a file is read again only once it changed.
-    _loaded: dict[str, tuple[tuple[str, int, int, int], pa.Table]] = field(default_factory=dict, init=False, repr=False)
+    # name -> (its version (Publish.read_table), table): a file is read again only once it changed.
+    _loaded: dict[str, tuple[tuple[Any, ...], pa.Table]] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.zone = publishes.zone(self.serving)
 
     # --- what is published -------------------------------------------------------------
 
     def manifest(self) -> dict[str, object] | None:
-        return read_manifest(self.serving_dir)
+        return read_manifest(self.zone)
 
     def published_at(self) -> str | None:
         """The snapshot's publish stamp (None before the first publish): a new one, new data."""
@@ -58,16 +61,16 @@ class ServingData:
 
     def verification_banner(self) -> str | None:
         """Live mode's "unverified since ..." text while dbt tests fail (read at every rerun)."""
-        return verification.banner(verification.read_state(self.serving_dir))
+        return verification.banner(verification.read_state(self.zone))
 
     def raw_freshness(self) -> str | None:
         """The raw zone's last `dbt source freshness` result, as the status line says it."""
-        return source_freshness.status_text(source_freshness.read_state(self.serving_dir))
+        return source_freshness.status_text(source_freshness.read_state(self.zone))
 
-    def tables(self, folder: Path | None = None) -> set[str]:
-        """The tables of the current publish (or of `folder`, a publish's)."""
-        folder = folder or publishes.current_dir(self.serving_dir)
-        return {n for n in (*SERVED_MODELS, KPIS, EVIDENCE) if (folder / f"{n}.parquet").exists()}
+    def tables(self, publish: publishes.Publish | None = None) -> set[str]:
+        """The tables of the current publish (or of `publish`)."""
+        names = (publish or self.zone.current()).names()
+        return {n for n in (*SERVED_MODELS, KPIS, EVIDENCE) if f"{n}.parquet" in names}
 
     def is_empty(self) -> bool:
         """True until a snapshot with query metrics has been published."""
@@ -79,29 +82,25 @@ class ServingData:
         `needs` names the tables the SQL reads; when one has not been published yet the result
         is an empty frame, which the pages show as "no data yet".
         """
-        folder = publishes.current_dir(self.serving_dir)  # one publish for the whole query
-        available = self.tables(folder)
+        publish = self.zone.current()  # one publish for the whole query
+        available = self.tables(publish)
         if any(n not in available for n in needs):
             return pd.DataFrame()
         with self._lock:
             if self._con is None:
                 self._con = duckdb.connect(":memory:")
             for name in needs or tuple(available):
-                self._load(folder, name)
+                self._load(publish, name)
             return self._con.execute(sql, params or {}).df()
 
-    def _load(self, folder: Path, name: str) -> None:
-        """Register the file `name` of `folder` as a table, re-read only once it changed. Read through one
-        handle: DuckDB's scan opens a path several times, and a file replaced in between mixed two files."""
-        path = folder / f"{name}.parquet"
-        with open(path, "rb") as handle:
-            stat = os.fstat(handle.fileno())
-            version = (str(path), stat.st_ino, stat.st_mtime_ns, stat.st_size)
-            if name in self._loaded and self._loaded[name][0] == version:
-                return
-            table = pq.read_table(handle)
-        self._loaded[name] = (version, table)
-        self._con.register(name, table)
+    def _load(self, publish: publishes.Publish, name: str) -> None:
+        """Register the file `name` of `publish` as a table, re-read only once it changed (one handle:
+        DuckDB's own scan opens a path several times, and a file replaced in between mixed two files)."""
+        known = self._loaded[name][0] if name in self._loaded else None
+        version, table = publish.read_table(f"{name}.parquet", known)
+        if table is not None:
+            self._loaded[name] = (version, table)
+            self._con.register(name, table)
 
     def close(self) -> None:
         with self._lock:

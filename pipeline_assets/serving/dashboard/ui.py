@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import time
 from datetime import date
-from pathlib import Path
-
 import plotly.graph_objects as go
 import streamlit as st
 
 from pipeline_assets import settings
+from pipeline_assets.serving import publishes
 from pipeline_assets.serving.dashboard.data import Filters, ServingData
 
 FILTERS_KEY = "filters"
@@ -34,15 +33,21 @@ after each dbt build. To get one:
 
 def serving_data() -> ServingData:
     """The current snapshot's data, loaded once for every rerun and session until the next publish."""
-    data = ServingData(settings.serving_dir())
-    return _snapshot_data(str(data.serving_dir), data.published_at())
+    zone = _zone(settings.zone_url("serving"))
+    return _snapshot_data(zone.url, ServingData(zone).published_at())
+
+
+# One open file system per zone for the app's life: opening s3fs's costs a new client and a check.
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _zone(url: str) -> publishes.Zone:
+    return publishes.zone(url)
 
 
 # Keyed by the publish stamp: a new snapshot gets a fresh ServingData; the previous one stays for
 # sessions still drawing with it, the one before is closed.
 @st.cache_resource(max_entries=2, show_spinner=False, on_release=ServingData.close)
-def _snapshot_data(serving_dir: str, published_at: str | None) -> ServingData:
-    return ServingData(Path(serving_dir))
+def _snapshot_data(url: str, published_at: str | None) -> ServingData:
+    return ServingData(_zone(url))
 
 
 def verification_banner(data: ServingData) -> None:
@@ -53,7 +58,7 @@ def verification_banner(data: ServingData) -> None:
 
 
 def empty_state(data: ServingData) -> None:
-    st.info(EMPTY_STATE.format(serving_dir=data.serving_dir), icon="⏳")
+    st.info(EMPTY_STATE.format(serving_dir=data.zone.url), icon="⏳")
 
 
 def sidebar(data: ServingData) -> Filters:
