@@ -4,6 +4,7 @@ live mode and on the batch path, each WHILE a replay runs in the background as `
     python bench/freshness.py                         # 5 markers per mode, 1M-row replay at 6480x
     python bench/freshness.py --markers 3 --modes live
     python bench/freshness.py --modes live --marker-gap 200   # markers spread over the replay's 20 min
+    python bench/freshness.py --modes live --busy-cores 1     # one core kept busy by the bench's own spinner
 
 Each mode gets the pipeline as the demo runs it, in private places (a broker on free ports shared by
 both modes, a topic, data folder and DAGSTER_HOME of its own):
@@ -21,7 +22,8 @@ with exactly the marker's query count. The next marker follows a few seconds lat
 Reports per mode the median and max over the markers and, per marker, where the time went: for
 live mode the cycle that published it (waiting for a cycle, consume, dbt daily, dbt all-time,
 publish); for the batch path the Dagster runs it set off (sensor wait, queue + launch, in steps).
-Target (issue #13, P4): median <= 10 s and max <= 20 s in live mode.
+Target (issue #13, P4): median <= 10 s and max <= 20 s in live mode; with --busy-cores (N processes
+of the bench's own spinning for the whole run, issue #28), median <= 15 s and max <= 30 s.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from typing import Any
 import _common  # noqa: F401  (puts the project on sys.path)
 import _freshness_batch as batch
 import _freshness_live as live
+from _busy import busy_cores, cpu_seconds
 from _common import PROJECT_ROOT, Results, data_env, environment, private_broker, scratch_dir
 
 DEFAULT_MARKERS = 5
@@ -54,6 +57,7 @@ MARKER_GAP_S = 3.0  # between a marker showing and the next one
 SEED = 5
 TARGET_S = 10.0  # median, live mode
 TARGET_MAX_S = 20.0
+BUSY_TARGET_S = (15.0, 30.0)  # median, max with --busy-cores (issue #28: one of two cores kept busy)
 WAIT_TIMEOUT_S = 1800.0  # generous: a loaded 2-core machine is slow, and the point is to measure
 POLL_S = 0.2
 LEADERBOARD_BOARD = "instances_by_queries"
@@ -212,11 +216,13 @@ def measure(mode: str, root: Path, bootstrap: str, replay: Path, speed: float, m
     return {"warmup_s": round(shown - started, 1), "markers": per_marker, "log": str(log)}
 
 
-def run(markers: int, replay_rows: int, speed: float, modes: list[str], keep: bool, gap: float = MARKER_GAP_S) -> Results:
+def run(markers: int, replay_rows: int, speed: float, modes: list[str], keep: bool, gap: float = MARKER_GAP_S,
+        busy: int = 0) -> Results:  # fmt: skip
     from pipeline_assets.source import generator
 
-    results = Results("freshness", {"markers": markers, "replay_rows": replay_rows, "speed": speed,
-                                    "modes": ",".join(modes), "marker_rows": MARKER_ROWS, "marker_gap_s": gap})  # fmt: skip
+    results = Results("freshness", {"markers": markers, "replay_rows": replay_rows, "speed": speed, "modes": ",".join(modes),
+                                    "marker_rows": MARKER_ROWS, "marker_gap_s": gap, "busy_cores": busy})  # fmt: skip
+    target_s, target_max_s = BUSY_TARGET_S if busy else (TARGET_S, TARGET_MAX_S)
     with scratch_dir("freshness", keep) as root, private_broker(root / "kafka") as bootstrap:
         replay = generator.generate(replay_rows, seed=SEED, start=REPLAY_START, days=REPLAY_DAYS)
         generator.write(replay, root / "replay.parquet")
@@ -224,17 +230,23 @@ def run(markers: int, replay_rows: int, speed: float, modes: list[str], keep: bo
                 if d == "serverless"}  # fmt: skip
         free_ids = [i for i in range(199, -1, -1) if i not in used]
         del replay
-        figures = {m: measure(m, root / m, bootstrap, root / "replay.parquet", speed, markers, free_ids, gap) for m in modes}
+        with busy_cores(busy) as spinners:
+            started = time.monotonic()
+            figures = {m: measure(m, root / m, bootstrap, root / "replay.parquet", speed, markers, free_ids, gap) for m in modes}
+            # What the spinners got: a share well under 1 core each means the machine had no core to spare.
+            spun = [round(cpu_seconds(p.pid) / (time.monotonic() - started), 2) for p in spinners]
+    if busy:
+        results.add(f"busy cores: {busy} spinning processes, CPU share of each", ", ".join(map(str, spun)), "cores")
 
     for mode, got in figures.items():
         latencies = [m["latency_s"] for m in got["markers"]]
         median, worst = statistics.median(latencies), max(latencies)
-        met = median <= TARGET_S and worst <= TARGET_MAX_S
+        met = median <= target_s and worst <= target_max_s
         results.add(f"{mode}: first snapshot after start (warm-up)", got["warmup_s"], "s")
         for i, m in enumerate(got["markers"]):
             results.add(f"{mode}: marker {i + 1} ({m['day']}, {m['raw_rows']:,} rows)", m["latency_s"], "s")
         results.add(f"{mode}: median / max of {len(latencies)} markers", f"{median:.1f} / {worst:.1f}", "s",
-                    f"<= {TARGET_S:g} / {TARGET_MAX_S:g}", met if mode == "live" else None)  # fmt: skip
+                    f"<= {target_s:g} / {target_max_s:g}", met if mode == "live" else None)  # fmt: skip
         for part in got["markers"][0]["breakdown"]:
             label = f"    {mode}: median " + part.removesuffix("_s").replace("_", " ")
             results.add(label, round(statistics.median(m["breakdown"][part] for m in got["markers"]), 1), "s")
@@ -250,12 +262,16 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated: live, batch")
     parser.add_argument("--marker-gap", type=float, default=MARKER_GAP_S,
                         help="seconds between a marker showing and the next; 200 spreads 5 markers over a 1M-row replay")
+    parser.add_argument("--busy-cores", type=int, default=0,
+                        help="CPU-bound processes of the bench's own, spinning from the first mode to the last (issue #28)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (data, DAGSTER_HOME, logs)")
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or set(modes) - set(MODES):
         parser.error(f"--modes: choose from {', '.join(MODES)}")
-    results = run(args.markers, args.replay_rows, args.speed, modes, args.keep, args.marker_gap)
+    if args.busy_cores < 0:
+        parser.error("--busy-cores: a count of processes, 0 or more")
+    results = run(args.markers, args.replay_rows, args.speed, modes, args.keep, args.marker_gap, args.busy_cores)
     results.print_table()
     results.save()
 

@@ -9,6 +9,8 @@ the sensors that launched them, the dump succeeded and the build started by its 
 fourth process); Postgres must hold the same runs and that worker's events, and no SQLite run
 database may exist under DAGSTER_HOME. The build is not awaited to its end: dbt's models take
 minutes on two busy cores, and the instance is shared once the worker's events are in.
+freshness_checks_sensor is switched off first and the sensors tick every 3 s: its first run and
+ticks each second would only share the two cores.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ import pytest
 import requests
 import yaml
 from postgres_support import SUPERUSER, PostgresServer
+from sensor_switches import switch_sensors
 
+from pipeline_assets import settings
 from pipeline_assets.kafka import producer
 from pipeline_assets.runtime import daemons
 from pipeline_assets.runtime.ports import free_ports
@@ -86,13 +90,19 @@ def test_dump_and_build_through_the_daemon_on_the_compose_instance(
     env = {
         **os.environ, "PYTHONPATH": str(ROOT), "DAGSTER_HOME": str(home), "REDSET_DATA_DIR": str(data),
         "REDSET_TOPIC": kafka_topic, "REDSET_CONSUMER_GROUP": f"test-compose-{uuid.uuid4().hex[:8]}",
-        "REDSET_SENSOR_INTERVAL": "1", "KAFKA_BOOTSTRAP_SERVERS": kafka_broker,
+        "REDSET_SENSOR_INTERVAL": "3", "KAFKA_BOOTSTRAP_SERVERS": kafka_broker,
         "DAGSTER_POSTGRES_HOST": "127.0.0.1", "DAGSTER_POSTGRES_PORT": str(postgres_server.port),
         "DAGSTER_POSTGRES_USER": SUPERUSER, "DAGSTER_POSTGRES_PASSWORD": postgres_server.password,
         "DAGSTER_POSTGRES_DB": database,
+        # The code server answers a run's launch once the run's process has loaded the job: over
+        # Dagster's 60 s gRPC deadline at load 18 (seen), and the run is then failed unlaunched.
+        "DAGSTER_GRPC_TIMEOUT_SECONDS": "180",
     }  # fmt: skip
     for name in ("REDSET_RAW_DIR", "REDSET_WAREHOUSE", "REDSET_SERVING_DIR", "REDSET_DEAD_LETTER_DIR"):
         env.pop(name, None)
+    # Off: the first tick's run of every freshness check would be one more run worker on the two cores.
+    with settings.environment(env), dg.DagsterInstance.get() as instance:
+        switch_sensors(instance, freshness_checks_sensor=False)
     generator.write(generator.generate(3_000, seed=41, start=date(2024, 3, 1), days=1), tmp_path / "rows.parquet")
     assert producer.produce(tmp_path / "rows.parquet", kafka_topic, bootstrap=kafka_broker, progress=False).errors == 0
 

@@ -7,10 +7,14 @@ as source), the daily inputs daily_table_usage and hourly_workload_mix, and the 
 by them (tail_concentration, table_workload, weekly_workload_drift, workload_anomalies). The new
 day holds a cached row whose source query arrived the day before, and repeats of earlier days'
 queries, so both of query_repeats' looks back are used.
+
+The full build is one plain `dbt build` of every model (no partition window: every date), outside
+Dagster, into an emptied warehouse: the reference the Dagster runs must equal.
 """
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, datetime, timedelta
 
 import dagster as dg
@@ -20,7 +24,6 @@ import pytest
 from dbt_support import (
     INCREMENTAL_NEW_DAY,
     copy_built,
-    dbt_paths,
     first_days_built,
     incremental_rows,
     kafka_rows,
@@ -30,7 +33,9 @@ from dbt_support import (
     write_raw_file,
 )
 
-from pipeline_assets import schema
+from worker_warehouse import worker_warehouse
+
+from pipeline_assets import schema, settings
 from pipeline_assets.source import generator
 
 pytestmark = pytest.mark.slow(seconds=90)
@@ -71,14 +76,33 @@ def source_rows() -> tuple[list[dict], list[dict]]:
     return old, [*new, cached]
 
 
+def dbt_build_every_date(warehouse) -> None:
+    """`dbt build` of the whole project on every date, in the environment Dagster gives dbt."""
+    from pipeline_assets.warehouse import duckdb_limits, parse_state
+    from pipeline_assets.warehouse.dbt_assets import build_args, dbt_env, dbt_resource, dbt_target, release_warehouse
+
+    env = dbt_env(None) | duckdb_limits.dbt_env(duckdb_limits.check_temp_space())
+    assert env["REDSET_WAREHOUSE"] == str(warehouse)
+    with settings.environment(env):
+        target_path = parse_state.new_target_path("full-build")
+        with parse_state.around(target_path, dbt_target()):  # this profile's partial parse: the runs' own
+            invocation = dbt_resource.cli(build_args(full_refresh=False), target_path=target_path)
+            try:
+                invocation.wait()
+            finally:
+                release_warehouse(invocation)
+    shutil.rmtree(invocation.target_path, ignore_errors=True)  # kept only when it failed (dbt.log)
+
+
 def test_a_new_day_then_the_all_time_marts_equal_a_full_build(tmp_path, tmp_path_factory, monkeypatch):
     from pipeline_assets.warehouse.dbt_assets import dbt_all_time_models, dbt_daily_models
 
     old, new = source_rows()
     # The old days in the raw zone, built as the range 2024-03-01..03: shared with other tests, copied.
+    # (No all-time build before the new day: those marts are tables rebuilt whole, which the run
+    # after the new day replaces without reading.)
     paths = copy_built(first_days_built(tmp_path_factory), monkeypatch, tmp_path / "incremental")
     with dg.instance_for_test() as instance:
-        assert materialize_dbt([dbt_all_time_models], instance=instance).success
         write_raw_file(paths.raw_dir, kafka_rows(new, len(old), "b2", datetime(2024, 3, 5, 0, 5)),
                        f"redset.queries-p0-o{len(old)}.parquet")  # fmt: skip
         assert materialize_dbt([dbt_daily_models], partition=NEW_DAY.isoformat(), instance=instance).success
@@ -94,12 +118,10 @@ def test_a_new_day_then_the_all_time_marts_equal_a_full_build(tmp_path, tmp_path
         where arrival_date = '{NEW_DAY}' and cast(previous_arrival as date) < '{NEW_DAY}'""")  # fmt: skip
     assert across_days > 0
 
-    full_paths = dbt_paths(monkeypatch, tmp_path / "full")
-    monkeypatch.setenv("REDSET_RAW_DIR", str(paths.raw_dir))
-    with dg.instance_for_test() as instance:
-        assert materialize_dbt([dbt_daily_models], partition_range=("2024-03-01", NEW_DAY.isoformat()), instance=instance).success
-        assert materialize_dbt([dbt_all_time_models], instance=instance).success
-    full = snapshot(full_paths.warehouse)
+    # The same raw zone built from scratch: the warehouse emptied, the environment unchanged.
+    assert worker_warehouse() == paths.warehouse
+    dbt_build_every_date(paths.warehouse)
+    full = snapshot(paths.warehouse)
     for name in MODELS:
         assert full[name], f"{name} is empty: nothing compared"
         assert incremental[name] == full[name], f"{name} differs from a full build"

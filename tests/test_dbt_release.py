@@ -1,17 +1,22 @@
 """release_warehouse() frees the warehouse file that dbt-duckdb keeps open in this process.
 
 It reaches dbt-duckdb's process-wide database through `DuckDBConnectionManager.env()`, which no
-documentation promises: if a dbt-duckdb upgrade changes that, these tests fail.
+documentation promises: if a dbt-duckdb upgrade changes that, these tests fail. So do they if
+InstalledDbtCliResource's dbt version (dagster-dbt's private `_cli_version`) stops being the one
+`dbt --version` prints.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from functools import cached_property
 from pathlib import Path
 
 import pytest
 from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+from packaging import version
 
 from pipeline_assets import settings
 from pipeline_assets.warehouse import dbt_assets as dbt_stage
@@ -45,6 +50,17 @@ def test_release_closes_the_database_dbt_duckdb_keeps_open(tmp_path: Path) -> No
         with pytest.raises(Exception, match="before creation"):
             DuckDBConnectionManager.env()
         dbt_stage.release_warehouse(invocation)  # nothing open any more: a no-op
+
+
+def test_the_dbt_version_without_a_subprocess_is_the_one_dbt_prints(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dagster_dbt import DbtCliResource
+
+    assert isinstance(DbtCliResource.__dict__.get("_cli_version"), cached_property), "dagster-dbt renamed it"
+    printed = subprocess.run([dbt_stage.dbt_executable(), "--version"], capture_output=True, text=True, check=True).stdout
+    resource = dbt_stage.InstalledDbtCliResource(project_dir=dbt_stage.dbt_project, dbt_executable=dbt_stage.dbt_executable())
+    monkeypatch.setattr("dagster_dbt.core.resource.check_output", None)  # dagster-dbt's subprocess: would fail now
+    core = re.search(r"Core:\s*- installed:\s*(\S+)", printed)
+    assert core and resource._cli_version == version.parse(core.group(1)), printed
 
 
 @pytest.mark.parametrize("times", [1, 2])

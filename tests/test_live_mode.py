@@ -96,6 +96,8 @@ def test_live_mode_publishes_produced_rows_and_reports_every_materialization(
         assert entity not in leaderboard_queries(serving)
         produce_rows(marker(date(2024, 3, 3)), tmp_path / "marker.parquet", kafka_topic, kafka_broker)
         wait_until(lambda: leaderboard_queries(serving).get(entity) == MARKER_ROWS, "marker on the leaderboard", thread)
+        # The insights models run in slices between cycles (live/background.py): their first pass ends.
+        wait_until(lambda: loop.summary.passes.get("insights", 0) >= 1, "an insights pass", thread)
     finally:
         stop.set()
         thread.join(WAIT_S)
@@ -114,8 +116,8 @@ def test_live_mode_publishes_produced_rows_and_reports_every_materialization(
     assert committed == {p: c for p, c in group.items() if c}
     assert group == {str(p): h for p, h in high_watermarks(kafka_broker, kafka_topic).items()}
 
-    # Each daily model: exactly the three arrival days, as partitions, but the insights models: they
-    # ran in the first cycle (the baseline's days) and owe the marker's day to their next turn.
+    # Each daily model: exactly the three arrival days, as partitions, but the insights models: their
+    # first pass, after the first cycle, took the baseline's days; the marker's day waits for the next.
     insights = insights_models()
     for key in dbt_daily_models.keys:
         if key.path[-1] in insights:

@@ -22,6 +22,7 @@ import dagster as dg
 import duckdb
 
 from pipeline_assets import settings
+from pipeline_assets.runtime.priority import at_low_priority
 from pipeline_assets.spark import tables as spark_tables
 from pipeline_assets.warehouse.dbt_assets import POOL
 from pipeline_assets.warehouse.lock import warehouse_writer
@@ -121,7 +122,8 @@ def workload_forecasts(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     with warehouse_writer("workload_forecasts: reading clean_queries", warehouse.path, context.log):
         with warehouse.get_connection() as con:
             hourly = con.execute(HOURLY_SQL).df()
-    forecasts, backtests, history = forecast_tables(hourly)
+    # Background work: the fitting yields the CPU to live mode's cycles and the builds (#28).
+    forecasts, backtests, history = at_low_priority(forecast_tables, hourly)
     if settings.engine() == "spark":
         write_spark_tables(forecasts, backtests, history)
     else:

@@ -5,9 +5,10 @@
 window (warehouse/dbt_assets.py `window_env`), exactly as a batch partition run of that range would; then the
 all-time marts (`--exclude tag:daily`) once.
 
-The insights models (models/marts/insights) cost most of a cycle on 1M rows (query_repeats alone
-rebuilds every later date), so by default they run at most every REDSET_LIVE_INSIGHTS_SECONDS, for
-every date touched since their last run; the other models run every cycle.
+The insights models (models/marts/insights) cost most of a cycle on 1M rows, so a live cycle
+leaves them out (`with_insights=False`): they run in slices between cycles, at most every
+REDSET_LIVE_INSIGHTS_SECONDS, for every date touched since their last run (background.py).
+`with_insights=True` builds a day with every model at once (bench/transform.py's new day).
 """
 
 from __future__ import annotations
@@ -80,10 +81,10 @@ def run_models(dbt: WarmDbt, days: Iterable[date], with_insights: bool) -> Build
     result = BuildResult()
     started = time.monotonic()
     for first, last in daily_windows(days):
-        _run(dbt, ["run", *daily_select], window_env_of(first, last), result, (first, last))
+        invoke_models(dbt, ["run", *daily_select], window_env_of(first, last), result, (first, last))
     result.daily_seconds = time.monotonic() - started
     started = time.monotonic()
-    _run(dbt, ["run", *all_time_select], {}, result, None)
+    invoke_models(dbt, ["run", *all_time_select], {}, result, None)
     result.all_time_seconds = time.monotonic() - started
     return result
 
@@ -94,7 +95,8 @@ def window_env_of(first: date, last: date) -> dict[str, str]:
     return window_env(dg.TimeWindow(start, end))
 
 
-def _run(dbt: WarmDbt, args: list[str], env: dict[str, str], result: BuildResult, window: tuple[date, date] | None) -> None:
+def invoke_models(dbt: WarmDbt, args: list[str], env: dict[str, str], result: BuildResult, window: tuple[date, date] | None) -> None:
+    """`dbt <args>`: each model's run into `result.models`, a failure into `result.errors`."""
     outcome = dbt.invoke(args, env)
     for r in getattr(outcome.result, "results", None) or []:
         key = translator.get_asset_key(r.node.to_dict())  # the key warehouse/dbt_assets.py's assets give this model

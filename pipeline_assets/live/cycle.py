@@ -6,7 +6,8 @@
    then deletes them: on disk all along, before any model runs.
 2. Under the warehouse's one-writer lock (warehouse/lock.py; released between cycles, so batch
    writers get their turn): build.py runs the daily models for the owed dates, then the all-time
-   marts, and the serving snapshot is published (serving/snapshot.py `publish`) when a model was
+   marts, the insights models left out (background.py runs them in slices between cycles), and
+   the serving snapshot is published (serving/snapshot.py `publish`) when a model was
    rebuilt. A failed model does not freeze the dashboards: what did build is published, and the
    dates stay owed for the next cycle.
 
@@ -36,7 +37,6 @@ class CycleResult:
     options: DumpOptions
     stats: DumpStats
     built_days: set[date] = field(default_factory=set)
-    with_insights: bool = False
     build: BuildResult | None = None
     publication: Publication | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # consume, dbt_daily, dbt_all_time, publish, report
@@ -51,28 +51,25 @@ class CycleResult:
         what = f"{self.stats.messages:,} messages, {self.stats.summary.rows:,} rows"
         if days:
             what += f"; built {days[0]}" + (f"..{days[-1]} ({len(days)} days)" if len(days) > 1 else "")
-            what += " with insights" if self.with_insights else ""
         if self.publication is not None:
             what += f"; published {self.publication.rows.get('query_metrics', 0):,} query_metrics rows"
         timing = ", ".join(f"{k} {v:.2f}s" for k, v in self.seconds.items())
         return f"live cycle {self.number}: {what} ({timing})" + (f"; FAILED: {self.errors}" if self.errors else "")
 
 
-def run_cycle(
-    session: str, number: int, consumer: LiveConsumer, dbt: WarmDbt, owed: Owed, with_insights: bool, log=None
-) -> CycleResult:
+def run_cycle(session: str, number: int, consumer: LiveConsumer, dbt: WarmDbt, owed: Owed, log=None) -> CycleResult:
     """Consume, then build and publish what is owed; `owed` is updated (and saved) in place."""
     started = time.monotonic()
     options, stats = consumer.take(batch_id=f"{owed_dates.LIVE_PREFIX}{session}-{number}")
-    cycle = CycleResult(session, number, options, stats, with_insights=with_insights)
+    cycle = CycleResult(session, number, options, stats)
     cycle.seconds["consume"] = time.monotonic() - started
     take_recorded_dates(owed)
-    days = owed.every_cycle | (owed.insights if with_insights else set())
+    days = set(owed.every_cycle)
     if not days:
         return cycle
     cycle.built_days = set(days)
     with warehouse_writer(f"live cycle {number} (session {session})", log=log):
-        cycle.build = run_models(dbt, days, with_insights)
+        cycle.build = run_models(dbt, days, with_insights=False)
         cycle.seconds["dbt_daily"] = cycle.build.daily_seconds
         cycle.seconds["dbt_all_time"] = cycle.build.all_time_seconds
         if any(m.ok for m in cycle.build.models):
@@ -81,8 +78,6 @@ def run_cycle(
             cycle.seconds["publish"] = time.monotonic() - started
     if cycle.build.ok:
         owed.every_cycle -= days
-        if with_insights:
-            owed.insights -= days
         owed.save()
     return cycle
 

@@ -3,9 +3,10 @@
 - dbt is parsed once, at start (warm_dbt.py).
 - Every cycle: consume and build (cycle.py); `cycles()` then yields the cycle's materializations
   (report.py) for its caller to report, and the cycle's timings go to `<data dir>/live/cycles.jsonl`.
-- The insights models join a cycle at most every REDSET_LIVE_INSIGHTS_SECONDS; the dbt tests run
-  every REDSET_LIVE_TEST_SECONDS once models were rebuilt (verify.py), their evaluations reported
-  to the instance as asset checks.
+- After each cycle, one slice of background work (background.py): an insights model (a pass at
+  most every REDSET_LIVE_INSIGHTS_SECONDS) or one file's dbt tests (a pass every
+  REDSET_LIVE_TEST_SECONDS once models were rebuilt, verify.py), their evaluations reported to the
+  instance as asset checks. A batch on Kafka waits behind one slice at most, not a whole pass.
 - While it runs it serves Prometheus metrics on 127.0.0.1:REDSET_METRICS_PORT (monitoring/):
   the pipeline's collector and each cycle's stage timings; a port in use is one warning.
 - Between cycles it pauses REDSET_LIVE_POLL_SECONDS, holding no lock: batch writers take turns.
@@ -26,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
@@ -35,15 +36,14 @@ from pipeline_assets import settings
 from pipeline_assets.alerts import send_alert
 from pipeline_assets.durable import rotate_if_larger
 from pipeline_assets.kafka.resource import KafkaResource
-from pipeline_assets.live import verify
+from pipeline_assets.live.background import Background, SliceResult
 from pipeline_assets.live.consume import LiveConsumer
 from pipeline_assets.live.cycle import CycleResult, run_cycle
-from pipeline_assets.live.report import cycle_events
+from pipeline_assets.live.report import cycle_events, slice_events
 from pipeline_assets.live.state import Owed, live_dir
 from pipeline_assets.live.switch import one_live_loop
 from pipeline_assets.live.warm_dbt import WarmDbt
 from pipeline_assets.live.metrics import LiveMetrics, NoMetrics, serving_live_metrics
-from pipeline_assets.serving.freshness_check import refresh as refresh_source_freshness
 
 MAX_BACKOFF_S = 60.0
 
@@ -56,6 +56,8 @@ class LoopSummary:
     cycles: int = 0
     messages: int = 0
     failed_cycles: int = 0
+    slices: int = 0
+    passes: dict[str, int] = field(default_factory=dict)  # background passes ended well, per kind
     stopped_because: str = ""
 
 
@@ -102,17 +104,14 @@ class LiveLoop:
 
     def _cycles(self, dbt: WarmDbt, consumer: LiveConsumer, metrics: LiveMetrics | NoMetrics) -> Iterator[list[dg.AssetMaterialization]]:
         owed = Owed.load()
-        last_insights: float | None = None
-        last_tests: float | None = None
-        untested = False  # models were rebuilt since the tests last ran
+        background = Background(dbt, owed, self.log)
+        self.summary.passes = background.passes
         failing = 0
         while (reason := self._stop_reason()) is None:
-            now = time.monotonic()
-            insights_due = last_insights is None or now - last_insights >= settings.live_insights_seconds()
             self.summary.cycles += 1
             errors: list[str] = []
             try:
-                cycle = run_cycle(self.summary.session, self.summary.cycles, consumer, dbt, owed, insights_due, self.log)
+                cycle = run_cycle(self.summary.session, self.summary.cycles, consumer, dbt, owed, self.log)
                 events = cycle_events(cycle)
             except Exception as exc:  # a cycle's failure must not end live mode; interrupts are no Exception
                 cycle, events, errors = None, [], [f"cycle: {type(exc).__name__}: {exc}"]
@@ -123,32 +122,41 @@ class LiveLoop:
             if cycle is not None:
                 errors += cycle.errors
                 self.summary.messages += cycle.stats.messages
-                if insights_due and cycle.build is not None and cycle.build.ok:
-                    last_insights = time.monotonic()  # from its end: fast cycles get a turn in between
-                untested |= cycle.build is not None
+                background.after_cycle(cycle.built_days, cycle.build is not None)
                 if cycle.build is not None or cycle.stats.messages:
                     self.log.info(cycle.summary())
                     started = time.monotonic()
                     metrics.observe(cycle)
                     cycle.seconds["metrics"] = time.monotonic() - started  # after the histograms saw it
                     _append_timings(cycle)
-            if untested and verify.due(last_tests, now):
-                last_tests, untested = now, False
-                errors += self._tests(dbt)
+            if not self.stop.is_set():
+                errors += yield from self._slice(background)
             failing = self._settle(errors, failing)
             pause = settings.live_poll_seconds() * (2 ** min(failing, 6) if failing else 1)
             self.stop.wait(min(pause, MAX_BACKOFF_S))
         self.summary.stopped_because = reason
 
-    def _tests(self, dbt: WarmDbt) -> list[str]:
-        """The dbt tests as asset checks, reported to the instance (verify.py alerts on failing tests)."""
+    def _slice(self, background: Background) -> Iterator[list[dg.AssetMaterialization]]:
+        """One slice of background work, its events yielded like a cycle's; returns its errors."""
         try:
-            for evaluation in verify.run_checks(dbt, {}, log=self.log):
+            done = background.step()
+            if done is None:
+                return []
+            for evaluation in done.evaluations:  # the dbt tests' asset checks, to the instance
                 self.instance.report_runless_asset_event(evaluation)
         except Exception as exc:
-            return [f"dbt tests: {type(exc).__name__}: {exc}"]
-        refresh_source_freshness(log=self.log)  # the dashboards' status line; never raises
-        return []
+            return [f"background: {type(exc).__name__}: {exc}"]
+        self.summary.slices += 1
+        events = slice_events(done, self.summary.session, self.summary.cycles)
+        report = 0.0
+        if events:
+            started = time.monotonic()
+            yield events
+            report = time.monotonic() - started
+        self.log.info(f"live {done.slice.kind} slice after cycle {self.summary.cycles}: {done.slice.label} "
+                      f"({done.seconds:.2f}s)" + (f"; FAILED: {done.errors}" if done.errors else ""))  # fmt: skip
+        _append_slice(done, self.summary, report)
+        return done.errors
 
     def _settle(self, errors: list[str], failing: int) -> int:
         """Alert when a failure episode starts, log its end; returns the failing-cycles count."""
@@ -174,11 +182,28 @@ def _append_timings(cycle: CycleResult) -> None:
         "messages": cycle.stats.messages,
         "rows": cycle.stats.summary.rows,
         "days": sorted(d.isoformat() for d in cycle.built_days),
-        "with_insights": cycle.with_insights,
         "published_at": cycle.publication.published_at if cycle.publication else None,
         "seconds": {k: round(v, 3) for k, v in cycle.seconds.items()},
         "errors": cycle.errors,
     }
+    _append(line)
+
+
+def _append_slice(done: SliceResult, summary: LoopSummary, report: float) -> None:
+    """A background slice's line: after the cycle it followed, with no messages of its own."""
+    _append({
+        "session": summary.session,
+        "cycle": summary.cycles,
+        "slice": done.slice.label,
+        "kind": done.slice.kind,
+        "finished_at": time.time(),
+        "published_at": done.publication.published_at if done.publication else None,
+        "seconds": {"dbt": round(done.seconds, 3), "report": round(report, 3)},
+        "errors": done.errors,
+    })  # fmt: skip
+
+
+def _append(line: dict[str, Any]) -> None:
     path = live_dir() / "cycles.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     rotate_if_larger(path, settings.bound("log_max_bytes"))

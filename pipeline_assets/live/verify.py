@@ -1,8 +1,9 @@
-"""Live mode's dbt tests, on their own slower cadence: `run_checks(dbt, env)`.
+"""Live mode's dbt tests, on their own slower cadence: `run_checks(dbt, env)`, or in slices.
 
 A live cycle builds models without their tests (a cycle costs well under a second per model; the
 150-odd tests cost seconds), so every REDSET_LIVE_TEST_SECONDS (`due`) the loop runs `dbt test`
-through its warm runner. Each test's result becomes the asset check dagster-dbt already defines
+through its warm runner, one file's tests between two cycles (background.py, `check_results`
+per slice, `record` once at the end). Each test's result becomes the asset check dagster-dbt already defines
 for it: key (the tested model's asset key, the test's node name), found with dagster-dbt's own
 `get_asset_check_key_for_test`, so the UI shows the same check passing or failing as after a
 batch `dbt build`.
@@ -118,16 +119,23 @@ def record(failed: list[str], serving_dir: publishes.Serving | None = None, log:
 
 
 def run_checks(dbt: Runner, env: Mapping[str, str], log: Any = None) -> list[dg.AssetCheckEvaluation]:
-    """`dbt test` through `dbt`, its results as asset check evaluations (for the loop to report),
-    and the verification state updated (record). A dbt that fails as a whole (no results) counts
-    as one failing test, `dbt test`, so the dashboards are not shown as verified."""
+    """`dbt test` of every test through `dbt`, its results as asset check evaluations (for the loop
+    to report), and the verification state updated (record)."""
+    evaluations, failed = check_results(dbt, ["test"], env, log)
+    record(failed, log=log)
+    return evaluations
+
+
+def check_results(dbt: Runner, args: list[str], env: Mapping[str, str], log: Any = None) -> tuple[list[dg.AssetCheckEvaluation], list[str]]:
+    """`dbt <args>` (a `dbt test`, of some tests or all): the evaluations of its results and the
+    names of its failing error-severity tests. A dbt that fails as a whole (no results) counts as
+    one failing test, named after the command, so the dashboards are not shown as verified."""
     log = log or _logger
     with warehouse_writer("live mode: dbt test", log=log):
-        outcome = dbt.invoke(["test"], dict(env))
+        outcome = dbt.invoke(args, dict(env))
     results = getattr(outcome.result, "results", None)
     if results is None:
-        record([f"dbt test: {outcome.exception or 'no results'}"], log=log)
-        return []
+        return [], [f"dbt {' '.join(args)}: {outcome.exception or 'no results'}"]
     known, evaluations, failed = defined_checks(), [], []
     for result in results:
         if str(result.status) in ERROR_STATUSES:
@@ -137,5 +145,4 @@ def run_checks(dbt: Runner, env: Mapping[str, str], log: Any = None) -> list[dg.
             evaluations.append(evaluation(result, key))
         elif str(result.status) != "pass":  # e.g. a relationships test across the two dbt asset sets
             log.warning(f"dbt test {result.node.unique_id} ({result.status}) has no asset check in Dagster")
-    record(failed, log=log)
-    return evaluations
+    return evaluations, failed

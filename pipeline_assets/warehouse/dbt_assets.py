@@ -13,10 +13,12 @@ REDSET_ENGINE=spark, the embedded Derby metastore one dbt process at a time), an
 warehouse's writer lock (warehouse/lock.py), which also keeps live mode out meanwhile.
 """
 
+import importlib.metadata
 import shutil
 import sys
 from collections.abc import Iterator
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from dagster_dbt import DbtCliInvocation, DbtCliResource, DbtProject, dbt_assets
 from dagster_dbt.core.dbt_event_iterator import DbtEventIterator
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+from packaging import version
 
 from pipeline_assets import settings
 from pipeline_assets.spark.master import require_master
@@ -51,7 +54,19 @@ def dbt_executable() -> str:
     return str(beside) if beside.exists() else name
 
 
-dbt_resource = DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
+class InstalledDbtCliResource(DbtCliResource):
+    """DbtCliResource without its `dbt --version` subprocess at each run's first invocation (seconds
+    of CPU: the whole of dbt imported once more): the dbt beside this Python is the installed
+    dbt-core, so its version is the package's. tests/test_dbt_release.py keeps the two equal."""
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        if Path(self.dbt_executable).parent == Path(sys.executable).parent:
+            return version.parse(importlib.metadata.version("dbt-core"))
+        return super()._cli_version
+
+
+dbt_resource = InstalledDbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
 
 
 def project_var(name: str) -> Any:
