@@ -70,11 +70,6 @@ def file_state(path: Path) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
-def run_key(path: Path) -> str:
-    size, mtime_ns = file_state(path)
-    return f"{path.name}:{size}:{mtime_ns}"
-
-
 def run_config(path: Path | str) -> dict[str, Any]:
     """The run of one file, with the size and mtime it has now (the sensor's view): the run checks
     them again. A path that is no file here gets none (the run says what is wrong with it)."""
